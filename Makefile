@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := mariadb-client php-cli php-mysql nodejs npm
+
+.PHONY: serve test venv deps system-deps node-deps bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+
+serve: venv
+	$(VENV)/bin/cometql serve $(ARGS)
+
+# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node).
+system-deps:
+	@missing=""; \
+	command -v mysql >/dev/null || missing="$$missing mariadb-client"; \
+	command -v php >/dev/null || missing="$$missing php-cli"; \
+	php -m 2>/dev/null | grep -qi '^mysqli$$' || missing="$$missing php-mysql"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+node-deps:
+	cd tests/clients && [ -d node_modules/mysql ] || npm install --silent --no-audit --no-fund
+
+deps: venv system-deps node-deps
+
+test: deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/insert_rate.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache tests/clients/node_modules

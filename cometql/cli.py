@@ -1,0 +1,86 @@
+"""Command line: ``cometql serve`` (and friends). Parses flags into a Config, runs trio."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from ._version import __version__
+from .config import SETTINGS, load_config
+from .errors import CometQLError
+from .server import Running, serve
+
+__all__ = ["main"]
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the server", description="Run the CometQL server. "
+                       "Settings come from defaults, then --config, then COMETQL_* variables, then these flags.")
+    p.add_argument("--config", metavar="FILE", help="comet.ini-style file (CppComet's files load too)")
+    p.add_argument("--host", help="address for both ports (default 127.0.0.1)")
+    p.add_argument("--mysql-port", type=int, help="CometQL (MySQL protocol) port (default 3300)")
+    p.add_argument("--ws-port", type=int, help="HTTP/WebSocket port for browsers (default 8087)")
+    p.add_argument("--password", help="CometQL password (default: the example password, loopback only)")
+    p.add_argument("--data-dir", help="directory for the SQLite store (default ./data)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    env = ", ".join(s.env for s in SETTINGS)
+    p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
+
+
+async def _run(config_flags: dict[str, object], config_file: str | None) -> None:
+    config = load_config(config_file=config_file, flags=config_flags)
+    for warning in config.warnings:
+        logging.getLogger("cometql").warning("%s", warning)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            running: Running = await nursery.start(serve, config)
+            print(
+                f"CometQL {__version__}\n"
+                f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
+                f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
+                f"  storage: {running.store.description}\n"
+                f"  browsers (HTTP/WebSocket): port {config.ws_port} (served from the browser-face release on)",
+                flush=True,
+            )
+            async for signum in signals:
+                print(f"received {signal.Signals(signum).name}, shutting down", flush=True)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cometql", description="CometQL comet server")
+    parser.add_argument("--version", action="version", version=f"cometql {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=(args.log_level or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
+    if args.command == "serve":
+        flags = {
+            "mysql_host": args.host,
+            "ws_host": args.host,
+            "mysql_port": args.mysql_port,
+            "ws_port": args.ws_port,
+            "password": args.password,
+            "data_dir": args.data_dir,
+            "log_level": args.log_level,
+        }
+        try:
+            trio.run(_run, flags, args.config)
+        except CometQLError as exc:
+            print(f"cometql: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"cometql: cannot listen: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

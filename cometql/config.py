@@ -1,0 +1,207 @@
+"""Settings: defaults, then a comet.ini file, then COMETQL_* variables, then flags.
+
+``comet.ini`` files written for CppComet load unchanged: ``[main] password``,
+``[cometql] ip/port``, ``[ws] ip/port``, ... Values end at the first ``;`` or
+``#`` (CppComet's rule) and unknown keys are reported as warnings, not errors.
+Each setting remembers where its value came from, for ``--help`` and for
+diagnostics.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["EXAMPLE_PASSWORD", "SETTINGS", "Config", "Setting", "load_config"]
+
+#: The password in the sample comet.ini; refused on a public address.
+EXAMPLE_PASSWORD = "CometQLPassword"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: type
+    ini: tuple[str, str] | None  # (section, key)
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "COMETQL_" + self.name.upper()
+
+    @property
+    def default(self) -> Any:
+        """Defaults live on ``Config`` only, so there is one place to change them."""
+        return Config.__dataclass_fields__[self.name].default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("password", str, ("main", "password"),
+            "CometQL password for every login name (also the JWT secret prefix)"),
+    Setting("mysql_host", str, ("cometql", "ip"), "address the MySQL-protocol port binds to"),
+    Setting("mysql_port", int, ("cometql", "port"), "CometQL (MySQL protocol) port"),
+    Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),
+    Setting("ws_port", int, ("ws", "port"), "HTTP/WebSocket port for browsers"),
+    Setting("data_dir", str, ("main", "data_dir"), "directory of the SQLite store"),
+    Setting("durability", str, ("store", "durability"),
+            "'normal' survives a killed process; 'full' also a power cut (fsync per commit)"),
+    Setting("dev_index_size", int, ("main", "dev_index_size"), "dev_id must be below this"),
+    Setting("max_query_size", int, ("cometql", "max_query_size"),
+            "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
+    Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
+            "publish 'online' on user_status_<id>"),
+    Setting("send_user_offline_events", bool, ("main", "send_user_offline_events"),
+            "publish 'offline' on user_status_<id>"),
+    Setting("log_level", str, ("log", "level"), "debug, info, warning or error"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_BY_INI = {s.ini: s for s in SETTINGS if s.ini}
+#: Keys CppComet knows that we accept silently (they have no effect here).
+_KNOWN_IGNORED = {
+    ("main", k) for k in ("node_name", "useQueryLoger", "save_users_last_online_time", "buf_size", "answer_buf_size",
+                          "fragment_buf_size", "fragment_buf_max_size", "pidfile", "api_version", "base_dir", "isTest")
+} | {
+    (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
+                                                    "uptimeTestInterval", "maxUptime", "cluster", "host")
+}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log"}
+_IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
+
+
+@dataclass(frozen=True)
+class Config:
+    password: str = EXAMPLE_PASSWORD
+    mysql_host: str = "127.0.0.1"
+    mysql_port: int = 3300
+    ws_host: str = "127.0.0.1"
+    ws_port: int = 8087
+    data_dir: str = "data"
+    durability: str = "normal"
+    dev_index_size: int = 100000
+    max_query_size: int = 1048576
+    send_user_online_events: bool = True
+    send_user_offline_events: bool = True
+    log_level: str = "info"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def check(self) -> None:
+        """Refuse settings that are wrong or unsafe, with a message naming the setting."""
+        if not self.password:
+            raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
+        for name in ("mysql_port", "ws_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name}: {port} is not a TCP port")
+        if self.durability not in ("normal", "full"):
+            raise ConfigError(f"durability: {self.durability!r} is not 'normal' or 'full'")
+        if self.password == EXAMPLE_PASSWORD:
+            for name in ("mysql_host", "ws_host"):
+                if not _is_loopback(getattr(self, name)):
+                    raise ConfigError(
+                        f"{name}: refusing to listen on {getattr(self, name)} with the example password; "
+                        "set [main] password, COMETQL_PASSWORD or --password first"
+                    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _convert(setting: Setting, raw: str, origin: str) -> Any:
+    if setting.type is bool:
+        if raw in ("true", "True", "TRUE", "1", "yes", "on"):
+            return True
+        if raw in ("false", "False", "FALSE", "0", "no", "off", ""):
+            return False
+        raise ConfigError(f"{setting.name} ({origin}): {raw!r} is not true or false")
+    if setting.type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{setting.name} ({origin}): {raw!r} is not an integer") from None
+    return raw
+
+
+def read_ini(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Settings from a comet.ini file (ours or CppComet's) and warnings about unknown keys."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False, comment_prefixes=(";", "#"),
+                                       delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    try:
+        text = path.read_text(encoding="utf-8")
+        parser.read_string(text, source=str(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    values: dict[str, str] = {}
+    warnings: list[str] = []
+    for section in parser.sections():
+        if section in _IGNORED_SECTIONS:
+            continue
+        if section not in _KNOWN_SECTIONS:
+            warnings.append(f"{path}: unknown section [{section}] ignored")
+            continue
+        for key, raw in parser.items(section):
+            value = re.split(r"[;#]", raw, maxsplit=1)[0].strip()
+            setting = _BY_INI.get((section, key))
+            if setting is not None:
+                values[setting.name] = value
+            elif (section, key) not in _KNOWN_IGNORED:
+                warnings.append(f"{path}: unknown key {key!r} in [{section}] ignored")
+    return values, warnings
+
+
+def load_config(
+    *, config_file: str | None = None, env: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+) -> Config:
+    """Build the effective configuration; later sources override earlier ones."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: "default" for s in SETTINGS}
+    warnings: list[str] = []
+    config_file = config_file or env.get("COMETQL_CONFIG")
+    if config_file:
+        raw, warnings = read_ini(Path(config_file))
+        for name, value in raw.items():
+            values[name] = _convert(_BY_NAME[name], value, config_file)
+            sources[name] = f"file {config_file}"
+    for s in SETTINGS:
+        if s.env in env:
+            values[s.name] = _convert(s, env[s.env], s.env)
+            sources[s.name] = f"env {s.env}"
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = value
+            sources[name] = "flag"
+    config = Config(**values, sources=sources, warnings=tuple(warnings))
+    config.check()
+    return config
+
+
+def describe(config: Config) -> list[tuple[str, str, str]]:
+    """(setting, value, source) rows, with the password masked."""
+    out = []
+    for f in dataclasses.fields(config):
+        if f.name in ("sources", "warnings"):
+            continue
+        value = getattr(config, f.name)
+        shown = "*" * 8 if f.name == "password" else str(value)
+        out.append((f.name, shown, config.sources.get(f.name, "default")))
+    return out

@@ -1,0 +1,33 @@
+"""Sans-IO core: channels, sessions, presence, queues, history and auth.
+
+Nothing in this package does I/O, imports trio or reads a clock (a test checks).
+"""
+
+from ._effects import Deliver, Disconnect, Effect, Persist
+from ._frames import encode_frame
+from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
+from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
+from ._records import HistoryEntry, QueuedMessage, Record
+from ._subscriber import ConnInfo, ListSubscriber, Subscriber
+
+__all__ = [
+    "MAX_HISTORY",
+    "MAX_USER_CONNECTIONS",
+    "ConnInfo",
+    "Deliver",
+    "Disconnect",
+    "Effect",
+    "HistoryEntry",
+    "Hub",
+    "HubStatistics",
+    "ListSubscriber",
+    "Persist",
+    "QueuedMessage",
+    "Record",
+    "Subscriber",
+    "channel_problem",
+    "encode_frame",
+    "event_problem",
+    "hash_problem",
+    "is_valid_channel",
+]

@@ -1,0 +1,43 @@
+"""What the I/O layer must do after a hub call.
+
+Hub methods are synchronous and never touch sockets or disks; they return a
+list of these effects, which the engine applies in order (await the store for
+``Persist``, hand bytes to subscribers for ``Deliver``, close for ``Disconnect``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from ._records import Record
+    from ._subscriber import Subscriber
+
+__all__ = ["Deliver", "Disconnect", "Effect", "Persist"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Send the same pre-encoded frame to every target (encoded once, whatever the fan-out)."""
+
+    targets: tuple[Subscriber, ...]
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Durable records; the statement that caused them is acknowledged only after they are stored."""
+
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close these browser sessions (auth removed, token revoked, too many sessions)."""
+
+    targets: tuple[Subscriber, ...]
+    reason: str
+
+
+Effect = Union[Deliver, Persist, Disconnect]

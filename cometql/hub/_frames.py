@@ -1,0 +1,50 @@
+"""JSON frames pushed to browsers, encoded once per message.
+
+CppComet writes JSON objects with sorted keys and no whitespace; we do the same
+with orjson and additionally write ``'`` as ``\\u0027`` (the stock browser
+library drops frames containing ``\\'``). A ``'`` can only occur inside a JSON
+string, so a byte replacement after encoding is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["encode_frame", "pipe_frame", "user_frame", "queued_user_frame", "status_frame"]
+
+_OPTS = orjson.OPT_SORT_KEYS
+
+
+def encode_frame(obj: dict[str, Any]) -> bytes:
+    """Encode one frame as compact, key-sorted JSON bytes."""
+    data = orjson.dumps(obj, option=_OPTS)
+    if b"'" in data:
+        data = data.replace(b"'", b"\\u0027")
+    return data
+
+
+def pipe_frame(channel: str, event: str, message: str, sent_at: int, user_id: int | None = None) -> bytes:
+    """The frame a channel publish produces (``user_id`` only for browser-sent messages)."""
+    obj: dict[str, Any] = {"data": message, "event": event, "message_send_time": sent_at, "pipe": channel}
+    if user_id is not None:
+        obj["user_id"] = user_id
+    return encode_frame(obj)
+
+
+def user_frame(event: str, message: str) -> bytes:
+    """A live ``users_messages`` delivery: pipe ``msg`` and no send time, as in CppComet."""
+    return encode_frame({"data": message, "event": event, "pipe": "msg"})
+
+
+def queued_user_frame(event: str, message: str, queued_at: int) -> bytes:
+    """A ``users_messages`` delivery from the offline queue."""
+    return encode_frame(
+        {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
+    )
+
+
+def status_frame(user_id: int, status: str) -> bytes:
+    """``online``/``offline`` on ``user_status_<id>`` (no send time, as in CppComet)."""
+    return encode_frame({"data": status, "event": status, "pipe": f"user_status_{user_id}"})

@@ -1,0 +1,168 @@
+"""Durable changes, as plain values.
+
+The hub never writes anything itself: each state change that must survive a
+restart is described by one of these records and handed to the store, which
+applies it. The store replays the same records into a fresh hub at start-up, so
+"what is persisted" and "what is restored" cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AddRevokedToken",
+    "AppendHistory",
+    "ClearHistory",
+    "DeleteAuth",
+    "DeleteHistoryIds",
+    "DeletePipeSettings",
+    "DeleteQueued",
+    "DeleteRevokedToken",
+    "DeleteUserData",
+    "HistoryEntry",
+    "QueueMessage",
+    "QueuedMessage",
+    "Record",
+    "SetAuth",
+    "SetLastSeen",
+    "SetPipeSettings",
+    "SetUserData",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One stored channel message (a row of ``pipes_messages``)."""
+
+    id: str
+    time: int
+    event: str
+    message: str
+    user_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One message waiting for an offline user (a row of ``users_messages``)."""
+
+    id: str
+    time: int
+    event: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAuth:
+    dev_id: int
+    user_id: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAuth:
+    dev_id: int
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetUserData:
+    dev_id: int
+    user_id: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteUserData:
+    dev_id: int
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddRevokedToken:
+    dev_id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRevokedToken:
+    dev_id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetPipeSettings:
+    dev_id: int
+    channel: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePipeSettings:
+    """Removes the settings row and the channel's history (CppComet does both)."""
+
+    dev_id: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendHistory:
+    """Append one message; the store keeps only the newest ``keep`` (0 = keep all)."""
+
+    dev_id: int
+    channel: str
+    entry: HistoryEntry
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClearHistory:
+    dev_id: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteHistoryIds:
+    dev_id: int
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    dev_id: int
+    user_id: int
+    entry: QueuedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteQueued:
+    """Drop queued messages of a user: exactly ``ids``, or all of them when ``ids`` is None."""
+
+    dev_id: int
+    user_id: int
+    ids: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetLastSeen:
+    dev_id: int
+    user_id: int
+    time: int
+
+
+Record = (
+    SetAuth
+    | DeleteAuth
+    | SetUserData
+    | DeleteUserData
+    | AddRevokedToken
+    | DeleteRevokedToken
+    | SetPipeSettings
+    | DeletePipeSettings
+    | AppendHistory
+    | ClearHistory
+    | DeleteHistoryIds
+    | QueueMessage
+    | DeleteQueued
+    | SetLastSeen
+)

@@ -1,0 +1,6 @@
+"""MySQL wire front-end: mysql-mimic connections running as trio tasks."""
+
+from ._server import MysqlFront
+from ._session import CometSession, dev_id_for_login
+
+__all__ = ["CometSession", "MysqlFront", "dev_id_for_login"]

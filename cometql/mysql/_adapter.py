@@ -1,0 +1,82 @@
+"""Run mysql-mimic's connection code on trio streams.
+
+mysql-mimic expects asyncio's ``StreamReader``/``StreamWriter``; it only calls
+``read(n)``, ``readexactly(n)``, ``write(data)`` and ``drain()`` on them. These
+two small classes provide exactly that over one trio stream, so every MySQL
+connection runs as a plain trio task in the server's nursery: no second event
+loop, no thread, no hand-off per statement. The reader also bounds packet
+sizes, so a client cannot make us buffer an unbounded payload.
+"""
+
+from __future__ import annotations
+
+import trio
+from mysql_mimic.stream import ConnectionClosed
+
+__all__ = ["TrioReader", "TrioWriter"]
+
+_RECEIVE = 65536
+
+
+class TrioReader:
+    __slots__ = ("_stream", "_buf", "_pos", "max_payload")
+
+    def __init__(self, stream: trio.abc.ReceiveStream, *, max_payload: int) -> None:
+        self._stream = stream
+        self._buf = bytearray()
+        self._pos = 0
+        self.max_payload = max_payload
+
+    async def _fill(self, n: int) -> bool:
+        """Make at least ``n`` unread bytes available; False on EOF."""
+        while len(self._buf) - self._pos < n:
+            if self._pos:
+                del self._buf[: self._pos]
+                self._pos = 0
+            try:
+                data = await self._stream.receive_some(_RECEIVE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+            if not data:
+                return False
+            self._buf += data
+        return True
+
+    def _take(self, n: int) -> bytes:
+        start = self._pos
+        self._pos = start + n
+        return bytes(self._buf[start : start + n])
+
+    async def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or b"" at end of stream (mysql-mimic reads 4-byte headers this way)."""
+        if not await self._fill(n):
+            return b""
+        return self._take(n)
+
+    async def readexactly(self, n: int) -> bytes:
+        if n > self.max_payload:
+            raise ConnectionClosed(f"packet of {n} bytes is over the {self.max_payload}-byte limit")
+        if not await self._fill(n):
+            raise ConnectionClosed("connection closed mid-packet")
+        return self._take(n)
+
+
+class TrioWriter:
+    __slots__ = ("_stream", "_out")
+
+    def __init__(self, stream: trio.abc.SendStream) -> None:
+        self._stream = stream
+        self._out: list[bytes] = []
+
+    def write(self, data: bytes | bytearray) -> None:
+        self._out.append(data)  # type: ignore[arg-type]  # mysql-mimic hands over a fresh buffer
+
+    async def drain(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ConnectionClosed("peer went away") from exc

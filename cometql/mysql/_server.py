@@ -1,0 +1,245 @@
+"""The MySQL-protocol front: mysql-mimic connections as trio tasks.
+
+mysql-mimic normally owns an asyncio server; we accept sockets with trio and
+run its ``Connection`` on them through the small stream adapter, so statements
+reach the hub in the same thread and loop, with no hand-off. Only three
+behaviours are changed by subclassing: OK packets carry CometQL's affected-rows
+and insert-id values, the database named at login is checked with CometQL's
+rules, and a failed login ends the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import os
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import mysql_mimic.connection
+import mysql_mimic.utils
+import trio
+from mysql_mimic.auth import IdentityProvider, NativePasswordAuthPlugin, User
+from mysql_mimic.connection import Connection
+from mysql_mimic.constants import DEFAULT_SERVER_CAPABILITIES
+from mysql_mimic.control import LocalControl
+from mysql_mimic.errors import ErrorCode, MysqlError
+from mysql_mimic.stream import ConnectionClosed, MysqlStream
+from mysql_mimic.types import Capabilities, ServerStatus
+
+from .._version import SERVER_VERSION
+from ..config import Config
+from ..engine import Engine
+from ..sql import Ok
+from ..sql._values import Value
+from ._adapter import TrioReader, TrioWriter
+from ._session import CometSession, dev_id_for_login, make_global_variables
+
+__all__ = ["MysqlFront"]
+
+log = logging.getLogger("cometql.mysql")
+
+#: One statement may span several 16 MiB packets in MySQL; we take a single packet at most.
+MAX_PACKET = 0xFFFFFE
+
+
+def _install_trio_shim() -> None:
+    """mysql-mimic yields with ``asyncio.sleep(0)`` while streaming big results; make that a trio checkpoint."""
+    shim = types.SimpleNamespace(**{k: getattr(asyncio, k) for k in ("CancelledError", "create_task")})
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        await trio.sleep(delay)
+        return result
+
+    shim.sleep = sleep
+    mysql_mimic.utils.asyncio = shim  # type: ignore[attr-defined]
+    mysql_mimic.connection.asyncio = shim  # type: ignore[attr-defined]
+
+
+_install_trio_shim()
+
+
+class PasswordIdentity(IdentityProvider):
+    """One password for every login name; names that are not a dev_id can never log in (1045)."""
+
+    def __init__(self, password: str, dev_index_size: int) -> None:
+        self._auth_string = NativePasswordAuthPlugin.create_auth_string(password)
+        self._unmatchable = hashlib.sha1(os.urandom(32)).hexdigest()
+        self._dev_index_size = dev_index_size
+        self._plugins = [NativePasswordAuthPlugin()]
+
+    def get_plugins(self) -> list[NativePasswordAuthPlugin]:
+        return self._plugins
+
+    async def get_user(self, username: str) -> User:
+        valid = dev_id_for_login(username, self._dev_index_size) is not None
+        return User(
+            name=username,
+            auth_string=self._auth_string if valid else self._unmatchable,
+            auth_plugin="mysql_native_password",
+        )
+
+
+class CometConnection(Connection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.status_flags = ServerStatus.SERVER_STATUS_AUTOCOMMIT
+        self.pending_ok: Ok | None = None
+
+    def ok(self, **kwargs: Any) -> bytes:
+        pending = self.pending_ok
+        if pending is not None and not kwargs.get("eof"):
+            self.pending_ok = None
+            kwargs["affected_rows"] = pending.affected_rows
+            kwargs["last_insert_id"] = pending.insert_id
+        return super().ok(**kwargs)
+
+    async def handle_query(self, data: bytes) -> None:
+        self.pending_ok = None
+        await super().handle_query(data)
+
+    async def handle_stmt_execute(self, data: bytes) -> None:
+        self.pending_ok = None
+        await super().handle_stmt_execute(data)
+
+    async def authenticate(self, username: str, *args: Any, **kwargs: Any) -> None:
+        database = self.session.database
+        if database:
+            try:
+                await self.session.use(database)
+            except MysqlError as exc:
+                await self.stream.write(self.error(msg=exc.msg, code=exc.code))
+                raise ConnectionClosed("bad database at login") from None
+        await super().authenticate(username, *args, **kwargs)
+
+    async def run(self) -> None:
+        """Handshake, then commands until the client leaves. Never raises for client faults."""
+        try:
+            await self.connection_phase()
+        except ConnectionClosed:
+            return
+        except Exception as exc:  # garbage instead of a handshake response
+            log.debug("handshake failed: %r", exc)
+            try:
+                await self.stream.write(self.error(msg="Bad handshake", code=ErrorCode.HANDSHAKE_ERROR))
+            except ConnectionClosed:
+                pass
+            return
+        if self.session.username is None:  # login refused; the ERR packet has been sent
+            return
+        await self.session.init(self)
+        try:
+            await self.command_phase()
+        except (ConnectionClosed, MysqlError) as exc:
+            log.debug("connection %s ended: %s", self.connection_id, exc)
+        finally:
+            await self.session.close()
+
+
+class MysqlFront:
+    """Accepts MySQL clients and keeps the counters SHOW STATUS reports."""
+
+    capabilities = (
+        DEFAULT_SERVER_CAPABILITIES
+        | Capabilities.CLIENT_MULTI_STATEMENTS
+        | Capabilities.CLIENT_FOUND_ROWS
+        | Capabilities.CLIENT_TRANSACTIONS
+    )
+
+    def __init__(self, config: Config, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.global_variables = make_global_variables()
+        self.identity = PasswordIdentity(config.password, config.dev_index_size)
+        self.control = LocalControl()
+        self.online_by_dev: collections.Counter[int] = collections.Counter()
+        self.statements = 0
+        self.connections_total = 0
+        self.disconnections_total = 0
+
+    # ---------------------------------------------------------------- counters
+
+    def session_opened(self, session: CometSession) -> None:
+        self.online_by_dev[session.dev_id] += 1
+
+    def session_closed(self, session: CometSession) -> None:
+        self.online_by_dev[session.dev_id] -= 1
+        if self.online_by_dev[session.dev_id] <= 0:
+            del self.online_by_dev[session.dev_id]
+
+    def status_for(self, session: CometSession) -> Callable[[bool], list[tuple[str, Value]]]:
+        def status(global_: bool) -> list[tuple[str, Value]]:
+            hub = self.engine.hub
+            if not global_:
+                return [
+                    ("flag", "session"),
+                    ("id", session.dev_id),
+                    ("user_online", hub.sessions(session.dev_id)),
+                    ("server_online", self.online_by_dev.get(session.dev_id, 0)),
+                    ("messages", self.statements),
+                ]
+            uptime = max(0.0, self.engine.clock() - self.engine.started)
+            stats = hub.statistics()
+            return [
+                ("flag", "global"),
+                ("uptime", int(uptime)),
+                ("uptime_in_hours", f"{uptime / 3600:.2f}"),
+                ("uptime_in_days", f"{uptime / 86400:.2f}"),
+                ("frontend_name", "ws"),
+                ("backend_name", "cometql"),
+                ("frontend_stat_interval", 0),
+                ("backend_stat_interval", 0),
+                ("frontend_online", stats.sessions),
+                ("backend_online", sum(self.online_by_dev.values())),
+                ("frontend_messages", self.engine.delivered),
+                ("backend_messages", self.statements),
+                ("frontend_add_client", 0),
+                ("backend_add_client", self.connections_total),
+                ("frontend_delete_client", 0),
+                ("backend_delete_client", self.disconnections_total),
+                ("frontend_messages_ps", f"{0:.2f}"),
+                ("backend_messages_ps", f"{self.statements / uptime if uptime else 0:.2f}"),
+                ("frontend_add_client_ps", f"{0:.2f}"),
+                ("backend_add_client_ps", f"{self.connections_total / uptime if uptime else 0:.2f}"),
+                ("frontend_delete_client_ps", f"{0:.2f}"),
+                ("backend_delete_client_ps", f"{self.disconnections_total / uptime if uptime else 0:.2f}"),
+                ("network_events", self.statements + self.engine.delivered),
+                ("server_version", SERVER_VERSION),
+                ("python", sys.version.split()[0]),
+            ]
+
+        return status
+
+    # -------------------------------------------------------------- serving
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections_total += 1
+        mstream = MysqlStream(TrioReader(stream, max_payload=MAX_PACKET), TrioWriter(stream))  # type: ignore[arg-type]
+        connection = CometConnection(
+            stream=mstream,
+            session=CometSession(self),
+            control=self.control,
+            identity_provider=self.identity,
+            server_capabilities=self.capabilities,
+        )
+        connection_id = await self.control.add(connection)
+        connection.connection_id = connection_id
+        try:
+            await connection.run()
+        except Exception:  # a bug of ours must not take the server down with it
+            log.exception("MySQL connection %s failed", connection_id)
+        finally:
+            self.disconnections_total += 1
+            await self.control.remove(connection_id)
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await stream.aclose()
+
+    async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.config.mysql_port, host=self.config.mysql_host)
+        task_status.started(listeners)
+        await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]

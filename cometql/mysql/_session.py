@@ -1,0 +1,151 @@
+"""One CometQL session on the MySQL port: login rules, USE rules, statements.
+
+Statements about CometQL's tables are parsed by ``cometql.sql`` and executed
+against the hub; everything else drivers send (``SET``, ``SELECT @@var``,
+``SELECT DATABASE()``, ``USE``, information_schema queries) goes through
+mysql-mimic's own middlewares. Errors leave as ``MysqlError`` carrying
+CometQL's code, so mysql-mimic sends the ERR packet and the connection stays
+usable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mysql_mimic import ResultColumn, ResultSet
+from mysql_mimic.errors import MysqlError
+from mysql_mimic.session import Query, Session
+from mysql_mimic.types import ColumnType
+from mysql_mimic.variables import GlobalVariables, SessionVariables, SYSTEM_VARIABLES
+from sqlglot import expressions as exp
+
+from .._version import SERVER_VERSION, VERSION_COMMENT
+from ..errors import SQLError, StoreError
+from ..sql import DATABASE, TABLES, Context, Ok, Passthrough, Statement, execute, parse
+from ..sql import _codes as codes
+
+if TYPE_CHECKING:
+    from mysql_mimic.results import AllowedResult
+
+    from ._server import MysqlFront
+
+__all__ = ["CometSession", "dev_id_for_login", "make_global_variables"]
+
+log = logging.getLogger("cometql.mysql")
+
+
+def make_global_variables() -> GlobalVariables:
+    schema = dict(SYSTEM_VARIABLES)
+    schema["version"] = (str, SERVER_VERSION, False)
+    schema["version_comment"] = (str, VERSION_COMMENT, False)
+    return GlobalVariables(schema)
+
+
+def dev_id_for_login(name: str | None, dev_index_size: int) -> int | None:
+    """CppComet's login rule: ``root`` or ``0`` is dev 0, a decimal number N is dev N."""
+    if name is None:
+        return None
+    if name == "root":
+        return 0
+    if not name.isdigit() or len(name) > 18 or not name.isascii():
+        return None
+    dev = int(name)
+    return dev if dev < dev_index_size else None
+
+
+def _text_columns(names: tuple[str, ...]) -> list[ResultColumn]:
+    return [ResultColumn(name, ColumnType.VAR_STRING) for name in names]
+
+
+class CometSession(Session):
+    def __init__(self, front: MysqlFront) -> None:
+        super().__init__(variables=SessionVariables(front.global_variables))
+        self.front = front
+        self.dev_id = 0
+        self.statements = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def init(self, connection: Any) -> None:
+        await super().init(connection)
+        dev = dev_id_for_login(self.username, self.front.config.dev_index_size)
+        self.dev_id = dev if dev is not None else 0
+        self.front.session_opened(self)
+
+    async def close(self) -> None:
+        self.front.session_closed(self)
+        await super().close()
+
+    async def use(self, database: str) -> None:
+        """``CometQL_v1`` or ``db_N`` (switches dev_id); anything else is ERR 15."""
+        if database == DATABASE:
+            self.database = database
+            return
+        if database.startswith("db_") and database[3:].isdigit():
+            dev = int(database[3:])
+            if dev < self.front.config.dev_index_size:
+                self.front.session_closed(self)
+                self.dev_id = dev
+                self.front.session_opened(self)
+                self.database = database
+                return
+        raise MysqlError("Select database failure", codes.ERR_NOT_EXIST)  # type: ignore[arg-type]
+
+    # -------------------------------------------------------------- queries
+
+    async def handle_query(self, sql: str, attrs: dict[str, str]) -> AllowedResult:
+        self.statements += 1
+        self.front.statements += 1
+        size = len(sql)
+        if size >= self.front.config.max_query_size:
+            raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
+        if size <= 3 and sql.strip(" \t\r\n;"):
+            raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
+        try:
+            statements = parse(sql)
+        except SQLError as exc:
+            raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
+        result: AllowedResult = None
+        for stmt in statements:
+            if isinstance(stmt, Passthrough):
+                result = await self._passthrough(stmt.expression, sql, attrs)
+            else:
+                result = await self.run(stmt)
+        return result
+
+    async def run(self, stmt: Statement) -> AllowedResult:
+        engine = self.front.engine
+        ctx = Context(self.dev_id, engine.now(), self.front.status_for(self))
+        try:
+            effects, result = execute(stmt, engine.hub, ctx)
+            await engine.apply(effects)
+        except SQLError as exc:
+            raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
+        except StoreError as exc:
+            log.error("store failure: %s", exc)
+            raise MysqlError(f"internal server error: {exc}", codes.ERR_INTERNAL) from None  # type: ignore[arg-type]
+        if isinstance(result, Ok):
+            self.connection.pending_ok = result
+            return None
+        return ResultSet(rows=result.rows, columns=_text_columns(result.columns))
+
+    async def _passthrough(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
+        query = Query(expression=expression, sql=sql, attrs=attrs, _middlewares=self.middlewares, _query=self.query)
+        try:
+            return await query.start()
+        except MysqlError:
+            if isinstance(expression, exp.Set):
+                return None  # any SET is accepted (CppComet answers OK too); unknown variables are ignored
+            raise
+        except Exception as exc:  # mysql-mimic/sqlglot could not evaluate it: an error, not a crash
+            log.debug("passthrough failed for %r: %s", sql, exc)
+            raise MysqlError("Syntax error in query", codes.ERR_SYNTAX) from None  # type: ignore[arg-type]
+
+    async def query(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
+        """The end of mysql-mimic's middleware chain: nothing else understood it."""
+        raise MysqlError("Syntax error in query", codes.ERR_SYNTAX)  # type: ignore[arg-type]
+
+    async def schema(self) -> dict[str, dict[str, dict[str, str]]]:
+        """For information_schema and SHOW COLUMNS from tools (every value is text on the wire)."""
+        return {DATABASE: {t.name: {c: "TEXT" for c in t.columns} for t in TABLES.values()}}

@@ -1,0 +1,57 @@
+"""``serve``: one trio nursery that owns the store, the engine and every listener."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from .config import Config
+from .engine import Engine
+from .hub import Hub
+from .mysql import MysqlFront
+from .store import Store, open_sqlite_store
+
+__all__ = ["Running", "serve"]
+
+log = logging.getLogger("cometql")
+
+
+@dataclass
+class Running:
+    """What a started server tells its starter: where it listens and what it runs on."""
+
+    config: Config
+    engine: Engine
+    mysql: MysqlFront
+    mysql_port: int
+    store: Store
+
+
+@asynccontextmanager
+async def open_store(config: Config) -> AsyncIterator[Store]:
+    path = Path(config.data_dir) / "cometql.sqlite3"
+    async with open_sqlite_store(path, durability=config.durability) as store:
+        yield store
+
+
+async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
+    async with open_store(config) as store:
+        hub = Hub(
+            password=config.password,
+            send_user_online_events=config.send_user_online_events,
+            send_user_offline_events=config.send_user_offline_events,
+        )
+        records = await store.load()
+        hub.restore(records)
+        engine = Engine(hub, store)
+        mysql = MysqlFront(config, engine)
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(mysql.serve)
+            port = listeners[0].socket.getsockname()[1]
+            log.info("restored %d records from %s", len(records), store.description)
+            task_status.started(Running(config, engine, mysql, port, store))

@@ -1,0 +1,335 @@
+"""Running a parsed statement against the hub: synchronous, no I/O.
+
+``execute`` returns the effects the engine must apply (persist, deliver,
+disconnect) and the result to send back: ``Rows`` or ``Ok`` with CppComet's
+affected-rows / insert-id values for that table. Validation order and error
+texts follow CppComet (column list, then required fields, then values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import expressions as exp
+from sqlglot.errors import SqlglotError
+from sqlglot.executor import execute as sqlglot_execute
+
+from ..errors import SQLError
+from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
+from . import _codes as codes
+from ._statements import (
+    Delete,
+    Describe,
+    Insert,
+    Passthrough,
+    Select,
+    ShowDatabases,
+    ShowStatus,
+    ShowTables,
+    Statement,
+)
+from ._tables import DATABASE, LISTED_TABLES, Table
+from ._values import Value, as_int, as_text
+
+__all__ = ["Context", "Ok", "Result", "Rows", "execute"]
+
+Row = tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    columns: tuple[str, ...]
+    rows: list[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    affected_rows: int = 0
+    insert_id: int = 0
+
+
+Result = Rows | Ok
+
+
+def _no_status(global_: bool) -> list[tuple[str, Value]]:
+    return []
+
+
+@dataclass(slots=True)
+class Context:
+    """What a statement may know about the session that runs it."""
+
+    dev_id: int
+    now: int
+    status: Callable[[bool], list[tuple[str, Value]]] = field(default=_no_status)
+
+
+def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
+    if isinstance(stmt, Insert):
+        return _insert(stmt, hub, ctx)
+    if isinstance(stmt, Select):
+        return [], _select(stmt, hub, ctx)
+    if isinstance(stmt, Delete):
+        return _delete(stmt, hub, ctx), Ok()
+    if isinstance(stmt, ShowTables):
+        return [], Rows(("Tables",), [(name,) for name in LISTED_TABLES])
+    if isinstance(stmt, ShowDatabases):
+        return [], Rows(("Database",), [(DATABASE,)])
+    if isinstance(stmt, ShowStatus):
+        return [], Rows(("Variable_name", "Value"), [(k, v) for k, v in ctx.status(stmt.global_)])
+    if isinstance(stmt, Describe):
+        t = stmt.table
+        return [], Rows(
+            ("Field", "Type", "Null", "Key", "Default", "Extra"),
+            [(c, ty, "NO", "PRI" if c == t.key else "", "", "") for c, ty in zip(t.columns, t.types)],
+        )
+    if isinstance(stmt, Passthrough):  # pragma: no cover - the session answers these itself
+        raise codes.syntax()
+    raise TypeError(f"not a statement: {stmt!r}")
+
+
+# ------------------------------------------------------------------- INSERT
+
+_CHANNEL_ERRORS = {
+    "long": SQLError(codes.ERR_OVERFLOW, "Channel name is too long"),
+    "short": SQLError(codes.ERR_EMPTY, "Channel name is too short"),
+    "chars": SQLError(codes.ERR_INVALID, codes.CHANNEL_CHARS),
+}
+_EVENT_ERRORS = {
+    "long": SQLError(codes.ERR_OVERFLOW, "Channel event_name is too long"),
+    "chars": SQLError(codes.ERR_INVALID, codes.CHANNEL_CHARS),
+}
+_NEGATIVE_ID = SQLError(codes.ERR_INVALID, "The id field must be non-negative")
+
+
+def _need(values: dict[str, Value], *columns: str) -> None:
+    for c in columns:
+        if values.get(c) is None:
+            raise codes.required(c)
+
+
+def _channel(value: Value) -> str:
+    name = as_text(value)
+    problem = channel_problem(name)
+    if problem:
+        raise _CHANNEL_ERRORS[problem]
+    return name
+
+
+def _event(value: Value) -> str:
+    event = as_text(value)
+    problem = event_problem(event)
+    if problem:
+        raise _EVENT_ERRORS[problem]
+    return event
+
+
+def _user_id(value: Value, *, allow_zero: bool) -> int:
+    uid = as_int(value)
+    if uid < 0 or (uid == 0 and not allow_zero):
+        raise _NEGATIVE_ID
+    return uid
+
+
+Apply = Callable[[], tuple[list[Effect], Ok]]
+
+
+def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -> Apply:
+    """Validate one row and return the call that applies it (so a bad row applies nothing)."""
+    dev, now = ctx.dev_id, ctx.now
+    name = table.name
+    if name == "pipes_messages":
+        _need(v, "name", "event", "message")
+        channel, event, message = _channel(v["name"]), _event(v["event"]), as_text(v["message"])
+        return lambda: (hub.publish(dev, channel, event, message, now), Ok(0, 0))
+    if name == "users_messages":
+        _need(v, "id", "event", "message")
+        uid = _user_id(v["id"], allow_zero=True)
+        event, message = _event(v["event"]), as_text(v["message"])
+        return lambda: (hub.send_to_user(dev, uid, event, message, now), Ok(0, uid))
+    if name == "users_auth":
+        _need(v, "id", "hash")
+        uid = _user_id(v["id"], allow_zero=False)
+        hash_ = as_text(v["hash"])
+        problem = hash_problem(hash_)
+        if problem == "chars":
+            raise SQLError(codes.ERR_INVALID, "Contains an invalid characters in the string hash")
+        if problem == "long":
+            raise SQLError(codes.ERR_OVERFLOW, "Hash string is too long")
+        return lambda: (hub.set_auth(dev, uid, hash_), Ok(1, uid))
+    if name == "users_data":
+        _need(v, "id", "data")
+        uid = _user_id(v["id"], allow_zero=False)
+        data = as_text(v["data"])
+        return lambda: (hub.set_user_data(dev, uid, data), Ok(1, uid))
+    if name == "revoked_tokens":
+        _need(v, "token")
+        token = as_text(v["token"])
+        return lambda: (hub.revoke_token(dev, token, now), Ok(1, 1))
+    if name == "pipes_settings":
+        _need(v, "name")
+        channel = _channel(v["name"])
+        length = as_int(v.get("length"))
+        return lambda: (hub.set_pipe_settings(dev, channel, length), Ok(1, 0))
+    raise codes.read_only(name)  # pragma: no cover - read-only tables are rejected earlier
+
+
+def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
+    table = stmt.table
+    if table.read_only:
+        raise codes.read_only(table.name)
+    seen: set[str] = set()
+    for c in stmt.columns:
+        if c not in table.columns:
+            raise codes.bad_column()
+        if c in seen:
+            raise SQLError(codes.ERR_WHERE, "Each column in the insert used only once")
+        seen.add(c)
+    if any(len(row) != len(stmt.columns) for row in stmt.rows):
+        raise codes.columns_list()
+    appliers = [_prepare_insert(table, dict(zip(stmt.columns, row)), hub, ctx) for row in stmt.rows]
+    effects: list[Effect] = []
+    affected = insert_id = 0
+    for apply in appliers:
+        row_effects, ok = apply()
+        effects.extend(row_effects)
+        affected += ok.affected_rows
+        insert_id = ok.insert_id
+    return effects, Ok(affected, insert_id)
+
+
+# ------------------------------------------------------------------- SELECT
+
+
+def _ids(keys: Iterable[Value], *, allow_zero: bool) -> list[int]:
+    out: dict[int, None] = {}
+    for k in keys:
+        uid = as_int(k)
+        if uid > 0 or (uid == 0 and allow_zero):
+            out[uid] = None
+    return list(out)
+
+
+def _names(keys: Iterable[Value]) -> list[str]:
+    out: dict[str, None] = {}
+    for k in keys:
+        name = as_text(k)
+        if is_valid_channel(name):
+            out[name] = None
+    return list(out)
+
+
+def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None) -> list[Row]:
+    """Rows in declared column order for the given key values (None = every row)."""
+    name = table.name
+    if name == "pipes_messages":
+        rows: list[Row] = []
+        for channel in _names(keys or ()):
+            for e in hub.history(dev, channel):
+                rows.append((e.id, e.time, channel, len(rows), e.event, e.message, e.user_id))
+        return rows
+    if name == "pipes":
+        channels = hub.channels(dev) if keys is None else _names(keys)
+        return [(c, hub.channel_count(dev, c)) for c in channels]
+    if name == "users_in_pipes":
+        channels = hub.channels(dev) if keys is None else _names(keys)
+        return [
+            (c, s.user_id, s.info.uuid, s.info.user_agent, s.info.ip, s.info.origin, s.info.language)
+            for c in channels
+            for s in hub.channel_members(dev, c)
+        ]
+    if name == "pipes_settings":
+        settings = ((c, hub.pipe_settings(dev, c)) for c in _names(keys or ()))
+        return [(c, n) for c, n in settings if n is not None]
+    if name == "users_messages":
+        return [(u, m.id, m.event, m.message) for u in _ids(keys or (), allow_zero=True) for m in hub.queued(dev, u)]
+    if name == "users_time":
+        ids = hub.known_users(dev) if keys is None else _ids(keys, allow_zero=True)
+        return [(u, hub.user_time(dev, u)) for u in ids]
+    if name == "users_auth":
+        found = ((u, hub.auth_hash(dev, u)) for u in _ids(keys or (), allow_zero=False))
+        return [(u, h) for u, h in found if h is not None]
+    if name == "users_data":
+        found = ((u, hub.user_data(dev, u)) for u in _ids(keys or (), allow_zero=False))
+        return [(u, d) for u, d in found if d is not None]
+    if name == "revoked_tokens":
+        tokens = hub.revoked_tokens(dev)
+        if keys is not None:
+            wanted = {as_text(k) for k in keys}
+            tokens = [t for t in tokens if t in wanted]
+        return [(t,) for t in tokens]
+    raise codes.no_table()  # pragma: no cover - every table is handled above
+
+
+def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
+    table = stmt.table
+    rows = _table_rows(table, hub, ctx.dev_id, stmt.keys)
+    if stmt.query is not None:
+        return _run_query(stmt.query, table, rows)
+    if stmt.columns != table.columns:
+        idx = [table.column_index(c) for c in stmt.columns]
+        rows = [tuple(r[i] for i in idx) for r in rows]
+    end = None if stmt.limit is None else stmt.offset + stmt.limit
+    if stmt.offset or end is not None:
+        rows = rows[stmt.offset : end]
+    return Rows(stmt.columns, rows)
+
+
+def _output_name(projection: exp.Expression) -> str:
+    if isinstance(projection, exp.Alias):
+        return projection.alias
+    if isinstance(projection, exp.Column):
+        return projection.name
+    return projection.sql(dialect="mysql")
+
+
+def _run_query(query: exp.Select, table: Table, rows: list[Row]) -> Rows:
+    """Filters, aggregates, ORDER BY and LIMIT over the table's rows (sqlglot's executor)."""
+    query = query.copy()
+    source = query.args["from_"].this
+    source.set("db", None)
+    source.set("catalog", None)
+    data = [dict(zip(table.columns, r)) for r in rows]
+    try:
+        result = sqlglot_execute(query, dialect="mysql", tables={table.name: data})
+    except (SqlglotError, ValueError, TypeError, KeyError, ArithmeticError, NotImplementedError) as exc:
+        raise SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})") from exc
+    names: list[str] = []
+    for p in query.expressions:
+        if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star)):
+            names.extend(table.columns)
+        else:
+            names.append(_output_name(p))
+    columns = tuple(names) if len(names) == len(result.columns) else tuple(result.columns)
+    return Rows(columns, [tuple(_plain(v) for v in r) for r in result.rows])
+
+
+def _plain(value: Any) -> Value:
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+# ------------------------------------------------------------------- DELETE
+
+
+def _delete(stmt: Delete, hub: Hub, ctx: Context) -> list[Effect]:
+    dev, name = ctx.dev_id, stmt.table.name
+    if name == "pipes_messages":
+        if stmt.column == "id":
+            ids = [as_text(k) for k in stmt.keys if is_valid_channel(as_text(k))]
+            return hub.delete_history_ids(dev, ids) if ids else []
+        return hub.clear_history(dev, _names(stmt.keys))
+    if name == "pipes_settings":
+        return hub.delete_pipe_settings(dev, _names(stmt.keys))
+    if name == "users_messages":
+        return hub.delete_queued(dev, _ids(stmt.keys, allow_zero=True))
+    if name == "users_auth":
+        return hub.delete_auth(dev, _ids(stmt.keys, allow_zero=False))
+    if name == "users_data":
+        return hub.delete_user_data(dev, _ids(stmt.keys, allow_zero=False))
+    if name == "revoked_tokens":
+        return hub.unrevoke_tokens(dev, [as_text(k) for k in stmt.keys])
+    raise codes.read_only(name)  # pragma: no cover - rejected while parsing

@@ -1,0 +1,85 @@
+"""Parsed CometQL statements: what to do, independent of how it was written.
+
+Both the regex fast path and the sqlglot path produce these, so execution has
+one entry point. Statements are frozen values and carry no connection state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from ._tables import Table
+from ._values import Value
+
+if TYPE_CHECKING:
+    from sqlglot import expressions as exp
+
+__all__ = [
+    "Delete",
+    "Describe",
+    "Insert",
+    "Passthrough",
+    "Select",
+    "ShowDatabases",
+    "ShowStatus",
+    "ShowTables",
+    "Statement",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    table: Table
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Value, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    table: Table
+    #: Output column names (``*`` already expanded) for the simple path.
+    columns: tuple[str, ...]
+    #: Key values to look up, or None to list every row (scan tables only).
+    keys: tuple[Value, ...] | None
+    #: The full query when it needs more than a key lookup (filters, COUNT, ORDER BY...).
+    query: exp.Select | None = None
+    offset: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    table: Table
+    column: str
+    keys: tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTables:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDatabases:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStatus:
+    global_: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    table: Table
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """Anything that is not about our tables (SET, SELECT @@var, USE, ...): mysql-mimic answers it."""
+
+    expression: exp.Expression
+
+
+Statement = Union[Insert, Select, Delete, ShowTables, ShowDatabases, ShowStatus, Describe, Passthrough]

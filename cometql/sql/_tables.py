@@ -1,0 +1,59 @@
+"""CometQL's virtual tables: names, columns in declared order, keys, rules.
+
+This literal table drives parsing, ``SHOW TABLES``, ``DESCRIBE``, the
+information_schema answers and the docs, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DATABASE", "LISTED_TABLES", "TABLES", "Table"]
+
+DATABASE = "CometQL_v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+    key: str
+    #: SQL types shown by DESCRIBE (values always travel as text).
+    types: tuple[str, ...]
+    read_only: bool = False
+    #: A SELECT without key values lists every row (statistics tables).
+    scan: bool = False
+    #: Extra columns a DELETE may use as its key (pipes_messages by message id).
+    delete_keys: tuple[str, ...] = ()
+    #: Columns holding integers (compared and sorted as numbers).
+    int_columns: tuple[str, ...] = ()
+
+    def column_index(self, name: str) -> int:
+        return self.columns.index(name)
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("users_auth", ("id", "hash"), "id", ("int(11)", "varchar(32)"), int_columns=("id",)),
+        Table("users_time", ("id", "time"), "id", ("int(11)", "int(11)"), read_only=True, scan=True,
+              int_columns=("id", "time")),
+        Table("users_messages", ("id", "index", "event", "message"), "id",
+              ("int(11)", "varchar(36)", "varchar(64)", "text"), int_columns=("id",)),
+        Table("pipes_messages", ("id", "time", "name", "index", "event", "message", "user_id"), "name",
+              ("varchar(36)", "int(11)", "varchar(64)", "int(11)", "varchar(64)", "text", "int(11)"),
+              delete_keys=("id",), int_columns=("time", "index", "user_id")),
+        Table("users_in_pipes", ("name", "user_id", "user_uuid", "user_agent", "ip", "origin", "language"), "name",
+              ("varchar(64)", "int(11)", "varchar(32)", "varchar(255)", "varchar(45)", "varchar(255)",
+               "varchar(32)"), read_only=True, scan=True, int_columns=("user_id",)),
+        Table("pipes", ("name", "users"), "name", ("varchar(64)", "int(11)"), read_only=True, scan=True,
+              int_columns=("users",)),
+        Table("pipes_settings", ("name", "length"), "name", ("varchar(64)", "int(11)"), int_columns=("length",)),
+        Table("users_data", ("id", "data"), "id", ("int(11)", "text"), int_columns=("id",)),
+        Table("revoked_tokens", ("token",), "token", ("varchar(600)",), scan=True),
+    )
+}
+
+#: SHOW TABLES lists these, in CppComet's order (users_data and revoked_tokens are usable but unlisted).
+LISTED_TABLES = ("users_auth", "users_time", "users_messages", "pipes_messages", "users_in_pipes", "pipes",
+                 "pipes_settings")

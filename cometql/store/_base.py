@@ -1,0 +1,44 @@
+"""The store interface: where durable records go and come back from.
+
+A store is opened as an async context manager (it may run background tasks,
+such as a group-commit writer). ``load`` returns the records that rebuild the
+hub's durable state; ``write`` returns only once the records are durable, which
+is what lets an INSERT that queues a message be acknowledged honestly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..hub import Record
+
+__all__ = ["MemoryStore", "Store"]
+
+
+class Store(Protocol):
+    #: Human-readable description printed at start-up ("sqlite:/var/lib/cometql/comet.db").
+    description: str
+
+    async def load(self) -> list[Record]:
+        """Records that rebuild durable state, in the order they must be applied."""
+        ...
+
+    async def write(self, records: Sequence[Record]) -> None:
+        """Make records durable; raises ``StoreError`` if that is impossible."""
+        ...
+
+
+class MemoryStore:
+    """Keeps records in a list: for tests and for running without persistence."""
+
+    description = "memory (nothing survives a restart)"
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    async def load(self) -> list[Record]:
+        return list(self.records)
+
+    async def write(self, records: Sequence[Record]) -> None:
+        self.records.extend(records)
