@@ -208,6 +208,8 @@ class MysqlFront:
                 ("frontend_delete_client_ps", f"{0:.2f}"),
                 ("backend_delete_client_ps", f"{self.disconnections_total / uptime if uptime else 0:.2f}"),
                 ("network_events", self.statements + self.engine.delivered),
+                ("messages_published", stats.published),
+                ("messages_queued", stats.queued),
                 ("server_version", SERVER_VERSION),
                 ("python", sys.version.split()[0]),
             ]
