@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := mariadb-client php-cli php-mysql nodejs npm
 
 .PHONY: serve test venv deps system-deps node-deps bench clean
 
@@ -16,7 +15,7 @@ venv: $(PY)
 serve: venv
 	$(VENV)/bin/cometql serve $(ARGS)
 
-# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node).
+# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node, headless Chromium).
 system-deps:
 	@missing=""; \
 	command -v mysql >/dev/null || missing="$$missing mariadb-client"; \
@@ -24,6 +23,8 @@ system-deps:
 	php -m 2>/dev/null | grep -qi '^mysqli$$' || missing="$$missing php-mysql"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

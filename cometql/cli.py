@@ -27,6 +27,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--ws-port", type=int, help="HTTP/WebSocket port for browsers (default 8087)")
     p.add_argument("--password", help="CometQL password (default: the example password, loopback only)")
     p.add_argument("--data-dir", help="directory for the SQLite store (default ./data)")
+    p.add_argument("--base-dir", help="also serve static files from this directory on the browser port")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     env = ", ".join(s.env for s in SETTINGS)
     p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
@@ -44,7 +45,7 @@ async def _run(config_flags: dict[str, object], config_file: str | None) -> None
                 f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
                 f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
                 f"  storage: {running.store.description}\n"
-                f"  browsers (HTTP/WebSocket): port {config.ws_port} (served from the browser-face release on)",
+                f"  browsers: ws://{config.ws_host}:{running.ws_port}/ws/ (long-poll /lp/, library /cometql.js)",
                 flush=True,
             )
             async for signum in signals:
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ws_port": args.ws_port,
             "password": args.password,
             "data_dir": args.data_dir,
+            "base_dir": args.base_dir,
             "log_level": args.log_level,
         }
         try:

@@ -61,6 +61,14 @@ SETTINGS: tuple[Setting, ...] = (
             "publish 'online' on user_status_<id>"),
     Setting("send_user_offline_events", bool, ("main", "send_user_offline_events"),
             "publish 'offline' on user_status_<id>"),
+    Setting("base_dir", str, ("main", "base_dir"), "if set, the browser port also serves static files from here"),
+    Setting("allowed_origins", str, ("ws", "host"),
+            "Origin hosts allowed to open browser sessions, separated by commas or spaces; * allows all"),
+    Setting("longpoll_timeout", float, ("ws", "longpoll_timeout"), "seconds a long-poll request is held"),
+    Setting("session_ttl", float, ("ws", "session_ttl"),
+            "seconds a long-poll session survives without a poll before it counts as gone"),
+    Setting("max_queued_bytes", int, ("ws", "max_queued_bytes"),
+            "send-queue bound per browser session; a slower consumer is disconnected"),
     Setting("log_level", str, ("log", "level"), "debug, info, warning or error"),
 )
 
@@ -72,7 +80,7 @@ _KNOWN_IGNORED = {
                           "fragment_buf_size", "fragment_buf_max_size", "pidfile", "api_version", "base_dir", "isTest")
 } | {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
-                                                    "uptimeTestInterval", "maxUptime", "cluster", "host")
+                                                    "uptimeTestInterval", "maxUptime", "cluster")
 }
 _KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
@@ -91,12 +99,19 @@ class Config:
     max_query_size: int = 1048576
     send_user_online_events: bool = True
     send_user_offline_events: bool = True
+    base_dir: str = ""
+    allowed_origins: str = "*"
+    longpoll_timeout: float = 25.0
+    session_ttl: float = 60.0
+    max_queued_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def check(self) -> None:
         """Refuse settings that are wrong or unsafe, with a message naming the setting."""
+        if self.longpoll_timeout <= 0 or self.session_ttl <= 0 or self.max_queued_bytes <= 0:
+            raise ConfigError("longpoll_timeout, session_ttl and max_queued_bytes must be positive")
         if not self.password:
             raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
         for name in ("mysql_port", "ws_port"):
@@ -130,11 +145,12 @@ def _convert(setting: Setting, raw: str, origin: str) -> Any:
         if raw in ("false", "False", "FALSE", "0", "no", "off", ""):
             return False
         raise ConfigError(f"{setting.name} ({origin}): {raw!r} is not true or false")
-    if setting.type is int:
+    if setting.type in (int, float):
         try:
-            return int(raw)
+            return setting.type(raw)
         except ValueError:
-            raise ConfigError(f"{setting.name} ({origin}): {raw!r} is not an integer") from None
+            kind = "an integer" if setting.type is int else "a number"
+            raise ConfigError(f"{setting.name} ({origin}): {raw!r} is not {kind}") from None
     return raw
 
 
@@ -233,3 +249,12 @@ def reference_markdown() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def origin_allowed(allowed: str, origin: str | None) -> bool:
+    """``[ws] host``: ``*`` (default) allows every page; otherwise the Origin's host must be listed."""
+    hosts = {h for h in re.split(r"[,\s]+", allowed) if h}
+    if not hosts or "*" in hosts or origin is None:
+        return True
+    host = origin.split("://", 1)[-1].split("/", 1)[0]
+    return host in hosts or host.split(":", 1)[0] in hosts

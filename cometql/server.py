@@ -15,6 +15,7 @@ from .engine import Engine
 from .hub import Hub
 from .mysql import MysqlFront
 from .store import Store, open_sqlite_store
+from .web import WebFront
 
 __all__ = ["Running", "serve"]
 
@@ -29,7 +30,9 @@ class Running:
     engine: Engine
     mysql: MysqlFront
     mysql_port: int
+    ws_port: int
     store: Store
+    web: WebFront
 
 
 @asynccontextmanager
@@ -50,8 +53,15 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
         hub.restore(records)
         engine = Engine(hub, store)
         mysql = MysqlFront(config, engine)
+        web = WebFront(config, engine)
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(mysql.serve)
-            port = listeners[0].socket.getsockname()[1]
+            mysql_listeners = await nursery.start(mysql.serve)
+            web_listeners = await nursery.start(web.serve)
             log.info("restored %d records from %s", len(records), store.description)
-            task_status.started(Running(config, engine, mysql, port, store))
+            task_status.started(Running(
+                config, engine, mysql, _port(mysql_listeners), _port(web_listeners), store, web
+            ))
+
+
+def _port(listeners: list[trio.SocketListener]) -> int:
+    return int(listeners[0].socket.getsockname()[1])

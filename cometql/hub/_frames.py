@@ -48,3 +48,36 @@ def queued_user_frame(event: str, message: str, queued_at: int) -> bytes:
 def status_frame(user_id: int, status: str) -> bytes:
     """``online``/``offline`` on ``user_status_<id>`` (no send time, as in CppComet)."""
     return encode_frame({"data": status, "event": status, "pipe": f"user_status_{user_id}"})
+
+
+def sys_frame(event: str, data: Any, now: int, **extra: Any) -> bytes:
+    """A frame on the ``sys`` pipe (serverInfo, errors)."""
+    return encode_frame({"data": data, "event": event, "message_send_time": now, "pipe": "sys", **extra})
+
+
+def error_frame(error: str, now: int, **data: Any) -> bytes:
+    """The error envelope every browser command uses: ``data`` carries ``error`` plus per-command keys."""
+    return sys_frame("error", {"error": error, **data}, now)
+
+
+def answer_frame(pipe: str, event: str, data: Any, now: int, marker: str | None = None, **extra: Any) -> bytes:
+    """A reply to a browser request, routed by ``pipe`` (``_answer...``) and ``marker``."""
+    obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": now, "pipe": pipe, **extra}
+    if marker is not None:
+        obj["marker"] = marker
+    return encode_frame(obj)
+
+
+def history_frame(channel: str, event: str, message: str, sent_at: int, user_id: int) -> bytes:
+    """One ``pipe_log`` replay frame (``history`` is our addition; the stock client reads it)."""
+    return encode_frame({
+        "data": message, "event": event, "fromQueue": True, "history": True,
+        "message_send_time": sent_at, "pipe": channel, "user_id": user_id,
+    })
+
+
+def track_frame(channel: str, event: str, user_id: int, uuid: str, now: int) -> bytes:
+    """``subscription``/``unsubscription`` notice on a ``track_*`` channel."""
+    return encode_frame(
+        {"data": {"user_id": user_id, "uuid": uuid}, "event": event, "message_send_time": now, "pipe": channel}
+    )

@@ -174,15 +174,31 @@ class Hub:
     ) -> list[Effect]:
         """Fan a message out to a channel's subscribers and keep it in history if configured."""
         self._published += 1
-        effects: list[Effect] = []
-        keep = self.history_keep(dev_id, channel)
-        if keep:
-            entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id or 0)
-            effects.append(self._persist(AppendHistory(dev_id, channel, entry, keep)))
+        effects = self._keep_history(dev_id, channel, event, message, now, user_id or 0)
         subs = self._channels.get((dev_id, channel))
         if subs:
             effects.append(Deliver(tuple(subs.values()), _frames.pipe_frame(channel, event, message, now, user_id)))
         return effects
+
+    def web_publish(
+        self, sender: Subscriber, channel: str, event: str, escaped: str, raw: str, user_id: int, now: int
+    ) -> tuple[int, list[Effect]]:
+        """A browser's ``web_pipe2``: every *other* subscriber gets the MySQL-escaped text,
+        history keeps the raw text. Returns how many sessions it was delivered to."""
+        self._published += 1
+        effects = self._keep_history(sender.dev_id, channel, event, raw, now, user_id)
+        subs = self._channels.get((sender.dev_id, channel), {})
+        targets = tuple(s for cid, s in subs.items() if cid != sender.conn_id)
+        if targets:
+            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, escaped, now, user_id)))
+        return len(targets), effects
+
+    def _keep_history(self, dev_id: int, channel: str, event: str, message: str, now: int, user_id: int) -> list[Effect]:
+        keep = self.history_keep(dev_id, channel)
+        if not keep:
+            return []
+        entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
+        return [self._persist(AppendHistory(dev_id, channel, entry, keep))]
 
     def history_keep(self, dev_id: int, channel: str) -> int:
         """How many messages the channel's history keeps (0 = history off)."""
@@ -230,37 +246,56 @@ class Hub:
         """Forget a session; the user's last-seen time is stored when its last session goes."""
         if self._sessions.pop(sub.conn_id, None) is None:
             return []
+        effects: list[Effect] = []
         for channel in self._sub_channels.pop(sub.conn_id, ()):
             self._unindex(sub, channel)
+            if channel.startswith("track_"):
+                effects.extend(self._track(sub, channel, "unsubscription", now))
         if sub.user_id <= 0:
-            return []
+            return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.get(key)
         if conns is None or conns.pop(sub.conn_id, None) is None:
-            return []
+            return effects
         if conns:
-            return []
+            return effects
         del self._users[key]
-        effects: list[Effect] = [self._persist(SetLastSeen(sub.dev_id, sub.user_id, now))]
+        effects.append(self._persist(SetLastSeen(sub.dev_id, sub.user_id, now)))
         if self.send_user_offline_events:
             subs = self._channels.get((sub.dev_id, f"user_status_{sub.user_id}"))
             if subs:
                 effects.append(Deliver(tuple(subs.values()), _frames.status_frame(sub.user_id, "offline")))
         return effects
 
-    def subscribe(self, sub: Subscriber, channels: Iterable[str]) -> list[str]:
-        """Replace a session's channel set; returns the channels it ended up in.
+    def subscribe(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
+        """Replace a session's channel set (CppComet's ``subscription`` semantics).
 
-        ``private_*`` channels are skipped for anonymous sessions.
+        ``private_*`` channels are skipped for anonymous sessions. Members of a
+        ``track_*`` channel are told when someone leaves or joins it; a channel
+        kept across the replacement counts as leave + join, as in CppComet.
         """
-        wanted = {c for c in channels if sub.user_id > 0 or not c.startswith("private_")}
-        current = self._sub_channels.setdefault(sub.conn_id, set())
-        for channel in current - wanted:
+        wanted = [c for c in dict.fromkeys(channels) if sub.user_id > 0 or not c.startswith("private_")]
+        effects: list[Effect] = []
+        for channel in self._sub_channels.get(sub.conn_id, ()):
             self._unindex(sub, channel)
-        for channel in wanted - current:
+            if channel.startswith("track_"):
+                effects.extend(self._track(sub, channel, "unsubscription", now))
+        for channel in wanted:
+            if channel.startswith("track_"):
+                effects.extend(self._track(sub, channel, "subscription", now))
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
-        self._sub_channels[sub.conn_id] = wanted
-        return sorted(wanted)
+        self._sub_channels[sub.conn_id] = set(wanted)
+        return effects
+
+    def subscriptions(self, conn_id: int) -> list[str]:
+        return sorted(self._sub_channels.get(conn_id, ()))
+
+    def _track(self, sub: Subscriber, channel: str, event: str, now: int) -> list[Effect]:
+        members = self._channels.get((sub.dev_id, channel))
+        if not members:
+            return []
+        frame = _frames.track_frame(channel, event, sub.user_id, sub.info.uuid, now)
+        return [Deliver(tuple(members.values()), frame)]
 
     def _unindex(self, sub: Subscriber, channel: str) -> None:
         key = (sub.dev_id, channel)

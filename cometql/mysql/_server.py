@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import mysql_mimic.connection
+import mysql_mimic.packets
 import mysql_mimic.utils
 import trio
 from mysql_mimic.auth import IdentityProvider, NativePasswordAuthPlugin, User
@@ -61,6 +62,30 @@ def _install_trio_shim() -> None:
 
 
 _install_trio_shim()
+
+_SQL_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"})
+
+
+def _param_as_sql(value: Any) -> str:
+    """A COM_STMT_EXECUTE parameter as a SQL literal, safe to splice into the prepared text.
+
+    mysql-mimic pastes string parameters between quotes unescaped (``it's`` broke the
+    statement, and a parameter could inject SQL) and hands the result to ``re.sub`` as a
+    template, which eats backslashes. So: escape as a MySQL string literal, then double
+    the backslashes for the template.
+    """
+    if isinstance(value, str):
+        literal = "'" + value.translate(_SQL_STRING_ESCAPES) + "'"
+    elif value is None:
+        literal = "NULL"
+    elif isinstance(value, bool):
+        literal = "TRUE" if value else "FALSE"
+    else:
+        literal = str(value)
+    return literal.replace("\\", "\\\\")
+
+
+mysql_mimic.packets._encode_param_as_sql = _param_as_sql  # type: ignore[attr-defined]
 
 
 class PasswordIdentity(IdentityProvider):

@@ -64,6 +64,7 @@ class CometSession(Session):
         self.front = front
         self.dev_id = 0
         self.statements = 0
+        self.opened = False  # counted in front.online_by_dev (from init() on)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -71,7 +72,10 @@ class CometSession(Session):
         await super().init(connection)
         dev = dev_id_for_login(self.username, self.front.config.dev_index_size)
         self.dev_id = dev if dev is not None else 0
+        if self.database and self.database.startswith("db_"):  # db_N named at login (use() accepted it)
+            self.dev_id = int(self.database[3:])
         self.front.session_opened(self)
+        self.opened = True
 
     async def close(self) -> None:
         self.front.session_closed(self)
@@ -85,9 +89,11 @@ class CometSession(Session):
         if database.startswith("db_") and database[3:].isdigit():
             dev = int(database[3:])
             if dev < self.front.config.dev_index_size:
-                self.front.session_closed(self)
+                if self.opened:  # at login, init() counts the session once the dev_id is final
+                    self.front.session_closed(self)
                 self.dev_id = dev
-                self.front.session_opened(self)
+                if self.opened:
+                    self.front.session_opened(self)
                 self.database = database
                 return
         raise MysqlError("Select database failure", codes.ERR_NOT_EXIST)  # type: ignore[arg-type]

@@ -102,6 +102,8 @@ _EVENT_ERRORS = {
     "chars": SQLError(codes.ERR_INVALID, codes.CHANNEL_CHARS),
 }
 _NEGATIVE_ID = SQLError(codes.ERR_INVALID, "The id field must be non-negative")
+_MAX_ID = 2**63 - 1  # the store keeps ids as signed 64-bit integers
+_ID_TOO_LARGE = SQLError(codes.ERR_OVERFLOW, "The id field is too large")
 
 
 def _need(values: dict[str, Value], *columns: str) -> None:
@@ -130,6 +132,8 @@ def _user_id(value: Value, *, allow_zero: bool) -> int:
     uid = as_int(value)
     if uid < 0 or (uid == 0 and not allow_zero):
         raise _NEGATIVE_ID
+    if uid > _MAX_ID:
+        raise _ID_TOO_LARGE
     return uid
 
 

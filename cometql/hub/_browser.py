@@ -1,0 +1,187 @@
+"""Browser sessions and their commands, on top of the hub (still no I/O).
+
+A browser sends text commands — a command word, ``\\n``, arguments separated
+by ``\\n`` (CppComet's protocol) — over a WebSocket or a long-poll. This module
+parses them and turns each into hub calls and effects; the transports only
+move bytes. Replies go to the requesting session as ``Deliver`` effects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from . import _frames as frames
+from ._effects import Deliver, Effect
+from ._hub import Hub
+from ._names import CHANNEL_MAX, EVENT_MAX
+from ._subscriber import Subscriber
+
+__all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "mysql_escape", "open_session"]
+
+MAX_SUBSCRIPTIONS = 32  # CppComet's per-connection limit
+_TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_\-]+")
+_NAME = re.compile(r"[A-Za-z0-9_\-]+\Z")
+_ESCAPE = str.maketrans({"\0": "\\0", "\n": "\\n", "\r": "\\r", "\\": "\\\\", "'": "\\'", '"': '\\"', "\x1a": "\\Z"})
+
+
+def mysql_escape(text: str) -> str:
+    """``mysql_real_escape_string``: live web_pipe frames carry it (the stock client unescapes)."""
+    return text.translate(_ESCAPE)
+
+
+def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, server: str) -> list[Effect]:
+    """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event)."""
+    ok, effects = hub.authorize(sub.dev_id, user_id, key, now)
+    sub.user_id = user_id if ok else 0
+    stored = hub.auth_hash(sub.dev_id, user_id) if ok else None
+    hello = frames.encode_frame({
+        "authorized": ok, "data": (stored or "")[:32], "event": "serverInfo",
+        "message_send_time": now, "pipe": "sys", "server": server,
+    })
+    return [*effects, Deliver((sub,), hello), *hub.connect(sub, now)]
+
+
+def _reply(sub: Subscriber, frame: bytes) -> list[Effect]:
+    return [Deliver((sub,), frame)]
+
+
+def _error(sub: Subscriber, error: str, now: int, **data: object) -> list[Effect]:
+    return _reply(sub, frames.error_frame(error, now, **data))
+
+
+def _subscription(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    names: list[str] = []
+    effects: list[Effect] = []
+    for token in _TOKEN_SPLIT.split(args):
+        if len(token) < 2:
+            if token or names:
+                break
+            continue
+        if len(token) > CHANNEL_MAX:
+            effects += _error(sub, "Channel name is too long", now, code="403")
+            continue
+        if len(names) >= MAX_SUBSCRIPTIONS:
+            effects += _error(sub, "Too many letters", now, code="403")
+            break
+        names.append(token)
+    return effects + hub.subscribe(sub, names, now)
+
+
+def _web_pipe(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    parts = args.split("\n", 3)
+    if len(parts) < 4:
+        return _error(sub, "Invalid value auth_type", now, number_messages=-1)
+    pipe, event, auth_type, message = parts
+    sender = sub.user_id
+    if pipe.startswith("@web_"):
+        pipe, sender = pipe[1:], 0
+    elif pipe.startswith("webauth_"):
+        if sub.user_id <= 0:
+            return _error(sub, "[webauth_pipe_msg2] Invalid user auth. In to channel with name like webauth_* can "
+                          "not send messages anonim users", now, number_messages=-1)
+    elif not pipe.startswith("web_"):
+        return _error(sub, "[pipe_msg2] Invalid channel name. The channel should begin with web_", now,
+                      number_messages=-1)
+    if not _NAME.match(pipe):
+        return _error(sub, "The channel name can only contain characters A-Za-z0-9_-", now, number_messages=-1)
+    if len(pipe) > CHANNEL_MAX:
+        return _error(sub, "Invalid pipe name length", now, number_messages=-1)
+    if event and not _NAME.match(event):
+        return _error(sub, "The event name can only contain characters A-Za-z0-9_-", now, number_messages=-1)
+    if len(event) > EVENT_MAX:
+        return _error(sub, "Invalid event name length", now, number_messages=-1)
+    if len(auth_type) != 1:
+        return _error(sub, "Invalid value auth_type", now, number_messages=-1)
+    escaped = mysql_escape(message)
+    delivered, effects = hub.web_publish(sub, pipe, event, escaped, message, sender, now)
+    report = frames.answer_frame(f"_answer_to_{pipe}", "answer", {"message": escaped, "number_messages": delivered}, now)
+    return [*effects, Deliver((sub,), report)]
+
+
+def _fields(args: str, count: int) -> list[str]:
+    parts = [p.strip() for p in args.split("\n")]
+    return (parts + [""] * count)[:count]
+
+
+def _pipe_log(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    pipe, marker = _fields(args, 2)
+    if not _NAME.match(pipe):
+        return _error(sub, "Invalid channel name.", now, number_messages=-1)
+    if not _NAME.match(marker):
+        return _error(sub, "Invalid marker value.", now, number_messages=-1)
+    return [
+        Deliver((sub,), frames.history_frame(pipe, e.event, e.message, e.time, e.user_id))
+        for e in hub.history(sub.dev_id, pipe)
+    ]
+
+
+def _pipe_count(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    pipe, marker = _fields(args, 2)
+    if not (pipe.startswith("web_") or pipe.startswith("track_")) or not _NAME.match(pipe):
+        return _error(sub, "[pipe_count] Invalid channel name. The channel should start with web_", now,
+                      number_messages=-1)
+    count = hub.channel_count(sub.dev_id, pipe)
+    return _reply(sub, frames.answer_frame("_answer_pipe_count", "user_in_pipe", ["user_in_pipe", count], now,
+                                           marker or None))
+
+
+def _track_pipe_users(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    pipe, marker = _fields(args, 2)
+    if not pipe.startswith("track_") or not _NAME.match(pipe):
+        return _error(sub, "[track_pipe_users] Invalid channel name. The channel should start with track_", now,
+                      user_id=-1)
+    users = [{"user_id": s.user_id, "uuid": s.info.uuid} for s in hub.channel_members(sub.dev_id, pipe)]
+    return _reply(sub, frames.answer_frame("_answer", "answer", users, now, marker or None,
+                                           _info="answer for track_pipe_users"))
+
+
+def _user_data(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    marker, raw_id = _fields(args, 2)
+    if not _NAME.match(marker):
+        return _error(sub, "Invalid marker name.", now, user_data="", user_id=-1)
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        return _error(sub, "Invalid user id", now, user_data="", user_id=-1)
+    uid = int(raw_id)
+    data = hub.user_data(sub.dev_id, uid) or ""
+    return _reply(sub, frames.answer_frame("_answer", "answer", {"user_data": data, "user_id": uid}, now, marker))
+
+
+def _user_status(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    (raw_id,) = _fields(args, 1)
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        return _error(sub, "Invalid user id", now, user_id=-1)
+    uid = int(raw_id)
+    ago = now - hub.user_time(sub.dev_id, uid)
+    return _reply(sub, frames.answer_frame("_answer_user_status", f"user_status_{uid}",
+                                           {"data": ago, "last_online_time": ago}, now))
+
+
+def _ignored(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    return []
+
+
+Handler = Callable[[Hub, Subscriber, str, int], list[Effect]]
+
+#: Matched by prefix in this order, as CppComet does.
+COMMANDS: tuple[tuple[str, Handler], ...] = (
+    ("subscription", _subscription),
+    ("user_status", _user_status),
+    ("pipe_count", _pipe_count),
+    ("statistics", _ignored),
+    ("web_pipe2", _web_pipe),
+    ("pipe_log", _pipe_log),
+    ("track_pipe_users", _track_pipe_users),
+    ("user_data", _user_data),
+    ("cgi_call", _ignored),
+    ("CometQL_call", _ignored),
+)
+
+
+def handle_command(hub: Hub, sub: Subscriber, text: str, now: int) -> list[Effect]:
+    """Run one client command; an unknown one gets an error frame (the session stays open)."""
+    for word, handler in COMMANDS:
+        if text.startswith(word):
+            return handler(hub, sub, text[len(word) + 1 :], now)
+    return _error(sub, "Unknown command", now, number_messages=-1)
+

@@ -1,0 +1,148 @@
+"""Small HTTP/1.1 plumbing on h11 for the browser port: read a request, send a response.
+
+Kept apart from the routes so the handlers only deal in (status, headers,
+body). ``PrefixedStream`` hands bytes h11 already consumed back to a
+WebSocket library that wants to read the handshake itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h11
+import trio
+
+__all__ = ["HttpError", "PrefixedStream", "Request", "Response", "read_request", "send_response"]
+
+MAX_HEAD = 16 * 1024
+MAX_BODY = 64 * 1024
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    @property
+    def is_websocket(self) -> bool:
+        return self.headers.get("upgrade", "").lower() == "websocket"
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> h11.Event | type[h11.NEED_DATA]:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event  # type: ignore[no-any-return]
+        data = await stream.receive_some(65536)
+        conn.receive_data(data)
+
+
+async def read_request(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> Request | None:
+    """The next request on a keep-alive connection, or None when the client is done."""
+    event = await _next_event(conn, stream)
+    if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+        return None
+    if not isinstance(event, h11.Request):
+        raise HttpError(400, "expected a request")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+    request = Request(event.method.decode(), event.target.decode("latin-1"), headers, list(event.headers))
+    if request.is_websocket:
+        return request
+    body = bytearray()
+    while True:
+        event = await _next_event(conn, stream)
+        if isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_BODY:
+                raise HttpError(413, f"request body over {MAX_BODY} bytes")
+        elif isinstance(event, h11.EndOfMessage):
+            break
+        else:
+            raise HttpError(400, "malformed request body")
+    request.body = bytes(body)
+    return request
+
+
+def cors_headers(origin: str | None) -> list[tuple[str, str]]:
+    return [
+        ("Access-Control-Allow-Origin", origin or "*"),
+        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+        ("Access-Control-Allow-Headers", "origin, content-type, accept"),
+        ("Vary", "Origin"),
+    ]
+
+
+async def send_response(conn: h11.Connection, stream: trio.abc.SendStream, response: Response,
+                        origin: str | None, allow_cors: bool = True) -> None:
+    headers = [
+        ("Content-Type", response.content_type),
+        ("Content-Length", str(len(response.body))),
+        ("Server", "CometQL"),
+        ("Cache-Control", "no-store"),
+        *(cors_headers(origin) if allow_cors else []),
+        *response.headers,
+    ]
+    data = conn.send(h11.Response(status_code=response.status, headers=headers))
+    data += conn.send(h11.Data(data=response.body)) if response.body else b""
+    data += conn.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+def request_head(request: Request) -> bytes:
+    """Rebuild the request head bytes (h11 consumed them) for a WebSocket library to parse."""
+    lines = [f"{request.method} {request.target} HTTP/1.1".encode("latin-1")]
+    lines += [k + b": " + v for k, v in request.raw_headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+class PrefixedStream(trio.abc.Stream):
+    """A stream that first yields ``prefix``, then reads from the wrapped stream."""
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self.stream = stream
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self.stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()

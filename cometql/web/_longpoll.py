@@ -1,0 +1,130 @@
+"""Long-poll sessions: the same frames and commands as the WebSocket, over plain HTTP.
+
+Protocol (documented in docs/longpoll.md; every body is text/plain, so a
+cross-origin page needs no CORS preflight):
+
+- ``POST /lp/connect`` with the WebSocket URL's parameter tail as body
+  -> ``{"sid": ..., "cursor": 0}``; the session is authorized and online.
+- ``GET /lp/poll?sid=S&cursor=N`` -> frames numbered above N, held until one
+  exists or ``longpoll_timeout`` passes: ``{"cursor": M, "frames": [...]}``.
+  Frames up to N are dropped only now, so a lost response is simply polled
+  again with the old cursor: nothing is lost between two polls.
+- ``POST /lp/send?sid=S`` with one command as body -> 204.
+- ``POST /lp/close?sid=S`` -> 204. Unknown or expired sid -> 404.
+
+A session with no poll outstanding for ``session_ttl`` seconds is taken
+offline, as a closed WebSocket would be.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+import orjson
+import trio
+
+from ..hub import ConnInfo
+from ..hub._browser import handle_command
+from ._http import HttpError, Request, Response
+from ._params import ParamsError, parse_params
+from ._session import BrowserSession
+
+if TYPE_CHECKING:
+    from ._server import WebFront
+
+__all__ = ["LongPoll"]
+
+PREFIXES = ("/lp/", "/comet-server/lp/")
+
+
+def _json(status: int, obj: object) -> Response:
+    return Response(status, orjson.dumps(obj))
+
+
+class LongPoll:
+    """The long-poll routes and the registry of live long-poll sessions."""
+
+    def __init__(self, front: WebFront) -> None:
+        self.front = front
+        self.sessions: dict[str, BrowserSession] = {}
+
+    @staticmethod
+    def route(path: str) -> str | None:
+        for prefix in PREFIXES:
+            if path.startswith(prefix):
+                return path[len(prefix) :]
+        return None
+
+    async def handle(self, action: str, request: Request, info: ConnInfo) -> Response:
+        if action == "connect" and request.method == "POST":
+            return await self._connect(request, info)
+        sid = parse_qs(request.query).get("sid", [""])[0]
+        session = self.sessions.get(sid)
+        if session is None:
+            return _json(404, {"error": "unknown session"})
+        if action == "poll" and request.method == "GET":
+            return await self._poll(sid, session, request)
+        if action == "send" and request.method == "POST":
+            text = request.body.decode("utf-8", "replace")
+            engine = self.front.engine
+            await engine.apply(handle_command(engine.hub, session, text, engine.now()))
+            return Response(204)
+        if action == "close" and request.method == "POST":
+            await self._drop(sid, session)
+            return Response(204)
+        raise HttpError(404, "no such long-poll action")
+
+    async def _connect(self, request: Request, info: ConnInfo) -> Response:
+        front = self.front
+        if not front.origin_ok(info.origin or None):
+            return _json(403, {"error": "Error code 423(Access denied, Request from unauthorized domain.)"})
+        try:
+            params = parse_params(request.body.decode("utf-8", "replace").strip(),
+                                 dev_index_size=front.config.dev_index_size)
+        except ParamsError as exc:
+            return _json(400, {"error": exc.text, "error_code": exc.code})
+        info.uuid = params.uuid
+        session = BrowserSession(params.dev_id, info, transport="longpoll",
+                                 max_queued_bytes=front.config.max_queued_bytes)
+        session.idle_since = trio.current_time()
+        sid = secrets.token_urlsafe(18)
+        self.sessions[sid] = session
+        await front.attach(session, params)
+        return _json(200, {"cursor": 0, "sid": sid})
+
+    async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
+        try:
+            cursor = int(parse_qs(request.query).get("cursor", ["0"])[0])
+        except ValueError:
+            return _json(400, {"error": "cursor must be an integer"})
+        session.ack(cursor)
+        session.idle_since = None
+        try:
+            if not session.pending() and session.closing is None:
+                with trio.move_on_after(self.front.config.longpoll_timeout):
+                    await session.wait()
+        finally:
+            session.idle_since = trio.current_time()
+        pending = session.pending()
+        last = pending[-1][0] if pending else cursor
+        body = b'{"cursor":%d,"frames":[%b]' % (last, b",".join(f for _, f in pending))
+        if session.closing is not None:
+            body += b',"closed":' + orjson.dumps(session.closing)
+            await self._drop(sid, session)
+        return Response(200, body + b"}")
+
+    async def _drop(self, sid: str, session: BrowserSession) -> None:
+        if self.sessions.pop(sid, None) is not None:
+            await self.front.detach(session)
+
+    async def reap(self) -> None:
+        """Take sessions offline whose browser stopped polling."""
+        ttl = self.front.config.session_ttl
+        while True:
+            await trio.sleep(min(5.0, ttl / 2))
+            now = trio.current_time()
+            for sid, session in list(self.sessions.items()):
+                if session.idle_since is not None and now - session.idle_since > ttl:
+                    await self._drop(sid, session)

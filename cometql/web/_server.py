@@ -1,0 +1,151 @@
+"""The browser port: WebSocket, long-poll and a few plain HTTP routes on one listener.
+
+Each TCP connection is read with h11; a WebSocket upgrade on one of
+CppComet's paths is handed to trio-websocket, everything else is answered
+here (keep-alive, CORS on every reply).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import Path
+
+import h11
+import orjson
+import trio
+
+from .._version import __version__
+from ..config import Config, origin_allowed
+from ..engine import Engine
+from ..hub import ConnInfo
+from ..hub._browser import open_session
+from ._http import HttpError, Request, Response, read_request, send_response
+from ._longpoll import LongPoll
+from ._params import ConnectParams, ws_tail
+from ._session import BrowserSession
+from ._ws import serve_websocket
+
+__all__ = ["WebFront"]
+
+log = logging.getLogger("cometql.web")
+
+STATIC = Path(__file__).parent / "static"
+SERVER_NAME = f"CometQL {__version__}"
+_LIBRARY = {"/cometql.js": "cometql.js", "/cometql.mjs": "cometql.mjs", "/CometServerApi.js": "cometql.js"}
+
+
+class WebFront:
+    def __init__(self, config: Config, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.longpoll = LongPoll(self)
+        self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
+
+    def origin_ok(self, origin: str | None) -> bool:
+        return origin_allowed(self.config.allowed_origins, origin)
+
+    # ---------------------------------------------------------------- sessions
+
+    async def attach(self, session: BrowserSession, params: ConnectParams) -> None:
+        engine = self.engine
+        await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(), SERVER_NAME))
+
+    async def detach(self, session: BrowserSession) -> None:
+        with trio.CancelScope(shield=True):
+            await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
+
+    # ----------------------------------------------------------------- serving
+
+    async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.config.ws_port, host=self.config.ws_host)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.longpoll.reap)
+            task_status.started(listeners)
+            await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._handle(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
+            pass
+        except Exception:  # one broken connection must not take the port down
+            log.exception("browser connection failed")
+        finally:
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await stream.aclose()
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
+        while True:
+            origin = None
+            try:
+                with trio.fail_after(self.config.longpoll_timeout + 30):
+                    request = await read_request(conn, stream)
+                if request is None:
+                    return
+                origin = request.headers.get("origin")
+                info = self._info(stream, request)
+                if request.is_websocket and ws_tail(request.path) is not None:
+                    await serve_websocket(self, stream, request, info)
+                    return
+                response = await self.route(request, info)
+            except HttpError as exc:
+                response = Response(exc.status, orjson.dumps({"error": exc.message}))
+            except trio.TooSlowError:
+                return
+            if conn.our_state not in (h11.SEND_RESPONSE,):
+                return
+            await send_response(conn, stream, response, origin, self.origin_ok(origin))
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    @staticmethod
+    def _info(stream: trio.SocketStream, request: Request) -> ConnInfo:
+        try:
+            ip = str(stream.socket.getpeername()[0])
+        except OSError:
+            ip = ""
+        h = request.headers
+        return ConnInfo(
+            user_agent=h.get("user-agent", "")[:250],
+            ip=ip,
+            origin=h.get("origin", h.get("host", ""))[:250],
+            language=h.get("accept-language", "")[:64],
+        )
+
+    async def route(self, request: Request, info: ConnInfo) -> Response:
+        path = request.path
+        if request.method == "OPTIONS":
+            return Response(204)
+        action = LongPoll.route(path)
+        if action is not None:
+            return await self.longpoll.handle(action, request, info)
+        if request.method != "GET":
+            raise HttpError(405, f"{request.method} is not served here")
+        if path in ("/info", "/comet-server/info"):
+            return Response(200, orjson.dumps({"node": SERVER_NAME, "status": "ok", "version": __version__}))
+        if path in _LIBRARY:
+            return Response(200, (STATIC / _LIBRARY[path]).read_bytes(), "application/javascript; charset=utf-8")
+        if ws_tail(path) is not None:
+            raise HttpError(426, "this path expects a WebSocket upgrade")
+        return self._static(path)
+
+    def _static(self, path: str) -> Response:
+        if self.base_dir is not None:
+            rel = path.removeprefix("/comet-server").lstrip("/") or "index.html"
+            target = (self.base_dir / rel).resolve()
+            if target.is_relative_to(self.base_dir) and target.is_file():
+                ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                if ctype.startswith("text/") or ctype.endswith("javascript"):
+                    ctype += "; charset=utf-8"
+                return Response(200, target.read_bytes(), ctype)
+        if path == "/":
+            page = f"<!doctype html><title>CometQL</title><p>{SERVER_NAME} is running.</p>".encode()
+            return Response(200, page, "text/html; charset=utf-8")
+        raise HttpError(404, "not found")

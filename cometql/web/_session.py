@@ -1,0 +1,89 @@
+"""A browser session as the hub sees it, with a bounded outbox.
+
+The same object serves a WebSocket and a long-poll session: frames are
+numbered as they are queued, a WebSocket writer sends and drops them, a
+long-poll drops them only when the next poll acknowledges their number — so a
+lost poll response loses nothing. The outbox is bounded in bytes; a session
+that does not keep up is closed rather than allowed to grow memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+
+import trio
+
+from ..hub import ConnInfo
+
+__all__ = ["BrowserSession"]
+
+_ids = itertools.count(1)
+
+
+class BrowserSession:
+    __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
+                 "_wake", "closing", "max_queued_bytes", "idle_since")
+
+    def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
+        self.conn_id = next(_ids)
+        self.dev_id = dev_id
+        self.user_id = 0
+        self.info = info
+        self.transport = transport
+        self._outbox: deque[tuple[int, bytes]] = deque()
+        self._seq = 0
+        self._queued_bytes = 0
+        self._wake = trio.Event()
+        self.closing: str | None = None
+        self.max_queued_bytes = max_queued_bytes
+        self.idle_since: float | None = None
+
+    # ---- the Subscriber protocol (called by the engine, never blocks)
+
+    def send(self, frame: bytes) -> None:
+        if self.closing is not None:
+            return
+        self._seq += 1
+        self._outbox.append((self._seq, frame))
+        self._queued_bytes += len(frame)
+        if self._queued_bytes > self.max_queued_bytes:
+            self.close("slow consumer: send queue over its bound")
+        self._wake.set()
+
+    def close(self, reason: str) -> None:
+        if self.closing is None:
+            self.closing = reason
+        self._wake.set()
+
+    # ---- for the transports
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    async def wait(self) -> None:
+        """Until a frame is queued or the session is closing (returns at once if either holds)."""
+        while not self._outbox and self.closing is None:
+            if self._wake.is_set():
+                self._wake = trio.Event()
+            await self._wake.wait()
+
+    def ack(self, cursor: int) -> None:
+        """Drop every frame numbered up to ``cursor``."""
+        out = self._outbox
+        while out and out[0][0] <= cursor:
+            self._queued_bytes -= len(out.popleft()[1])
+
+    def pending(self) -> list[tuple[int, bytes]]:
+        return list(self._outbox)
+
+    def take_all(self) -> list[bytes]:
+        frames = [f for _, f in self._outbox]
+        self._outbox.clear()
+        self._queued_bytes = 0
+        return frames
+
+    @property
+    def cursor(self) -> int:
+        return self._seq
