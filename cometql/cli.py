@@ -75,13 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         try:
             trio.run(_run, flags, args.config)
-        except CometQLError as exc:
-            print(f"cometql: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"cometql: cannot listen: {exc}", file=sys.stderr)
-            return 1
+        except (CometQLError, OSError, BaseExceptionGroup) as exc:
+            cause = _first_leaf(exc)
+            if isinstance(cause, CometQLError):
+                print(f"cometql: {cause}", file=sys.stderr)
+                return 2
+            if isinstance(cause, OSError):
+                print(f"cometql: cannot listen: {cause}", file=sys.stderr)
+                return 1
+            raise
     return 0
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups from trio nurseries."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":
