@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import io
 import logging
 import os
 import sys
@@ -29,8 +30,9 @@ from mysql_mimic.connection import Connection
 from mysql_mimic.constants import DEFAULT_SERVER_CAPABILITIES
 from mysql_mimic.control import LocalControl
 from mysql_mimic.errors import ErrorCode, MysqlError
+from mysql_mimic.prepared import REGEX_PARAM, PreparedStatement
 from mysql_mimic.stream import ConnectionClosed, MysqlStream
-from mysql_mimic.types import Capabilities, ServerStatus
+from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len
 
 from .._version import SERVER_VERSION
 from ..config import Config
@@ -67,25 +69,45 @@ _SQL_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n"
 
 
 def _param_as_sql(value: Any) -> str:
-    """A COM_STMT_EXECUTE parameter as a SQL literal, safe to splice into the prepared text.
-
-    mysql-mimic pastes string parameters between quotes unescaped (``it's`` broke the
-    statement, and a parameter could inject SQL) and hands the result to ``re.sub`` as a
-    template, which eats backslashes. So: escape as a MySQL string literal, then double
-    the backslashes for the template.
-    """
+    """A COM_STMT_EXECUTE parameter as a SQL literal (strings escaped as MySQL string literals)."""
     if isinstance(value, str):
-        literal = "'" + value.translate(_SQL_STRING_ESCAPES) + "'"
-    elif value is None:
-        literal = "NULL"
-    elif isinstance(value, bool):
-        literal = "TRUE" if value else "FALSE"
-    else:
-        literal = str(value)
-    return literal.replace("\\", "\\\\")
+        return "'" + value.translate(_SQL_STRING_ESCAPES) + "'"
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
 
 
-mysql_mimic.packets._encode_param_as_sql = _param_as_sql  # type: ignore[attr-defined]
+def _parse_com_stmt_execute(
+    capabilities: Capabilities, client_charset: Any, data: bytes, get_stmt: Callable[[int], PreparedStatement]
+) -> Any:
+    """mysql-mimic's COM_STMT_EXECUTE parser, with the parameters spliced in safely.
+
+    The original pastes string parameters between quotes unescaped (so ``it's`` from
+    PDO with native prepares was a syntax error, and a parameter could inject SQL)
+    and re-scans the text after each splice. Here every ``?`` is found in the prepared
+    text once and replaced by an escaped literal. (packets is compiled, so the module
+    attribute used by ``Connection.handle_stmt_execute`` is the only hook.)
+    """
+    packets = mysql_mimic.packets
+    r = io.BytesIO(data)
+    stmt = get_stmt(read_uint_4(r))
+    use_cursor, param_count_available = packets._read_cursor_flags(r)  # type: ignore[attr-defined]
+    read_uint_4(r)  # iteration count, always 1
+    count = stmt.num_params
+    if Capabilities.CLIENT_QUERY_ATTRIBUTES in capabilities and (count > 0 or param_count_available):
+        count = read_uint_len(r)
+    sql, attrs = stmt.sql, {}
+    if count > 0:
+        params = packets._read_params(capabilities, client_charset, r, count, stmt.param_buffers)  # type: ignore[attr-defined]
+        literals = iter([_param_as_sql(value) for _, value in params[: stmt.num_params]])
+        sql = REGEX_PARAM.sub(lambda _m: next(literals), sql, count=stmt.num_params)
+        attrs = {k: v for k, v in params[stmt.num_params :] if k is not None}
+    return packets.ComStmtExecute(sql=sql, query_attrs=attrs, stmt=stmt, use_cursor=use_cursor)
+
+
+mysql_mimic.packets.parse_com_stmt_execute = _parse_com_stmt_execute  # type: ignore[attr-defined]
 
 
 class PasswordIdentity(IdentityProvider):

@@ -152,6 +152,7 @@ class SQLiteStore:
         self._pending: list[Record] = []
         self._batch = _Batch()
         self._wakeup = trio.Event()
+        self._writer_scope: trio.CancelScope | None = None
         self.commits = 0
 
     def _open(self) -> None:
@@ -189,18 +190,34 @@ class SQLiteStore:
         db.execute("COMMIT")
 
     async def _writer(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            records, self._pending = self._pending, []
-            batch, self._batch = self._batch, _Batch()
-            try:
-                await trio.to_thread.run_sync(self._commit, records)
-                self.commits += 1
-            except Exception as exc:  # sqlite3.Error, or a value SQLite cannot take (OverflowError):
-                batch.error = exc  # fail this batch's writers, never the writer task (it would end the server)
-            finally:
-                batch.done.set()
+        """Commit pending records batch by batch.
+
+        Shielded: on shutdown the sessions being closed still write (last-seen
+        times); the store stops the writer itself once they are done.
+        """
+        with trio.CancelScope(shield=True) as scope:
+            self._writer_scope = scope
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                records, self._pending = self._pending, []
+                batch, self._batch = self._batch, _Batch()
+                try:
+                    await trio.to_thread.run_sync(self._commit, records)
+                    self.commits += 1
+                except sqlite3.Error as exc:
+                    batch.error = exc
+                finally:
+                    batch.done.set()
+
+    async def _stop(self) -> None:
+        """Let the writer commit what is pending, then stop it."""
+        if self._pending:
+            batch = self._batch
+            self._wakeup.set()
+            await batch.done.wait()
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
 
     def _close(self) -> None:
         if self._db is not None:
@@ -218,7 +235,10 @@ async def open_sqlite_store(path: Path | str, *, durability: str = "normal") -> 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._writer)
-            yield store
-            nursery.cancel_scope.cancel()
+            try:
+                yield store
+            finally:
+                with trio.CancelScope(shield=True):
+                    await store._stop()
     finally:
         store._close()

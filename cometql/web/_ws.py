@@ -78,6 +78,11 @@ async def serve_websocket(front: WebFront, stream: trio.SocketStream, request: R
                 with trio.CancelScope() as done:
                     nursery.start_soon(_writer, ws, session, done)
                     await _reader(front, ws, session)
+            except trio.Cancelled:
+                with trio.move_on_after(1) as scope:  # server shutdown: tell the browser to reconnect
+                    scope.shield = True
+                    await ws.aclose(CLOSE_GOING_AWAY, "server shutting down")
+                raise
             finally:
                 await front.detach(session)
         finally:
