@@ -32,6 +32,8 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     ws_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
+    #: Extra environment variables (COMETQL_* settings); the caller's own COMETQL_* are never passed on.
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[str] | None = None
     output: str = ""
 
@@ -44,6 +46,7 @@ class ServerProcess:
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMETQL_")}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ from ._subscriber import Subscriber
 __all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "mysql_escape", "open_session"]
 
 MAX_SUBSCRIPTIONS = 32  # CppComet's per-connection limit
-_TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_\-]+")
+_TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_\-]")  # one byte each: an empty token (\n\n) ends the list
 _NAME = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _ESCAPE = str.maketrans({"\0": "\\0", "\n": "\\n", "\r": "\\r", "\\": "\\\\", "'": "\\'", '"': '\\"', "\x1a": "\\Z"})
 

@@ -239,7 +239,9 @@ class Hub:
                 effects.append(Deliver((sub,), _frames.queued_user_frame(entry.event, entry.message, entry.time)))
             effects.append(self._persist(DeleteQueued(sub.dev_id, sub.user_id, tuple(e.id for e in entries))))
         if first and self.send_user_online_events:
-            effects.extend(self.publish(sub.dev_id, f"user_status_{sub.user_id}", "online", "online", now))
+            subs = self._channels.get((sub.dev_id, f"user_status_{sub.user_id}"))
+            if subs:  # status_frame: no message_send_time, as CppComet (browser-wire.md §3.6)
+                effects.append(Deliver(tuple(subs.values()), _frames.status_frame(sub.user_id, "online")))
         return effects
 
     def disconnect(self, sub: Subscriber, now: int) -> list[Effect]:

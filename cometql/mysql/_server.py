@@ -39,6 +39,7 @@ from ..config import Config
 from ..engine import Engine
 from ..sql import Ok
 from ..sql._values import Value
+from . import _nul_guard
 from ._adapter import TrioReader, TrioWriter
 from ._session import CometSession, dev_id_for_login, make_global_variables
 
@@ -64,6 +65,7 @@ def _install_trio_shim() -> None:
 
 
 _install_trio_shim()
+_nul_guard.install()  # garbage packets must not freeze the server (see the module)
 
 _SQL_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"})
 

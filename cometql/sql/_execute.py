@@ -15,6 +15,7 @@ from typing import Any
 from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
 from sqlglot.executor import execute as sqlglot_execute
+from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
 from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
@@ -295,9 +296,11 @@ def _run_query(query: exp.Select, table: Table, rows: list[Row]) -> Rows:
     source = query.args["from_"].this
     source.set("db", None)
     source.set("catalog", None)
-    data = [dict(zip(table.columns, r)) for r in rows]
+    # An explicit schema and column list: inferring them from the first row fails on an empty table.
+    schema = {table.name: {c: "BIGINT" if c in table.int_columns else "TEXT" for c in table.columns}}
+    data = DataTable(table.columns, rows)
     try:
-        result = sqlglot_execute(query, dialect="mysql", tables={table.name: data})
+        result = sqlglot_execute(query, schema=schema, dialect="mysql", tables={table.name: data})
     except (SqlglotError, ValueError, TypeError, KeyError, ArithmeticError, NotImplementedError) as exc:
         raise SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})") from exc
     names: list[str] = []

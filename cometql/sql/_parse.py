@@ -9,6 +9,7 @@ about CometQL's tables (SET, USE, ``SELECT @@var``, ...) come back as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import sqlglot
@@ -35,6 +36,8 @@ from ._values import Value
 __all__ = ["parse", "parse_expression"]
 
 _INFO_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
+#: sqlglot knows only ``SHOW [FULL] COLUMNS FROM t``; MySQL (and CppComet) also take ``IN t``.
+_SHOW_COLUMNS_IN = re.compile(r"\A(\s*show\s+(?:full\s+)?columns\s+)in(?=\s)", re.I)
 
 
 def parse(sql: str) -> list[Statement]:
@@ -42,6 +45,7 @@ def parse(sql: str) -> list[Statement]:
     fast = fast_insert(sql)
     if fast is not None:
         return [fast]
+    sql = _SHOW_COLUMNS_IN.sub(r"\1FROM", sql, count=1)
     try:
         expressions = sqlglot.parse(sql, read="mysql")
     except (SqlglotError, RecursionError, ValueError, IndexError) as exc:

@@ -205,8 +205,8 @@ class SQLiteStore:
                 try:
                     await trio.to_thread.run_sync(self._commit, records)
                     self.commits += 1
-                except sqlite3.Error as exc:
-                    batch.error = exc
+                except Exception as exc:  # sqlite3.Error, or a value SQLite cannot take (OverflowError):
+                    batch.error = exc  # fail this batch's writers, never the writer task (it would end the server)
                 finally:
                     batch.done.set()
 

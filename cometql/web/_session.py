@@ -23,7 +23,7 @@ _ids = itertools.count(1)
 
 class BrowserSession:
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
-                 "_wake", "closing", "max_queued_bytes", "idle_since")
+                 "_wake", "closing", "closed", "max_queued_bytes", "idle_since")
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next(_ids)
@@ -36,6 +36,7 @@ class BrowserSession:
         self._queued_bytes = 0
         self._wake = trio.Event()
         self.closing: str | None = None
+        self.closed = trio.Event()  # set with ``closing``: lets a transport time the close out
         self.max_queued_bytes = max_queued_bytes
         self.idle_since: float | None = None
 
@@ -54,6 +55,7 @@ class BrowserSession:
     def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason
+        self.closed.set()
         self._wake.set()
 
     # ---- for the transports

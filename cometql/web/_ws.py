@@ -29,6 +29,7 @@ __all__ = ["serve_websocket"]
 MAX_MESSAGE = 65535  # CppComet's client frame limit
 CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
+CLOSE_GRACE = 5.0  # seconds a closing session's writer gets to flush and send its close frame
 
 
 async def _refuse(ws: WebSocketConnection, code: int, text: str, now: int) -> None:
@@ -54,6 +55,14 @@ async def _writer(ws: WebSocketConnection, session: BrowserSession, done: trio.C
         done.cancel()
 
 
+async def _cut_off(session: BrowserSession, done: trio.CancelScope) -> None:
+    """End a closing session whose writer is stuck (a peer that stopped reading never drains
+    its socket, so the close frame can never be sent): it must leave the hub anyway."""
+    await session.closed.wait()
+    await trio.sleep(CLOSE_GRACE)
+    done.cancel()
+
+
 async def serve_websocket(front: WebFront, stream: trio.SocketStream, request: Request, info: ConnInfo) -> None:
     engine = front.engine
     async with trio.open_nursery() as nursery:
@@ -66,7 +75,8 @@ async def serve_websocket(front: WebFront, stream: trio.SocketStream, request: R
                 await _refuse(ws, 423, "Error code 423(Access denied, Request from unauthorized domain.)", engine.now())
                 return
             try:
-                params = parse_params(ws_tail(request.path) or "", dev_index_size=front.config.dev_index_size)
+                # the target, not the path: /ws/?sesion=... carries the parameters after the "?"
+                params = parse_params(ws_tail(request.target) or "", dev_index_size=front.config.dev_index_size)
             except ParamsError as exc:
                 await _refuse(ws, exc.code, exc.text, engine.now())
                 return
@@ -77,6 +87,7 @@ async def serve_websocket(front: WebFront, stream: trio.SocketStream, request: R
             try:
                 with trio.CancelScope() as done:
                     nursery.start_soon(_writer, ws, session, done)
+                    nursery.start_soon(_cut_off, session, done)
                     await _reader(front, ws, session)
             except trio.Cancelled:
                 with trio.move_on_after(1) as scope:  # server shutdown: tell the browser to reconnect

@@ -1,0 +1,908 @@
+/*!
+ * cometql.js - the browser library of CometQL, served by the server at /cometql.js.
+ *
+ * Same public API as CppComet's CometServerApi.js, so a page switches servers by
+ * changing one script tag:
+ *
+ *     CometServer().start({dev_id: 1, user_id: 7, user_key: "hash", node: "host:8087"});
+ *     cometApi.subscription("chat.message", function (e) { e.data; e.server_info.pipe; });
+ *     cometApi.web_pipe_send("web_chat", "message", {text: "hi"});
+ *
+ * What it adds over the stock client:
+ *   - WebSocket with an automatic fallback to CometQL's long-poll endpoints (/lp/...):
+ *     used when WebSocket is missing, when a WebSocket fails to open twice in a row
+ *     (until one has opened on this page: after that, failures mean the server is away,
+ *     not that WebSockets are blocked), or when start({transport: "longpoll"}) asks for it;
+ *   - reconnect with jittered exponential backoff (capped at 10 s), waiting while the
+ *     browser is offline, and the full subscription list resent on every (re)connect;
+ *   - recovery of channel messages missed while disconnected (see "Catch-up" below);
+ *   - frames are parsed strictly first, so messages containing apostrophes are not lost.
+ *
+ * Written from the wire protocol (browser-wire.md), not from CometServerApi.js.
+ * Plain ES5 on purpose: the long-poll fallback exists for old browsers.
+ */
+(function (global) {
+    "use strict";
+
+    if (global.CometServer && global.CometServer.isCometQL) {
+        return; // loaded twice (script tag + ES module): keep the first singleton
+    }
+
+    var VERSION = "4.08";
+    var UUID_KEY = "comet_server_uuid";
+    var UUID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+    var MARKER_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    var CHANNEL_RE = /^[A-Za-z0-9_-]{2,63}$/;     // what the server accepts in a subscription list
+    var MAX_SUBSCRIPTIONS = 32;
+    var SUBSCRIBE_DELAY_MS = 50;                  // batch subscription() calls like the stock client
+    var BACKOFF_BASE_MS = 300;
+    var BACKOFF_CAP_MS = 10000;
+    var STABLE_CONNECTION_MS = 5000;              // a connection that lived this long resets the backoff
+    var WS_OPEN_FAILURES_BEFORE_LONGPOLL = 2;
+    var LONGPOLL_REQUEST_TIMEOUT_MS = 60000;      // the server holds a poll ~25 s
+    var LONGPOLL_POLL_RETRIES = 3;
+    var MARKER_TTL_MS = 120000;
+    var DEDUP_TTL_MS = 180000;                    // uuid / _cometApi_uuid dedup window (stock client: ~3 min)
+    var RECENT_FRAMES = 1000;                     // live channel frames remembered for catch-up dedup
+    var CATCHUP_WINDOW_MS = 15000;
+    var MAX_QUEUED_COMMANDS = 1000;
+    var ALL_MESSAGES = "\u0000all";               // listener key of subscription(callback); never a channel
+
+    // ------------------------------------------------------------------ pure helpers
+
+    function randomString(length, alphabet) {
+        var out = "", bytes = null, i;
+        var cryptoObj = global.crypto;
+        if (cryptoObj && cryptoObj.getRandomValues) {
+            bytes = new Uint8Array(length);
+            cryptoObj.getRandomValues(bytes);
+        }
+        for (i = 0; i < length; i++) {
+            var r = bytes ? bytes[i] / 256 : Math.random();
+            out += alphabet.charAt(Math.floor(r * alphabet.length));
+        }
+        return out;
+    }
+
+    /** The per-browser id sent as `uuid`: 32 chars of [a-zA-Z0-9_-], kept in localStorage. */
+    function loadUUID() {
+        var value = null;
+        try { value = global.localStorage.getItem(UUID_KEY); } catch (e) { value = null; }
+        if (!value || !/^[a-zA-Z0-9_-]{32}$/.test(value)) {
+            value = randomString(32, UUID_ALPHABET);
+            try { global.localStorage.setItem(UUID_KEY, value); } catch (e2) { /* private mode */ }
+        }
+        return value;
+    }
+
+    function tryParse(text) {
+        try { return JSON.parse(text); } catch (e) { return undefined; }
+    }
+
+    /** The `sesion=...&myid=...` tail shared by the WebSocket URL and /lp/connect. */
+    function connectQuery(opts, uuid) {
+        return "sesion=" + (opts.user_key === undefined || opts.user_key === null ? "" : opts.user_key) +
+            "&myid=" + (opts.user_id === undefined || opts.user_id === null ? 0 : opts.user_id) +
+            "&devid=" + (opts.dev_id === undefined || opts.dev_id === null ? 0 : opts.dev_id) +
+            "&v=" + VERSION + "&uuid=" + uuid + "&api=js";
+    }
+
+    function nodeOf(opts) {
+        var node = opts.node;
+        if (node && typeof node === "object" && node.length) { node = node[0]; } // `nodes` arrays: first one
+        return node || (global.location && global.location.host) || "127.0.0.1:8087";
+    }
+
+    function useTls(opts) {
+        if (opts.wss !== undefined) { return !!opts.wss; }
+        return !!(global.location && global.location.protocol === "https:");
+    }
+
+    function webSocketUrl(opts, uuid) {
+        return (useTls(opts) ? "wss" : "ws") + "://" + nodeOf(opts) + "/ws/" + connectQuery(opts, uuid);
+    }
+
+    function httpBase(opts) {
+        return (useTls(opts) ? "https" : "http") + "://" + nodeOf(opts);
+    }
+
+    /** One text frame -> the JSON objects in it (one per line). Unparsable lines are dropped. */
+    function parseFrameText(text) {
+        var out = [], lines = String(text).split("\n"), i;
+        for (i = 0; i < lines.length; i++) {
+            var line = lines[i].replace(/^\s+|\s+$/g, "");
+            if (!line) { continue; }
+            var obj = tryParse(line);
+            if (obj === undefined) {
+                // CppComet's stock client strips \' before parsing; try that only as a fallback,
+                // so frames holding an escaped backslash before ' are not lost.
+                obj = tryParse(line.replace(/\\'/g, "'"));
+            }
+            if (obj && typeof obj === "object") { out.push(obj); }
+        }
+        return out;
+    }
+
+    /** Undo mysql_real_escape_string (CppComet escapes web_pipe payloads); other \x become x. */
+    function unescapeMysql(text) {
+        return text.replace(/\\([\s\S]?)/g, function (all, c) {
+            switch (c) {
+                case "0": return "\u0000";
+                case "n": return "\n";
+                case "r": return "\r";
+                case "Z": return "\u001a";
+                default: return c; // \\ \' \" and PHP-stripslashes behaviour for the rest
+            }
+        });
+    }
+
+    /**
+     * A frame's `data` as callbacks get it: a string holding JSON is parsed; a string that
+     * only parses after unescaping (CppComet's MySQL-escaped web_pipe payloads) is unescaped
+     * and parsed (up to 5 rounds, like the stock client); any other string is passed on
+     * unchanged. Non-string data is passed through.
+     */
+    function decodeData(data) {
+        if (typeof data !== "string") { return data; }
+        var text = data, round;
+        for (round = 0; round < 5; round++) {
+            var value = tryParse(text);
+            if (value === undefined && text.indexOf("\\'") >= 0) { value = tryParse(text.replace(/\\'/g, "'")); }
+            if (value !== undefined) { return value; }
+            var next = unescapeMysql(text);
+            if (next === text) { break; }
+            text = next;
+        }
+        return data;
+    }
+
+    /** The server channel behind a subscription name, or null for local-only names. */
+    function serverChannelOf(name) {
+        if (typeof name !== "string" || name.charAt(0) === "#" || name === ALL_MESSAGES) { return null; }
+        var m = /^([^.]+)\.([^.]+)$/.exec(name);
+        var pipe = m ? m[1] : name;
+        if (pipe === "msg" || /^answer_to_web_/.test(pipe)) { return null; }
+        return pipe;
+    }
+
+    /** A frame that replays channel history (pipe_log): ours say history:true, CppComet's only fromQueue. */
+    function isHistoryFrame(msg) {
+        return msg.history === true || (msg.fromQueue === true && msg.pipe !== undefined && msg.pipe !== "msg");
+    }
+
+    /** Identity of a channel message, from its decoded data (CppComet's live and logged copies differ in escaping). */
+    function frameKey(msg, data) {
+        return JSON.stringify([msg.pipe, msg.event, msg.message_send_time, typeof data === "string" ? data : JSON.stringify(data)]);
+    }
+
+    function backoffDelay(attempt) {
+        var ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, Math.min(attempt, 10)));
+        return Math.round(ceiling * (0.5 + Math.random() * 0.5)); // "equal jitter"
+    }
+
+    function callSafely(cb, arg) {
+        try { cb(arg); } catch (e) {
+            if (global.console) { global.console.error("[cometql] callback failed", e); }
+        }
+    }
+
+    // ------------------------------------------------------------------ bounded "seen" set
+
+    /** Insertion-ordered set with a size limit: the oldest keys are forgotten first. */
+    function RecentSet(limit) {
+        this.limit = limit;
+        this.keys = {};
+        this.order = [];
+    }
+    RecentSet.prototype.has = function (key) { return Object.prototype.hasOwnProperty.call(this.keys, key); };
+    RecentSet.prototype.add = function (key) {
+        if (this.has(key)) { return; }
+        this.keys[key] = true;
+        this.order.push(key);
+        while (this.order.length > this.limit) { delete this.keys[this.order.shift()]; }
+    };
+
+    // ------------------------------------------------------------------ transports
+    //
+    // A transport is {kind, send(text) -> bool, close()}; it reports through the handlers
+    // given to it: open(t), frames(t, [objects]), closed(t, {opened, unsent}). closed is
+    // never called after close().
+
+    function WebSocketTransport(url, handlers) {
+        var self = this;
+        this.kind = "websocket";
+        this.opened = false;
+        this.done = false;
+        this.ws = new global.WebSocket(url);
+        this.ws.onopen = function () {
+            self.opened = true;
+            handlers.open(self);
+        };
+        this.ws.onmessage = function (event) {
+            if (typeof event.data === "string") { handlers.frames(self, parseFrameText(event.data)); }
+        };
+        this.ws.onclose = function () {
+            if (self.done) { return; }
+            self.done = true;
+            handlers.closed(self, {opened: self.opened, unsent: []});
+        };
+        this.ws.onerror = function () { /* onclose follows */ };
+    }
+    WebSocketTransport.prototype.send = function (text) {
+        if (this.done || this.ws.readyState !== 1) { return false; }
+        this.ws.send(text);
+        return true;
+    };
+    WebSocketTransport.prototype.close = function () {
+        this.done = true;
+        try { this.ws.close(); } catch (e) { /* already closed */ }
+    };
+
+    function xhr(method, url, body, onDone) {
+        var req = new global.XMLHttpRequest();
+        req.open(method, url, true);
+        req.timeout = LONGPOLL_REQUEST_TIMEOUT_MS;
+        req.onreadystatechange = function () {
+            if (req.readyState === 4) { onDone(req.status, req.responseText); }
+        };
+        // text/plain is a "simple" content type: no CORS preflight.
+        if (body !== null) { req.setRequestHeader("Content-Type", "text/plain;charset=UTF-8"); }
+        req.send(body);
+        return req;
+    }
+
+    /**
+     * CometQL long-poll: POST /lp/connect -> {sid, cursor}; GET /lp/poll?sid&cursor held
+     * until frames exist -> {cursor, frames}; POST /lp/send?sid one command per request, in
+     * order; POST /lp/close?sid. Re-polling with the same cursor returns the same frames,
+     * so a poll that fails in transit is simply retried.
+     */
+    function LongPollTransport(base, query, handlers) {
+        this.kind = "longpoll";
+        this.base = base;
+        this.handlers = handlers;
+        this.opened = false;
+        this.done = false;
+        this.sid = null;
+        this.cursor = 0;
+        this.outbox = [];
+        this.sending = false;
+        this.requests = [];
+        this.pollFailures = 0;
+        var self = this;
+        this.track(xhr("POST", base + "/lp/connect", query, function (status, text) {
+            if (self.done) { return; }
+            var reply = status === 200 ? tryParse(text) : undefined;
+            if (!reply || typeof reply.sid !== "string") { self.fail(); return; }
+            self.sid = reply.sid;
+            self.cursor = reply.cursor || 0;
+            self.opened = true;
+            self.handlers.open(self);
+            self.poll();
+        }));
+    }
+    LongPollTransport.prototype.track = function (req) {
+        this.requests.push(req);
+        if (this.requests.length > 8) { this.requests.shift(); }
+        return req;
+    };
+    LongPollTransport.prototype.url = function (path) {
+        return this.base + path + "?sid=" + encodeURIComponent(this.sid);
+    };
+    LongPollTransport.prototype.poll = function () {
+        var self = this;
+        this.track(xhr("GET", this.url("/lp/poll") + "&cursor=" + this.cursor, null, function (status, text) {
+            if (self.done) { return; }
+            var reply = status === 200 ? tryParse(text) : undefined;
+            if (reply && typeof reply === "object") {
+                self.pollFailures = 0;
+                if (typeof reply.cursor === "number") { self.cursor = reply.cursor; }
+                var frames = [], list = reply.frames || [], i;
+                for (i = 0; i < list.length; i++) {
+                    if (typeof list[i] === "string") { frames = frames.concat(parseFrameText(list[i])); }
+                    else if (list[i] && typeof list[i] === "object") { frames.push(list[i]); }
+                }
+                if (frames.length) { self.handlers.frames(self, frames); }
+                if (!self.done) { self.poll(); }
+            } else if (status === 404 || ++self.pollFailures > LONGPOLL_POLL_RETRIES) {
+                self.fail(); // unknown session (expired, server restarted) or server gone
+            } else {
+                setTimeout(function () { if (!self.done) { self.poll(); } }, 500 * self.pollFailures);
+            }
+        }));
+    };
+    LongPollTransport.prototype.send = function (text) {
+        if (this.done || !this.opened) { return false; }
+        this.outbox.push(text);
+        this.pump();
+        return true;
+    };
+    LongPollTransport.prototype.pump = function () {
+        if (this.sending || this.done || !this.outbox.length) { return; }
+        var self = this;
+        this.sending = true;
+        this.track(xhr("POST", this.url("/lp/send"), this.outbox[0], function (status) {
+            self.sending = false;
+            if (self.done) { return; }
+            if (status >= 200 && status < 300) {
+                self.outbox.shift();
+                self.pump();
+            } else {
+                self.fail();
+            }
+        }));
+    };
+    LongPollTransport.prototype.fail = function () {
+        if (this.done) { return; }
+        var unsent = this.outbox.slice();
+        this.shutdown(false);
+        this.handlers.closed(this, {opened: this.opened, unsent: unsent});
+    };
+    LongPollTransport.prototype.shutdown = function (tellServer) {
+        this.done = true;
+        for (var i = 0; i < this.requests.length; i++) {
+            try { this.requests[i].abort(); } catch (e) { /* finished */ }
+        }
+        this.requests = [];
+        if (tellServer && this.sid !== null) {
+            var url = this.url("/lp/close");
+            if (global.navigator && global.navigator.sendBeacon) {
+                global.navigator.sendBeacon(url, ""); // also works while the page unloads
+            } else {
+                try { xhr("POST", url, "", function () {}); } catch (e2) { /* unloading */ }
+            }
+        }
+    };
+    LongPollTransport.prototype.close = function () { this.shutdown(true); };
+
+    // ------------------------------------------------------------------ the client
+
+    /*
+     * Catch-up after a reconnect (kept deliberately simple):
+     *   - every live channel frame is remembered by (pipe, event, message_send_time, data) in a
+     *     bounded set, and the newest server time seen is tracked (`lastServerTime`);
+     *   - after a REconnect the client sends `pipe_log` for every subscribed server channel
+     *     (channels without history simply answer nothing);
+     *   - the log comes oldest first. A frame we already saw is dropped, and everything after it
+     *     in the log is new to us; before the first seen frame, only frames newer than the last
+     *     server second seen before the drop are delivered (same-second frames there are taken
+     *     as older than our subscription, the one ambiguity of whole-second timestamps);
+     *   - delivered catch-up frames carry server_info.history = true.
+     * Catch-up answers are recognised by their marker when the server echoes it, otherwise as
+     * history frames of that channel within 15 s; an explicit get_pipe_log() for a channel
+     * ends its catch-up, so the caller sees the whole log.
+     */
+    function Client() {
+        this.options = {dev_id: "0"};
+        this.uuid = loadUUID();
+        this.started = false;
+        this.transport = null;
+        this.connected = false;
+        this.openedAt = 0;
+        this.everOpened = false;
+        this.attempt = 0;
+        this.wsOpenFailures = 0;
+        this.wsEverOpened = false;       // a WebSocket worked here: never fall back automatically
+        this.forceLongPoll = false;
+        this.reconnectTimer = null;
+        this.queue = [];                 // commands waiting for a connection
+        this.listeners = {};             // name -> [{id, cb, once}]
+        this.markers = {};               // marker -> {cb, at}: answers routed by marker
+        this.catchup = {};               // pipe -> {marker, since, until, afterSeen}: see "Catch-up"
+        this.nextId = 1;
+        this.subscribeTimer = null;
+        this.sentList = null;            // the subscription command last sent on this connection
+        this.authorized = undefined;
+        this.authCallbacks = {success: [], fail: []};
+        this.realUserKey = "";
+        this.recent = new RecentSet(RECENT_FRAMES);
+        this.lastServerTime = 0;
+        this.seenUuids = {};
+        this.installBrowserHooks();
+    }
+
+    Client.prototype.version = VERSION;
+
+    // ---- connection lifecycle
+
+    Client.prototype.start = function (opts) {
+        if (this.started) { return this.restart(opts); }
+        this.started = true;
+        this.mergeOptions(opts);
+        this.connect();
+        return true;
+    };
+
+    Client.prototype.restart = function (opts) {
+        this.mergeOptions(opts);
+        this.started = true;
+        this.dropTransport();
+        this.attempt = 0;
+        this.wsOpenFailures = 0;
+        this.connect();
+        return true;
+    };
+
+    /** Close the connection and stay disconnected (not in the stock API). */
+    Client.prototype.stop = function () {
+        this.started = false;
+        this.dropTransport();
+    };
+
+    Client.prototype.mergeOptions = function (opts) {
+        var key;
+        opts = opts || {};
+        for (key in opts) {
+            if (Object.prototype.hasOwnProperty.call(opts, key)) { this.options[key] = opts[key]; }
+        }
+        if (this.options.nodes && !this.options.node) { this.options.node = this.options.nodes; }
+        this.forceLongPoll = this.options.transport === "longpoll";
+    };
+
+    Client.prototype.dropTransport = function () {
+        if (this.reconnectTimer !== null) { clearTimeout(this.reconnectTimer); this.reconnectTimer = null; }
+        if (this.transport) { this.transport.close(); }
+        this.transport = null;
+        this.connected = false;
+        this.sentList = null;
+    };
+
+    Client.prototype.transportKind = function () {
+        if (this.forceLongPoll || typeof global.WebSocket === "undefined" ||
+                (this.options.transport !== "websocket" && !this.wsEverOpened &&
+                 this.wsOpenFailures >= WS_OPEN_FAILURES_BEFORE_LONGPOLL)) {
+            return "longpoll";
+        }
+        return "websocket";
+    };
+
+    Client.prototype.connect = function () {
+        this.reconnectTimer = null;
+        if (!this.started) { return; }
+        var self = this;
+        if (global.navigator && global.navigator.onLine === false) {
+            // wait for the "online" event; re-check now and then in case it never fires
+            this.reconnectTimer = setTimeout(function () { self.connect(); }, 1000);
+            return;
+        }
+        var handlers = {
+            open: function (t) { self.onOpen(t); },
+            frames: function (t, frames) { self.onFrames(t, frames); },
+            closed: function (t, info) { self.onClosed(t, info); }
+        };
+        var query = connectQuery(this.options, this.uuid);
+        try {
+            this.transport = this.transportKind() === "longpoll" ?
+                new LongPollTransport(httpBase(this.options), query, handlers) :
+                new WebSocketTransport(webSocketUrl(this.options, this.uuid), handlers);
+        } catch (e) {
+            this.transport = null;
+            this.onClosed(null, {opened: false, unsent: []});
+        }
+    };
+
+    Client.prototype.onOpen = function (t) {
+        if (t !== this.transport) { return; }
+        var reconnect = this.everOpened;
+        this.connected = true;
+        this.everOpened = true;
+        this.openedAt = Date.now();
+        if (t.kind === "websocket") { this.wsOpenFailures = 0; this.wsEverOpened = true; }
+        this.sentList = null;
+        this.sendSubscriptions(true);
+        if (reconnect) { this.requestCatchup(); }
+        var pending = this.queue;
+        this.queue = [];
+        for (var i = 0; i < pending.length; i++) { this.send(pending[i]); }
+    };
+
+    Client.prototype.onClosed = function (t, info) {
+        if (t !== this.transport) { return; }
+        this.transport = null;
+        this.connected = false;
+        this.sentList = null;
+        this.queue = info.unsent.concat(this.queue);
+        if (t && !info.opened) {
+            // WebSocket failures count towards the fallback; a failing long-poll connect too
+            // means the server is away, so WebSocket gets another chance next time.
+            this.wsOpenFailures = t.kind === "websocket" ? this.wsOpenFailures + 1 : 0;
+        }
+        if (info.opened && Date.now() - this.openedAt >= STABLE_CONNECTION_MS) { this.attempt = 0; }
+        this.scheduleReconnect();
+    };
+
+    Client.prototype.scheduleReconnect = function () {
+        if (!this.started || this.reconnectTimer !== null) { return; }
+        var self = this;
+        var delay = backoffDelay(this.attempt);
+        this.attempt++;
+        this.reconnectTimer = setTimeout(function () { self.connect(); }, delay);
+    };
+
+    /** Drop the connection when the browser goes offline; reconnect at once when it is back. */
+    Client.prototype.installBrowserHooks = function () {
+        var self = this;
+        if (!global.addEventListener) { return; }
+        global.addEventListener("offline", function () {
+            if (!self.transport) { return; }
+            var t = self.transport;
+            t.close();
+            self.onClosed(t, {opened: t.opened, unsent: []});
+        });
+        global.addEventListener("online", function () {
+            if (!self.started || self.transport) { return; }
+            if (self.reconnectTimer !== null) { clearTimeout(self.reconnectTimer); self.reconnectTimer = null; }
+            self.connect();
+        });
+        global.addEventListener("pagehide", function () {
+            self.dropTransport(); // lets the server drop the session (and track_ membership) at once
+        });
+        global.addEventListener("pageshow", function (e) {
+            if (e.persisted && self.started && !self.transport) { self.connect(); } // back from bfcache
+        });
+    };
+
+    // ---- sending
+
+    /** Send one command now, or queue it until the connection opens. */
+    Client.prototype.send = function (text) {
+        if (this.subscribeTimer !== null) { this.flushSubscriptions(); } // commands see current subscriptions
+        if (this.connected && this.transport && this.transport.send(text)) { return true; }
+        if (this.queue.length < MAX_QUEUED_COMMANDS) { this.queue.push(text); }
+        return true;
+    };
+    Client.prototype.send_msg = Client.prototype.send;
+
+    Client.prototype.serverChannels = function () {
+        var names = [], seen = {}, key;
+        for (key in this.listeners) {
+            if (!Object.prototype.hasOwnProperty.call(this.listeners, key) || !this.listeners[key].length) { continue; }
+            var pipe = serverChannelOf(key);
+            if (pipe === null || seen[pipe]) { continue; }
+            seen[pipe] = true;
+            if (!CHANNEL_RE.test(pipe)) {
+                if (global.console) { global.console.error("[cometql] invalid channel name `" + pipe + "`"); }
+                continue;
+            }
+            names.push(pipe);
+        }
+        if (names.length > MAX_SUBSCRIPTIONS && global.console) {
+            global.console.warn("[cometql] more than " + MAX_SUBSCRIPTIONS + " channels; the server keeps the first ones");
+        }
+        return names;
+    };
+
+    /** Send the full subscription list (if it changed, or always when `force`). */
+    Client.prototype.sendSubscriptions = function (force) {
+        if (!this.connected || !this.transport) { return; }
+        var names = this.serverChannels();
+        var command = "subscription\n" + names.join("\n");
+        if (this.sentList === null && !names.length) { return; } // fresh connection, nothing to subscribe
+        if (!force && command === this.sentList) { return; }
+        if (this.transport.send(command)) { this.sentList = command; }
+    };
+
+    Client.prototype.scheduleSubscriptions = function () {
+        var self = this;
+        if (this.subscribeTimer !== null) { clearTimeout(this.subscribeTimer); }
+        this.subscribeTimer = setTimeout(function () {
+            self.subscribeTimer = null;
+            self.sendSubscriptions(false);
+        }, SUBSCRIBE_DELAY_MS);
+    };
+
+    Client.prototype.flushSubscriptions = function () {
+        clearTimeout(this.subscribeTimer);
+        this.subscribeTimer = null;
+        this.sendSubscriptions(false);
+    };
+
+    Client.prototype.requestCatchup = function () {
+        var names = this.serverChannels(), i;
+        for (i = 0; i < names.length; i++) {
+            var marker = this.getCustomString();
+            this.catchup[names[i]] = {marker: marker, since: this.lastServerTime,
+                                      until: Date.now() + CATCHUP_WINDOW_MS, afterSeen: false};
+            this.transport.send("pipe_log\n" + names[i] + "\n" + marker + "\n");
+        }
+    };
+
+    // ---- subscriptions
+
+    Client.prototype.addListener = function (name, cb, once) {
+        var id = "sub" + (this.nextId++);
+        if (!this.listeners[name]) { this.listeners[name] = []; }
+        this.listeners[name].push({id: id, cb: cb, once: once});
+        this.scheduleSubscriptions();
+        return id;
+    };
+
+    /**
+     * subscription("pipe" | "pipe.event" | "msg" | "msg.event" | "#pipe", cb) -> id;
+     * subscription(cb) listens to every message.
+     */
+    Client.prototype.subscription = function (name, cb) {
+        if (typeof name === "function") { return this.addListener(ALL_MESSAGES, name, false); }
+        if (typeof name !== "string" || !name) { return false; }
+        return this.addListener(name, cb || function () {}, false);
+    };
+
+    Client.prototype.subscription_once = function (name, cb) {
+        if (typeof name === "function") { return this.addListener(ALL_MESSAGES, name, true); }
+        if (typeof name !== "string" || !name) { return false; }
+        return this.addListener(name, cb || function () {}, true);
+    };
+
+    /** unsubscription(id) removes one listener; unsubscription(name) removes all listeners of name. */
+    Client.prototype.unsubscription = function (nameOrId) {
+        var removed = false, key;
+        if (this.listeners[nameOrId]) {
+            removed = this.listeners[nameOrId].length > 0;
+            delete this.listeners[nameOrId];
+        } else {
+            for (key in this.listeners) {
+                if (!Object.prototype.hasOwnProperty.call(this.listeners, key)) { continue; }
+                var list = this.listeners[key];
+                for (var i = 0; i < list.length; i++) {
+                    if (list[i].id === nameOrId) { list.splice(i, 1); removed = true; break; }
+                }
+                if (!list.length) { delete this.listeners[key]; }
+            }
+        }
+        if (removed) { this.scheduleSubscriptions(); }
+        return removed;
+    };
+
+    Client.prototype.onMarker = function (marker, cb) {
+        var now = Date.now(), key;
+        for (key in this.markers) {
+            if (Object.prototype.hasOwnProperty.call(this.markers, key) && now - this.markers[key].at > MARKER_TTL_MS) {
+                delete this.markers[key];
+            }
+        }
+        this.markers[marker] = {cb: cb, at: now};
+    };
+
+    Client.prototype.getCustomString = function () { return randomString(10, MARKER_ALPHABET); };
+
+    // ---- commands
+
+    /** web_pipe_send("web_x", "event", msg), ("web_x.event", msg) or ("web_x", msg). */
+    Client.prototype.web_pipe_send = function (pipe, event, msg) {
+        if (msg === undefined) {
+            msg = event;
+            var m = /^([^.]+)\.([^.]+)$/.exec(pipe);
+            event = m ? m[2] : "undefined";
+            pipe = m ? m[1] : pipe;
+        }
+        if (msg === undefined) { return false; }
+        if (!/^@?web_|^webauth_/.test(pipe)) {
+            if (global.console) { global.console.error("[cometql] web_pipe_send: the channel must start with web_ or webauth_"); }
+            return false;
+        }
+        return this.send("web_pipe2\n" + pipe + "\n" + event + "\n*\n" + JSON.stringify(msg));
+    };
+
+    /** Sends msg `count` times; receivers drop the repeats by data._cometApi_uuid. */
+    Client.prototype.multi_web_pipe_send = function (pipe, event, msg, count, interval) {
+        var self = this, i;
+        msg._cometApi_uuid = "jsapi" + randomString(11, MARKER_ALPHABET);
+        for (i = 1; i < (count || 3); i++) {
+            setTimeout(function () { self.web_pipe_send(pipe, event, msg); }, i * (interval || 1000));
+        }
+        return this.web_pipe_send(pipe, event, msg);
+    };
+
+    /** Ask for a channel's history; frames come to the channel's listeners (and cb) with history true. */
+    Client.prototype.get_pipe_log = function (pipe, cb) {
+        if (!pipe) { return false; }
+        if (cb) { this.subscription(pipe, cb); }
+        var marker = this.getCustomString();
+        delete this.catchup[pipe];
+        this.send("pipe_log\n" + pipe + "\n" + marker + "\n");
+        return true;
+    };
+
+    /** cb gets the answer; e.data is ["user_in_pipe", N] and also has e.data.user_in_pipe === N. */
+    Client.prototype.count_users_in_pipe = function (pipe, cb) {
+        var marker = this.getCustomString();
+        if (cb) { this.onMarker(marker, cb); }
+        this.send("pipe_count\n" + pipe + "\n" + marker + "\n");
+        return true;
+    };
+
+    Client.prototype.getTrackPipeUsers = function (pipe, cb) {
+        if (!/^track_/.test(pipe)) {
+            if (global.console) { global.console.error("[cometql] getTrackPipeUsers: the channel must start with track_"); }
+            return false;
+        }
+        var marker = this.getCustomString();
+        if (cb) { this.onMarker(marker, cb); }
+        return this.send("track_pipe_users\n" + pipe + "\n" + marker);
+    };
+
+    Client.prototype.getUserData = function (userId, cb) {
+        if (!userId || /[^0-9]/.test(String(userId))) {
+            if (global.console) { global.console.error("[cometql] getUserData: user_id must be a positive integer"); }
+            return false;
+        }
+        var marker = this.getCustomString();
+        if (cb) { this.onMarker(marker, cb); }
+        return this.send("user_data\n" + marker + "\n" + userId);
+    };
+
+    // ---- status
+
+    Client.prototype.isAuthorized = function () { return this.authorized; };
+    Client.prototype.onAuthSuccess = function (cb) { this.authCallbacks.success.push(cb); };
+    Client.prototype.onAuthFalill = function (cb) { this.authCallbacks.fail.push(cb); };
+    Client.prototype.onAuthFail = Client.prototype.onAuthFalill;
+    Client.prototype.getUUID = function () { return this.uuid; };
+    Client.prototype.getUserId = function () { return this.options.user_id; };
+    Client.prototype.getUserKey = function () { return this.options.user_key; };
+    Client.prototype.getRealUserKey = function () { return this.realUserKey; };
+    Client.prototype.getDevId = function () { return this.options.dev_id; };
+    Client.prototype.isConnected = function () { return this.connected; };
+    Client.prototype.isMaster = function () { return true; }; // one socket per tab; no tab election
+    Client.prototype.UseWebSocket = function () { return this.transportKind() === "websocket"; };
+    /** "websocket", "longpoll", or null while not connected. */
+    Client.prototype.getTransport = function () { return this.connected && this.transport ? this.transport.kind : null; };
+
+    Client.prototype.setAuthorized = function (value) {
+        var changed = this.authorized !== value;
+        this.authorized = value;
+        if (!changed) { return; }
+        var list = value ? this.authCallbacks.success : this.authCallbacks.fail;
+        for (var i = 0; i < list.length; i++) { callSafely(list[i], value); }
+    };
+
+    // ---- incoming frames
+
+    Client.prototype.onFrames = function (t, frames) {
+        if (t !== this.transport) { return; }
+        for (var i = 0; i < frames.length; i++) { this.handleFrame(frames[i]); }
+    };
+
+    Client.prototype.isDuplicate = function (msg) {
+        var id = msg.uuid || (msg.data && typeof msg.data === "object" && msg.data._cometApi_uuid);
+        if (!id || typeof id !== "string") { return false; }
+        var now = Date.now(), key;
+        for (key in this.seenUuids) {
+            if (Object.prototype.hasOwnProperty.call(this.seenUuids, key) && now - this.seenUuids[key] > DEDUP_TTL_MS) {
+                delete this.seenUuids[key];
+            }
+        }
+        if (this.seenUuids[id]) { return true; }
+        this.seenUuids[id] = now;
+        return false;
+    };
+
+    /** Decide whether a channel frame is delivered, applying the catch-up filter to history replies. */
+    Client.prototype.admitChannelFrame = function (msg, data) {
+        if (typeof msg.pipe !== "string" || msg.pipe === "msg" || msg.pipe === "sys" || msg.pipe.charAt(0) === "_") {
+            return true;
+        }
+        var key = frameKey(msg, data);
+        if (!isHistoryFrame(msg)) {
+            this.recent.add(key);
+            return true;
+        }
+        var pending = this.catchup[msg.pipe];
+        var isCatchup = pending !== undefined &&
+            (msg.marker !== undefined ? msg.marker === pending.marker : Date.now() < pending.until);
+        if (!isCatchup) { return true; }
+        if (this.recent.has(key)) {
+            pending.afterSeen = true;
+            return false;
+        }
+        if (!pending.afterSeen && !(typeof msg.message_send_time === "number" && msg.message_send_time > pending.since)) {
+            return false;
+        }
+        this.recent.add(key);
+        return true;
+    };
+
+    Client.prototype.handleFrame = function (msg) {
+        if (!msg || typeof msg !== "object" || msg.data === undefined) { return; }
+        if (msg.event === "serverInfo" && msg.pipe === "sys") {
+            if (typeof msg.message_send_time === "number") {
+                this.lastServerTime = Math.max(this.lastServerTime, msg.message_send_time);
+            }
+            if (typeof msg.data === "string") { this.realUserKey = msg.data.replace(" ", "_"); }
+            this.setAuthorized(msg.authorized === true || msg.authorized === "true");
+            return;
+        }
+        if (this.isDuplicate(msg)) { return; }
+        var userId = msg.user_id || 0;
+        var data = msg.data;
+        var legacy = typeof data === "string" ? /^A::(\d+);/.exec(data) : null;
+        if (legacy) { userId = parseInt(legacy[1], 10); data = data.slice(legacy[0].length); }
+        data = decodeData(data);
+        if (!this.admitChannelFrame(msg, data)) { return; }
+        if (typeof msg.message_send_time === "number" && !isHistoryFrame(msg)) {
+            this.lastServerTime = Math.max(this.lastServerTime, msg.message_send_time);
+        }
+        if (msg.event === "error" && msg.pipe === "sys" && global.console) {
+            global.console.warn("[cometql] server error", JSON.stringify(msg.data));
+        }
+        if (msg.pipe === "_answer_pipe_count" && data && data.length === 2 && data[0] === "user_in_pipe") {
+            data.user_in_pipe = data[1]; // CppComet sends an array; its docs promise .user_in_pipe
+        }
+        var event = {
+            data: data,
+            server_info: {
+                user_id: userId,
+                pipe: msg.pipe,
+                event: msg.event,
+                history: isHistoryFrame(msg),
+                marker: msg.marker,
+                uuid: msg.uuid,
+                fromQueue: msg.fromQueue === true
+            }
+        };
+
+        var answered = false;
+        if (msg.marker !== undefined && this.markers[msg.marker]) {
+            var entry = this.markers[msg.marker];
+            delete this.markers[msg.marker];
+            callSafely(entry.cb, event);
+            answered = true;
+        }
+        if (!answered) {
+            if (typeof msg.pipe === "string") {
+                this.emit(msg.pipe, event);
+                this.emit(msg.pipe + "." + msg.event, event);
+                if (msg.pipe.indexOf("_answer_to_") === 0) { this.emit("#" + msg.pipe.slice(11), event); }
+            } else if (msg.event !== undefined) {
+                this.emit("msg." + msg.event, event);
+                this.emit("msg", event);
+            }
+        }
+        this.emit(ALL_MESSAGES, event);
+    };
+
+    Client.prototype.emit = function (name, event) {
+        var list = this.listeners[name];
+        if (!list || !list.length) { return; }
+        var copy = list.slice(), i, dropped = false;
+        for (i = 0; i < copy.length; i++) {
+            if (copy[i].once) { this.removeListener(name, copy[i].id); dropped = true; }
+            callSafely(copy[i].cb, event);
+        }
+        if (dropped) { this.scheduleSubscriptions(); }
+    };
+
+    Client.prototype.removeListener = function (name, id) {
+        var list = this.listeners[name] || [];
+        for (var i = 0; i < list.length; i++) {
+            if (list[i].id === id) { list.splice(i, 1); break; }
+        }
+        if (!list.length) { delete this.listeners[name]; }
+    };
+
+    // ------------------------------------------------------------------ public entry points
+
+    var singleton = null;
+
+    /** CometServer() -> the page's one client (also window.cometApi). */
+    function CometServer() {
+        if (singleton === null) { singleton = new Client(); }
+        return singleton;
+    }
+    CometServer.isCometQL = true;
+    CometServer.version = VERSION;
+    /** Pure helpers, exported for tests and tools; not part of the stock API. */
+    CometServer.internals = {
+        connectQuery: connectQuery,
+        webSocketUrl: webSocketUrl,
+        parseFrameText: parseFrameText,
+        decodeData: decodeData,
+        unescapeMysql: unescapeMysql,
+        serverChannelOf: serverChannelOf,
+        backoffDelay: backoffDelay,
+        Client: Client
+    };
+
+    global.CometServer = CometServer;
+    global.cometApi = CometServer();
+}(typeof globalThis !== "undefined" ? globalThis : (typeof window !== "undefined" ? window : this)));

@@ -1,0 +1,104 @@
+"""Fixtures for the browser tests: real headless Chromium driving real pages.
+
+One `cometql serve --base-dir tests/browser/pages` subprocess serves the test
+pages, the library (/cometql.js) and the WebSocket / long-poll endpoints on one
+origin. It overrides the session ``server`` fixture, so the ``dev`` / ``db`` /
+``query`` fixtures of tests/conftest.py talk to it. Chromium is Debian's
+(/usr/bin/chromium + /usr/bin/chromedriver, given explicitly so Selenium
+Manager never goes to the network); one browser for the session, a second one
+only for tests that need two independent clients (its own profile, so its own
+localStorage uuid).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SE_OFFLINE", "true")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+from ..servers import ServerProcess  # noqa: E402
+from .helpers import Browser  # noqa: E402
+
+PAGES = Path(__file__).parent / "pages"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-extensions", "--window-size=1280,800",
+)
+
+
+def make_driver(profile: str) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_script_timeout(10)
+    driver.set_page_load_timeout(10)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The CometQL server of the browser tests, also serving tests/browser/pages."""
+    srv = ServerProcess(tmp_path_factory.mktemp("cometql-browser"), extra_args=("--base-dir", str(PAGES))).start()
+    yield srv
+    if srv.alive:
+        srv.stop()
+
+
+def _driver_fixture() -> Iterator[webdriver.Chrome]:
+    with tempfile.TemporaryDirectory(prefix="cometql-chromium-") as profile:
+        driver = make_driver(profile)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture(scope="session")
+def driver() -> Iterator[webdriver.Chrome]:
+    yield from _driver_fixture()
+
+
+@pytest.fixture(scope="session")
+def driver2() -> Iterator[webdriver.Chrome]:
+    """A second, independent browser (own profile: own uuid, own connection)."""
+    yield from _driver_fixture()
+
+
+@pytest.fixture
+def base_url(server: ServerProcess) -> str:
+    return f"http://{server.host}:{server.ws_port}"
+
+
+@pytest.fixture(params=["websocket", "longpoll"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The core tests run twice: over WebSocket, and with WebSocket deleted from the page (long-poll)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def browser(driver: webdriver.Chrome, base_url: str) -> Iterator[Browser]:
+    b = Browser(driver, base_url)
+    yield b
+    b.reset()
+
+
+@pytest.fixture
+def browser2(driver2: webdriver.Chrome, base_url: str) -> Iterator[Browser]:
+    b = Browser(driver2, base_url)
+    yield b
+    b.reset()

@@ -1,0 +1,12 @@
+"""PyMySQL, the usual Python driver: it parses the server version and cannot connect to CppComet at all."""
+
+import pytest
+
+from ._contract import ClientContract
+from ._run import PYMYSQL
+
+pytestmark = pytest.mark.clients
+
+
+class TestPyMySQL(ClientContract):
+    driver = PYMYSQL

@@ -1,0 +1,37 @@
+"""Helpers for the sans-IO hub tests: a deterministic hub and an engine-like effect applier."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from cometql.hub import Deliver, Disconnect, Effect, Hub, ListSubscriber, Persist, Record
+
+PASSWORD = "CometQLPassword"
+NOW = 1_700_000_000
+
+
+def make_hub(**kw: Any) -> Hub:
+    """A hub whose message ids are predictable (id-1, id-2, ...)."""
+    counter = itertools.count(1)
+    return Hub(password=PASSWORD, new_id=lambda: f"id-{next(counter)}", **kw)
+
+
+def apply(effects: list[Effect]) -> list[Record]:
+    """Do what the engine does with effects (minus the store); return the records it would store."""
+    records: list[Record] = []
+    for effect in effects:
+        if isinstance(effect, Deliver):
+            for target in effect.targets:
+                target.send(effect.frame)
+        elif isinstance(effect, Disconnect):
+            for target in effect.targets:
+                target.close(effect.reason)
+        elif isinstance(effect, Persist):
+            records.extend(effect.records)
+    return records
+
+
+def decoded(sub: ListSubscriber) -> list[dict[str, Any]]:
+    return [json.loads(f) for f in sub.frames]

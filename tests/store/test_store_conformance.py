@@ -1,0 +1,203 @@
+"""Every store gives back what it was given: the same suite runs on MemoryStore and SQLiteStore.
+
+The hub persists durable state as records and rebuilds it by replaying what
+``load()`` returns, so the contract of a store is simple to state: write records,
+reopen, replay into a fresh hub, and the durable state is the same as in a hub
+that applied the records directly. The scenario below writes every record type
+(the test checks that none is missing), including the ones whose effect depends
+on order (history trimmed to ``keep``, queued messages deleted by exact id).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from cometql.errors import StoreError
+from cometql.hub import HistoryEntry, Hub, QueuedMessage, Record
+from cometql.hub._records import (
+    AddRevokedToken,
+    AppendHistory,
+    ClearHistory,
+    DeleteAuth,
+    DeleteHistoryIds,
+    DeletePipeSettings,
+    DeleteQueued,
+    DeleteRevokedToken,
+    DeleteUserData,
+    QueueMessage,
+    SetAuth,
+    SetLastSeen,
+    SetPipeSettings,
+    SetUserData,
+)
+from cometql.store import MemoryStore, SQLiteStore, Store, open_sqlite_store
+
+OpenStore = Callable[[], AbstractAsyncContextManager[Store]]
+
+DEVS = (0, 7)
+USERS = range(1, 8)
+CHANNELS = ("chat", "news", "gone", "trust_log", "cleared", "empty")
+
+
+def _hist(n: int, channel: str = "chat") -> HistoryEntry:
+    return HistoryEntry(f"h-{channel}-{n}", 1_700_000_000 + n, "ev", f"{channel} message {n}", n % 3)
+
+
+def _queued(n: int) -> QueuedMessage:
+    return QueuedMessage(f"q-{n}", 1_700_000_100 + n, "ev", f"queued message {n} with 'quotes' and ünïcode")
+
+
+def scenario() -> list[list[Record]]:
+    """Batches of records as the engine would write them, covering every record type."""
+    batches: list[list[Record]] = [
+        [SetAuth(0, 1, "hash1"), SetAuth(7, 1, "hash-of-dev-7"), SetAuth(0, 2, "old")],
+        [SetAuth(0, 2, "new"), SetAuth(0, 3, "dropped"), DeleteAuth(0, 3)],
+        [SetUserData(0, 1, '{"name": "ann"}'), SetUserData(0, 2, "x"), DeleteUserData(0, 2)],
+        [SetUserData(7, 2, "dev seven")],
+        [AddRevokedToken(0, "tok.a"), AddRevokedToken(0, "tok.b"), AddRevokedToken(7, "tok.a")],
+        [DeleteRevokedToken(0, "tok.a"), AddRevokedToken(0, "tok.c")],
+        [SetPipeSettings(0, "chat", 3), SetPipeSettings(0, "gone", 5), SetPipeSettings(7, "news", 2)],
+        [SetPipeSettings(0, "chat", 3), SetPipeSettings(0, "cleared", 4)],
+    ]
+    # chat keeps 3: five appends in separate writes leave entries 3, 4, 5 in order.
+    batches += [[AppendHistory(0, "chat", _hist(n), 3)] for n in range(1, 6)]
+    batches += [
+        [AppendHistory(0, "gone", _hist(1, "gone"), 5), DeletePipeSettings(0, "gone")],
+        [AppendHistory(0, "cleared", _hist(1, "cleared"), 4), ClearHistory(0, "cleared")],
+        [AppendHistory(0, "trust_log", _hist(n, "trust_log"), 1000) for n in range(1, 5)],
+        [DeleteHistoryIds(0, ("h-trust_log-2",))],
+        [AppendHistory(7, "news", _hist(n, "news"), 2) for n in range(1, 4)],
+        [QueueMessage(0, 5, _queued(n)) for n in range(1, 5)],
+        [DeleteQueued(0, 5, ("q-1", "q-3"))],  # exactly these two go; q-2 and q-4 stay, in order
+        [QueueMessage(0, 6, _queued(10)), QueueMessage(0, 6, _queued(11))],
+        [DeleteQueued(0, 6, None)],
+        [QueueMessage(7, 5, _queued(20))],
+        [SetLastSeen(0, 1, 1_700_000_500), SetLastSeen(0, 1, 1_700_000_600), SetLastSeen(7, 4, 1_700_000_700)],
+    ]
+    return batches
+
+
+def durable_state(hub: Hub) -> dict[str, object]:
+    """Everything a restart must keep, read through the hub's public accessors."""
+    state: dict[str, object] = {}
+    for dev in DEVS:
+        state[f"revoked/{dev}"] = hub.revoked_tokens(dev)
+        state[f"known_users/{dev}"] = hub.known_users(dev)
+        for uid in USERS:
+            state[f"auth/{dev}/{uid}"] = hub.auth_hash(dev, uid)
+            state[f"data/{dev}/{uid}"] = hub.user_data(dev, uid)
+            state[f"queue/{dev}/{uid}"] = hub.queued(dev, uid)
+            state[f"time/{dev}/{uid}"] = hub.user_time(dev, uid)
+        for channel in CHANNELS:
+            state[f"settings/{dev}/{channel}"] = hub.pipe_settings(dev, channel)
+            state[f"history/{dev}/{channel}"] = hub.history(dev, channel)
+    return state
+
+
+def fresh_hub() -> Hub:
+    return Hub(password="secret")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    """Opens "the same" store again each call: one MemoryStore object, or one SQLite file."""
+    if request.param == "memory":
+        memory = MemoryStore()
+
+        @asynccontextmanager
+        async def reopen_memory() -> AsyncIterator[Store]:
+            yield memory
+
+        return reopen_memory
+    return lambda: open_sqlite_store(tmp_path / "store" / "cometql.sqlite3")
+
+
+def test_scenario_covers_every_record_type() -> None:
+    written = {type(rec) for batch in scenario() for rec in batch}
+    assert written == set(typing.get_args(Record))
+
+
+async def test_reopened_store_rebuilds_the_same_hub(open_store: OpenStore) -> None:
+    reference = fresh_hub()
+    async with open_store() as store:
+        for batch in scenario():
+            await store.write(batch)
+            reference.restore(batch)
+    async with open_store() as store:
+        restored = fresh_hub()
+        restored.restore(await store.load())
+    assert durable_state(restored) == durable_state(reference)
+
+
+async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> None:
+    async with open_store() as store:
+        for batch in scenario():
+            await store.write(batch)
+    async with open_store() as store:
+        hub = fresh_hub()
+        hub.restore(await store.load())
+    assert [hub.auth_hash(0, u) for u in (1, 2, 3)] == ["hash1", "new", None]
+    assert hub.auth_hash(7, 1) == "hash-of-dev-7"
+    assert [hub.user_data(0, 1), hub.user_data(0, 2), hub.user_data(7, 2)] == ['{"name": "ann"}', None, "dev seven"]
+    assert hub.revoked_tokens(0) == ["tok.b", "tok.c"]
+    assert hub.revoked_tokens(7) == ["tok.a"]
+    assert [hub.pipe_settings(0, c) for c in ("chat", "gone", "cleared")] == [3, None, 4]
+    assert hub.history(0, "chat") == [_hist(3), _hist(4), _hist(5)]
+    assert hub.history(7, "news") == [_hist(2, "news"), _hist(3, "news")]
+    assert hub.history(0, "gone") == [] and hub.history(0, "cleared") == []
+    assert [e.id for e in hub.history(0, "trust_log")] == ["h-trust_log-1", "h-trust_log-3", "h-trust_log-4"]
+    assert hub.queued(0, 5) == [_queued(2), _queued(4)]
+    assert hub.queued(0, 6) == []
+    assert hub.queued(7, 5) == [_queued(20)]
+    assert hub.user_time(0, 1) == 1_700_000_600
+    assert hub.user_time(7, 4) == 1_700_000_700
+    assert hub.user_time(0, 2) == -1
+
+
+async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
+    writes = 300
+    async with open_sqlite_store(tmp_path / "group.sqlite3") as store:
+        async with trio.open_nursery() as nursery:
+            for uid in range(1, writes + 1):
+                nursery.start_soon(store.write, [SetAuth(1, uid, f"h{uid}")])
+        assert 0 < store.commits < writes
+        loaded = await store.load()
+    assert sorted(r.user_id for r in loaded if isinstance(r, SetAuth)) == list(range(1, writes + 1))
+
+
+async def _set_query_only(store: SQLiteStore, on: bool) -> None:
+    """Make the store's own SQLite connection refuse writes (SQLITE_READONLY), or allow them again."""
+    assert store._db is not None
+    db = store._db
+    await trio.to_thread.run_sync(db.execute, f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+
+
+async def test_write_after_a_failed_write_still_works(tmp_path: Path) -> None:
+    path = tmp_path / "fail.sqlite3"
+    async with open_sqlite_store(path) as store:
+        await store.write([SetAuth(0, 1, "before")])
+        await _set_query_only(store, True)
+        with pytest.raises(StoreError, match="readonly"):
+            await store.write([SetAuth(0, 2, "refused"), SetUserData(0, 2, "refused too")])
+        await _set_query_only(store, False)
+        await store.write([SetAuth(0, 3, "after")])
+    async with open_sqlite_store(path) as store:
+        hub = fresh_hub()
+        hub.restore(await store.load())
+    assert [hub.auth_hash(0, u) for u in (1, 2, 3)] == ["before", None, "after"]
+    assert hub.user_data(0, 2) is None  # the failed batch was rolled back as a whole
+
+
+async def test_a_record_sqlite_cannot_take_fails_its_write_not_the_store(tmp_path: Path) -> None:
+    """An integer beyond 64 bits used to end the writer task, and with it the server."""
+    async with open_sqlite_store(tmp_path / "big.sqlite3") as store:
+        with pytest.raises(StoreError):
+            await store.write([SetAuth(0, 2**70, "too big")])
+        await store.write([SetAuth(0, 1, "fine")])
+        assert SetAuth(0, 1, "fine") in await store.load()
