@@ -8,8 +8,13 @@ checked against the ``now`` the caller passes, so this module reads no clock.
 from __future__ import annotations
 
 import hmac
+import warnings
 
 import jwt
+
+# CppComet's secret (password + dev_id) is often shorter than PyJWT's recommended HMAC key;
+# existing backends sign with it, so the warning would only repeat on every login.
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 __all__ = ["jwt_secret", "jwt_user_id", "hash_matches"]
 

@@ -54,6 +54,15 @@ def dev_id_for_login(name: str | None, dev_index_size: int) -> int | None:
     return dev if dev < dev_index_size else None
 
 
+def _is_select_database(e: exp.Expression) -> bool:
+    return (
+        isinstance(e, exp.Select)
+        and len(e.expressions) == 1
+        and isinstance(e.expressions[0], exp.CurrentSchema)
+        and not any(e.args.get(k) for k in ("from_", "where"))
+    )
+
+
 def _text_columns(names: tuple[str, ...]) -> list[ResultColumn]:
     return [ResultColumn(name, ColumnType.VAR_STRING) for name in names]
 
@@ -137,6 +146,8 @@ class CometSession(Session):
         return ResultSet(rows=result.rows, columns=_text_columns(result.columns))
 
     async def _passthrough(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
+        if _is_select_database(expression):  # CppComet's column name, and '' rather than NULL
+            return ResultSet(rows=[(self.database or "",)], columns=_text_columns(("DATABASE()",)))
         query = Query(expression=expression, sql=sql, attrs=attrs, _middlewares=self.middlewares, _query=self.query)
         try:
             return await query.start()

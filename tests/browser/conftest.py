@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,9 +24,8 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 
 from ..servers import ServerProcess  # noqa: E402
-from .helpers import Browser  # noqa: E402
+from .helpers import PAGES, Browser  # noqa: E402
 
-PAGES = Path(__file__).parent / "pages"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
 TIMEOUT = 10.0
+PAGES = Path(__file__).parent / "pages"  # served by the server under test (--base-dir)
 
 Query = Callable[[str], list[tuple[str, ...]]]  # the ``query`` fixture: SQL -> rows of strings
 

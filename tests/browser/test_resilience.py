@@ -8,8 +8,7 @@ from pathlib import Path
 from selenium import webdriver
 
 from ..servers import ServerProcess
-from .helpers import TRANSPORT_PARAMS, Browser, Query, make_query, wait_subscribed
-from .conftest import PAGES
+from .helpers import PAGES, TRANSPORT_PARAMS, Browser, Query, make_query, wait_subscribed
 from .proxy import NoWebSocketProxy
 
 

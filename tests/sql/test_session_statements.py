@@ -113,6 +113,15 @@ def test_server_version(server: ServerProcess, dev: int) -> None:
 
 def test_select_database(db: Cursor) -> None:
     assert rows(db, "SELECT DATABASE()") == [("CometQL_v1",)]
+    assert [d[0] for d in db.description] == ["DATABASE()"]
+
+
+def test_select_database_without_one_is_empty_text(server: ServerProcess, dev: int) -> None:
+    conn = server.connect(dev, database=None)
+    try:
+        assert rows(conn.cursor(), "SELECT DATABASE()") == [("",)]  # CppComet sends '' (no NULLs)
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("sql", [

@@ -72,13 +72,14 @@ async def test_bad_url_gets_cppcomets_error_frame_then_close(ws_server: ServerPr
 
 async def test_unknown_command_gets_an_error_frame_and_the_session_stays(ws_server: ServerProcess, dev: int,
                                                                          query: Query) -> None:
-    async with open_browser(ws_server, dev) as b:
+    async with bystander(ws_server, dev) as still_served, open_browser(ws_server, dev) as b:
         await b.subscribe("web_after")
         await b.send("no_such_command", "x")
         assert_frame(await b.recv(), '{"data":{"error":"Unknown command","number_messages":-1},"event":"error",'
                                      '"message_send_time":{T},"pipe":"sys"}')
         query("INSERT INTO pipes_messages (name, event, message) VALUES ('web_after', 'e', 'still here')")
         assert_frame(await b.recv(), '{"data":"still here","event":"e","message_send_time":{T},"pipe":"web_after"}')
+        await still_served()
 
 
 async def test_message_over_65535_bytes_closes_with_1009(ws_server: ServerProcess, dev: int) -> None:
@@ -92,10 +93,11 @@ async def test_message_over_65535_bytes_closes_with_1009(ws_server: ServerProces
 
 
 async def test_ping_gets_a_pong(ws_server: ServerProcess, dev: int) -> None:
-    async with open_browser(ws_server, dev) as b:
+    async with bystander(ws_server, dev) as still_served, open_browser(ws_server, dev) as b:
         with trio.fail_after(TIMEOUT):
             await b.ws.ping(b"are you there")  # returns when the matching pong arrives
         await b.sync()
+        await still_served()
 
 
 async def test_invalid_utf8_text_frame_closes_the_session(ws_server: ServerProcess, dev: int) -> None:
@@ -134,12 +136,13 @@ async def test_fragmented_message_is_reassembled(ws_server: ServerProcess, dev: 
 async def test_ten_thousand_channels_keep_32_and_report_too_many(ws_server: ServerProcess, dev: int,
                                                                  query: Query) -> None:
     names = [f"c{i}" for i in range(10_000)]
-    async with open_browser(ws_server, dev) as b:
+    async with bystander(ws_server, dev) as still_served, open_browser(ws_server, dev) as b:
         await b.send("subscription", *names)
         assert_frame(await b.recv(), '{"data":{"code":"403","error":"Too many letters"},"event":"error",'
                                      '"message_send_time":{T},"pipe":"sys"}')
         await b.sync()
-        assert set(query("SELECT * FROM pipes")) == {(name, "1") for name in names[:32]}
+        assert set(query("SELECT * FROM pipes")) == {(name, "1") for name in names[:32]} | {("web_bystander", "1")}
+        await still_served()
 
 
 async def test_command_flood_does_not_starve_other_sessions(ws_server: ServerProcess, dev: int) -> None:

@@ -172,7 +172,8 @@
 
     /** Identity of a channel message, from its decoded data (CppComet's live and logged copies differ in escaping). */
     function frameKey(msg, data) {
-        return JSON.stringify([msg.pipe, msg.event, msg.message_send_time, typeof data === "string" ? data : JSON.stringify(data)]);
+        var text = typeof data === "string" ? data : JSON.stringify(data);
+        return JSON.stringify([msg.pipe, msg.event, msg.message_send_time, text]);
     }
 
     function backoffDelay(attempt) {
@@ -180,10 +181,14 @@
         return Math.round(ceiling * (0.5 + Math.random() * 0.5)); // "equal jitter"
     }
 
-    function callSafely(cb, arg) {
-        try { cb(arg); } catch (e) {
-            if (global.console) { global.console.error("[cometql] callback failed", e); }
+    function log(level, text, detail) {
+        if (global.console && global.console[level]) {
+            global.console[level]("[cometql] " + text, detail === undefined ? "" : detail);
         }
+    }
+
+    function callSafely(cb, arg) {
+        try { cb(arg); } catch (e) { log("error", "callback failed", e); }
     }
 
     // ------------------------------------------------------------------ bounded "seen" set
@@ -561,13 +566,13 @@
             if (pipe === null || seen[pipe]) { continue; }
             seen[pipe] = true;
             if (!CHANNEL_RE.test(pipe)) {
-                if (global.console) { global.console.error("[cometql] invalid channel name `" + pipe + "`"); }
+                log("error", "invalid channel name `" + pipe + "`");
                 continue;
             }
             names.push(pipe);
         }
-        if (names.length > MAX_SUBSCRIPTIONS && global.console) {
-            global.console.warn("[cometql] more than " + MAX_SUBSCRIPTIONS + " channels; the server keeps the first ones");
+        if (names.length > MAX_SUBSCRIPTIONS) {
+            log("warn", "more than " + MAX_SUBSCRIPTIONS + " channels; the server keeps the first ones");
         }
         return names;
     };
@@ -677,7 +682,7 @@
         }
         if (msg === undefined) { return false; }
         if (!/^@?web_|^webauth_/.test(pipe)) {
-            if (global.console) { global.console.error("[cometql] web_pipe_send: the channel must start with web_ or webauth_"); }
+            log("error", "web_pipe_send: the channel must start with web_ or webauth_");
             return false;
         }
         return this.send("web_pipe2\n" + pipe + "\n" + event + "\n*\n" + JSON.stringify(msg));
@@ -713,7 +718,7 @@
 
     Client.prototype.getTrackPipeUsers = function (pipe, cb) {
         if (!/^track_/.test(pipe)) {
-            if (global.console) { global.console.error("[cometql] getTrackPipeUsers: the channel must start with track_"); }
+            log("error", "getTrackPipeUsers: the channel must start with track_");
             return false;
         }
         var marker = this.getCustomString();
@@ -723,7 +728,7 @@
 
     Client.prototype.getUserData = function (userId, cb) {
         if (!userId || /[^0-9]/.test(String(userId))) {
-            if (global.console) { global.console.error("[cometql] getUserData: user_id must be a positive integer"); }
+            log("error", "getUserData: user_id must be a positive integer");
             return false;
         }
         var marker = this.getCustomString();
@@ -746,7 +751,9 @@
     Client.prototype.isMaster = function () { return true; }; // one socket per tab; no tab election
     Client.prototype.UseWebSocket = function () { return this.transportKind() === "websocket"; };
     /** "websocket", "longpoll", or null while not connected. */
-    Client.prototype.getTransport = function () { return this.connected && this.transport ? this.transport.kind : null; };
+    Client.prototype.getTransport = function () {
+        return this.connected && this.transport ? this.transport.kind : null;
+    };
 
     Client.prototype.setAuthorized = function (value) {
         var changed = this.authorized !== value;
@@ -795,9 +802,8 @@
             pending.afterSeen = true;
             return false;
         }
-        if (!pending.afterSeen && !(typeof msg.message_send_time === "number" && msg.message_send_time > pending.since)) {
-            return false;
-        }
+        var newer = typeof msg.message_send_time === "number" && msg.message_send_time > pending.since;
+        if (!pending.afterSeen && !newer) { return false; }
         this.recent.add(key);
         return true;
     };
@@ -822,9 +828,7 @@
         if (typeof msg.message_send_time === "number" && !isHistoryFrame(msg)) {
             this.lastServerTime = Math.max(this.lastServerTime, msg.message_send_time);
         }
-        if (msg.event === "error" && msg.pipe === "sys" && global.console) {
-            global.console.warn("[cometql] server error", JSON.stringify(msg.data));
-        }
+        if (msg.event === "error" && msg.pipe === "sys") { log("warn", "server error", JSON.stringify(msg.data)); }
         if (msg.pipe === "_answer_pipe_count" && data && data.length === 2 && data[0] === "user_in_pipe") {
             data.user_in_pipe = data[1]; // CppComet sends an array; its docs promise .user_in_pipe
         }
