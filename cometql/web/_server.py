@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import h11
@@ -24,7 +25,7 @@ from ._http import HttpError, Request, Response, read_request, send_response
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
 from ._session import BrowserSession
-from ._ws import serve_websocket
+from ._wsconn import WsSession, accept_websocket, run_websocket
 
 __all__ = ["WebFront"]
 
@@ -41,6 +42,12 @@ class WebFront:
         self.engine = engine
         self.longpoll = LongPoll(self)
         self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
+        self._nursery: trio.Nursery | None = None
+
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Start a helper task (a session's send-backlog flusher) in the front's nursery."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn)
 
     def origin_ok(self, origin: str | None) -> bool:
         return origin_allowed(self.config.allowed_origins, origin)
@@ -60,13 +67,16 @@ class WebFront:
     async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.config.ws_port, host=self.config.ws_host)
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
             task_status.started(listeners)
             await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
-            await self._handle(stream)
+            session = await self._handle(stream)
+            if session is not None:  # upgraded: from here on only the session is alive
+                await run_websocket(self, session)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
             pass
         except Exception:  # one broken connection must not take the port down
@@ -76,7 +86,8 @@ class WebFront:
                 scope.shield = True
                 await stream.aclose()
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.SocketStream) -> WsSession | None:
+        """Serve HTTP requests; return the session if the connection became a WebSocket."""
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         while True:
             origin = None
@@ -84,26 +95,25 @@ class WebFront:
                 with trio.fail_after(self.config.longpoll_timeout + 30):
                     request = await read_request(conn, stream)
                 if request is None:
-                    return
+                    return None
                 origin = request.headers.get("origin")
                 info = self._info(stream, request)
                 if request.is_websocket and ws_tail(request.path) is not None:
-                    await serve_websocket(self, stream, request, info)
-                    return
+                    return await accept_websocket(self, stream, request, info)
                 response = await self.route(request, info)
             except HttpError as exc:
                 response = Response(exc.status, orjson.dumps({"error": exc.message}))
             except trio.TooSlowError:
-                return
+                return None
             if conn.our_state not in (h11.SEND_RESPONSE,):
-                return
+                return None
             await send_response(conn, stream, response, origin, self.origin_ok(origin))
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                return
+                return None
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
-                return
+                return None
 
     @staticmethod
     def _info(stream: trio.SocketStream, request: Request) -> ConnInfo:

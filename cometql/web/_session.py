@@ -16,9 +16,10 @@ import trio
 
 from ..hub import ConnInfo
 
-__all__ = ["BrowserSession"]
+__all__ = ["BrowserSession", "next_conn_id"]
 
-_ids = itertools.count(1)
+#: One numbering for every kind of browser session: the hub keys sessions by it.
+next_conn_id = itertools.count(1).__next__
 
 
 class BrowserSession:
@@ -26,7 +27,7 @@ class BrowserSession:
                  "_wake", "closing", "closed", "max_queued_bytes", "idle_since")
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
-        self.conn_id = next(_ids)
+        self.conn_id = next_conn_id()
         self.dev_id = dev_id
         self.user_id = 0
         self.info = info

@@ -181,7 +181,8 @@ async def bystander(server: ServerProcess, dev: int) -> AsyncIterator[Callable[[
         await watcher.subscribe("web_bystander")
 
         async def still_served() -> None:
-            mysql_rows(server, dev, "INSERT INTO pipes_messages (name, event, message) VALUES ('web_bystander', 'e', 'ok')")
+            mysql_rows(server, dev,
+                       "INSERT INTO pipes_messages (name, event, message) VALUES ('web_bystander', 'e', 'ok')")
             frame = await watcher.recv()
             assert_frame(frame, '{"data":"ok","event":"e","message_send_time":{T},"pipe":"web_bystander"}')
 

@@ -207,10 +207,10 @@ async def test_slow_consumer_is_disconnected_and_memory_stays_bounded(tuned_serv
             assert b'"marker":"ready"' in (await raw.recv_frame())[1]
             rss_before = _rss_kib(srv.proc.pid)
             payload = os.urandom(24_000).hex()  # 48 KB per frame, 12 MB in all: far over the 256 KiB bound
+            insert = f"INSERT INTO pipes_messages (name, event, message) VALUES ('web_slow', 'e', '{payload}')"
             with trio.fail_after(30):
                 for _ in range(250):
-                    await trio.to_thread.run_sync(
-                        cur.execute, f"INSERT INTO pipes_messages (name, event, message) VALUES ('web_slow', 'e', '{payload}')")
+                    await trio.to_thread.run_sync(cur.execute, insert)
 
             def gone() -> None:
                 cur.execute("SELECT * FROM pipes WHERE name = 'web_slow'")

@@ -1,0 +1,236 @@
+"""Lean WebSocket sessions: one parked task and a few slotted objects per browser.
+
+Why not trio-websocket here: it keeps two tasks, a nursery, a memory channel,
+events and the full wsproto/h11 state per connection (≈ 19.5 KB idle, see
+recipes/idle-connections.md); browsers are many and mostly idle. After the
+handshake a session is just its socket, a ``WsSession`` and one task parked in
+``wait_readable``; a frame parser exists only while a frame is half-received.
+
+Sending never needs the session's task: the engine calls ``send`` with the
+publish's pre-encoded bytes, which go straight to the socket with a
+non-blocking ``send``. Only what the kernel will not take yet is queued, a
+flusher task is started for it, and a queue over its bound closes the session
+(a slow consumer is disconnected instead of growing memory).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import socket as stdsocket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..hub import ConnInfo
+from ..hub import _frames as frames
+from ..hub._browser import handle_command
+from ._http import Request
+from ._params import ParamsError, parse_params, ws_tail
+from ._session import next_conn_id
+from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
+
+if TYPE_CHECKING:
+    from ._server import WebFront
+
+__all__ = ["WsSession", "accept_websocket", "handshake_response", "run_websocket"]
+
+log = logging.getLogger("cometql.web")
+
+MAX_MESSAGE = 65535  # CppComet's client frame limit
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
+
+
+def handshake_response(request: Request) -> bytes | None:
+    """The 101 reply for a valid upgrade request, or None if it is not one."""
+    key = request.headers.get("sec-websocket-key", "").strip()
+    if not key or len(key) > 64 or request.method != "GET":
+        return None
+    accept = base64.b64encode(hashlib.sha1(key.encode("latin-1") + _GUID).digest()).decode()
+    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Accept: {accept}"]
+    protocols = request.headers.get("sec-websocket-protocol")
+    if protocols:
+        lines.append(f"Sec-WebSocket-Protocol: {protocols.split(',')[0].strip()}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class WsSession:
+    """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
+
+    __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
+                 "_spawn", "max_queued_bytes", "_closed_sent")
+
+    transport = "websocket"
+
+    def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
+                 spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:
+        self.conn_id = conn_id
+        self.dev_id = dev_id
+        self.user_id = 0
+        self.info = info
+        self.closing: str | None = None
+        self._sock = sock
+        self._backlog: deque[memoryview] | None = None
+        self._backlog_bytes = 0
+        self._spawn = spawn
+        self.max_queued_bytes = max_queued_bytes
+        self._closed_sent = False
+
+    # ---- Subscriber protocol
+
+    def send(self, frame: bytes) -> None:
+        if self.closing is None:
+            self._write(text_frame(frame))
+
+    def close(self, reason: str, code: int = CLOSE_POLICY) -> None:
+        if self.closing is not None:
+            return
+        self.closing = reason
+        self._send_close(code, reason)
+        if self._backlog is None:
+            self._shutdown()
+
+    # ---- writing
+
+    def _write(self, data: bytes) -> None:
+        if self._backlog is None:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.closing = self.closing or "connection lost"
+                self._shutdown()
+                return
+            if sent == len(data):
+                return
+            self._backlog = deque()
+            self._spawn(self._flush)
+            data = memoryview(data)[sent:]  # type: ignore[assignment]
+        self._backlog.append(memoryview(data))
+        self._backlog_bytes += len(data)
+        if self._backlog_bytes > self.max_queued_bytes and self.closing is None:
+            self.closing = "slow consumer: send queue over its bound"
+            self._backlog.clear()
+            self._backlog_bytes = 0
+            self._shutdown()
+
+    async def _flush(self) -> None:
+        """Drain the backlog as the socket becomes writable; runs only while there is one."""
+        backlog = self._backlog
+        sock = self._sock
+        try:
+            while backlog:
+                await trio.lowlevel.wait_writable(sock)
+                while backlog:
+                    chunk = backlog[0]
+                    try:
+                        sent = sock.send(chunk)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    self._backlog_bytes -= sent
+                    if sent == len(chunk):
+                        backlog.popleft()
+                    else:
+                        backlog[0] = chunk[sent:]
+                        break
+        except (OSError, trio.ClosedResourceError):
+            backlog.clear()
+        finally:
+            self._backlog = None
+            self._backlog_bytes = 0
+            if self.closing is not None:
+                self._shutdown()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if not self._closed_sent:
+            self._closed_sent = True
+            self._write(close_frame(code, reason))
+
+    def _shutdown(self) -> None:
+        """Wake the reader (recv returns b"") so the session ends and leaves the hub."""
+        try:
+            self._sock.shutdown(stdsocket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # ---- reading (the session's one task)
+
+    async def run(self, front: WebFront) -> None:
+        engine = front.engine
+        sock = self._sock
+        reader: FrameReader | None = None
+        while self.closing is None:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if reader is None:
+                reader = FrameReader(MAX_MESSAGE)
+            try:
+                items = reader.feed(data)
+            except WsProtocolError as exc:
+                self.close(exc.reason, exc.code)
+                return
+            for opcode, payload in items:
+                if opcode == TEXT:
+                    await engine.apply(handle_command(engine.hub, self, payload.decode(), engine.now()))
+                elif opcode == PING:
+                    self._write(encode(PONG, payload))
+                elif opcode == CLOSE:
+                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
+                    self.closing = "closed by the browser"
+                    self._send_close(code if 1000 <= code < 5000 else CLOSE_NORMAL, "")
+                    return
+            if reader.idle:
+                reader = None  # no half-received frame: drop the parser until bytes arrive
+
+
+async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: Request,
+                           info: ConnInfo) -> WsSession | None:
+    """Finish the handshake and bring the session online; None if it was refused (already answered).
+
+    Kept apart from ``run_websocket`` so that nothing of the HTTP request stays
+    referenced from the session's long-lived task.
+    """
+    reply = handshake_response(request)
+    if reply is None:
+        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        return None
+    sock: stdsocket.socket = stream.socket._sock  # type: ignore[attr-defined]  # the stdlib socket under trio's
+    await stream.send_all(reply)
+    engine = front.engine
+    session = WsSession(next_conn_id(), 0, info, sock, front.spawn, front.config.max_queued_bytes)
+    try:
+        if not front.origin_ok(info.origin or None):
+            raise ParamsError(423, "Error code 423(Access denied, Request from unauthorized domain.)")
+        params = parse_params(ws_tail(request.target) or "", dev_index_size=front.config.dev_index_size)
+    except ParamsError as exc:
+        error = {"error": exc.text, "error_code": exc.code, "info": "Closed due to error. See last message."}
+        session.send(frames.sys_frame("error", error, engine.now()))
+        session.close(exc.text)
+        return None
+    session.dev_id = params.dev_id
+    info.uuid = params.uuid
+    await front.attach(session, params)
+    return session
+
+
+async def run_websocket(front: WebFront, session: WsSession) -> None:
+    try:
+        await session.run(front)
+    except trio.Cancelled:
+        session.close("server shutting down", CLOSE_GOING_AWAY)  # browsers reconnect elsewhere
+        raise
+    finally:
+        await front.detach(session)
