@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,7 +43,22 @@ async def open_store(config: Config) -> AsyncIterator[Store]:
         yield store
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one: each browser is a socket. Returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, hard, exc)
+    return soft
+
+
 async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
+    limit = raise_open_files_limit()
+    if limit < 100_000:
+        log.info("open-files limit %d: at most about %d browser connections", limit, max(0, limit - 100))
     async with open_store(config) as store:
         hub = Hub(
             password=config.password,

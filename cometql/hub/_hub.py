@@ -87,7 +87,7 @@ class Hub:
         # live state
         self._sessions: dict[int, Subscriber] = {}
         self._channels: dict[ChannelKey, dict[int, Subscriber]] = {}
-        self._sub_channels: dict[int, set[str]] = {}
+        self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[Key, dict[int, Subscriber]] = {}
         # durable state
         self._auth: dict[Key, str] = {}
@@ -222,7 +222,7 @@ class Hub:
     def connect(self, sub: Subscriber, now: int) -> list[Effect]:
         """Register a session; an authorized one is linked to its user and gets its queue."""
         self._sessions[sub.conn_id] = sub
-        self._sub_channels.setdefault(sub.conn_id, set())
+        self._sub_channels.setdefault(sub.conn_id, ())
         if sub.user_id <= 0:
             return []
         key = (sub.dev_id, sub.user_id)
@@ -286,7 +286,7 @@ class Hub:
             if channel.startswith("track_"):
                 effects.extend(self._track(sub, channel, "subscription", now))
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
-        self._sub_channels[sub.conn_id] = set(wanted)
+        self._sub_channels[sub.conn_id] = tuple(wanted)
         return effects
 
     def subscriptions(self, conn_id: int) -> list[str]:
