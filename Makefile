@@ -40,7 +40,7 @@ test: deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) bench/insert_rate.py --clients 1 8 --inserts 20000
+	$(VENV)/bin/cometql bench --write-docs docs/performance.md
 
 clean:
 	rm -rf $(VENV) data .pytest_cache tests/clients/node_modules

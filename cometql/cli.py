@@ -13,6 +13,7 @@ import trio
 from ._version import __version__
 from .config import SETTINGS, load_config
 from .errors import CometQLError
+from .bench import add_parser as add_bench_parser
 from .server import Running, serve
 
 __all__ = ["main"]
@@ -59,8 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"cometql {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    add_bench_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=(args.log_level or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=(getattr(args, "log_level", None) or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
     if args.command == "serve":
         flags = {
@@ -84,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"cometql: cannot listen: {cause}", file=sys.stderr)
                 return 1
             raise
-    return 0
+        return 0
+    return int(args.func(args))
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

@@ -24,7 +24,7 @@ next_conn_id = itertools.count(1).__next__
 
 class BrowserSession:
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
-                 "_wake", "closing", "closed", "max_queued_bytes", "idle_since")
+                 "_wake", "closing", "max_queued_bytes", "idle_since")
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()
@@ -37,7 +37,6 @@ class BrowserSession:
         self._queued_bytes = 0
         self._wake = trio.Event()
         self.closing: str | None = None
-        self.closed = trio.Event()  # set with ``closing``: lets a transport time the close out
         self.max_queued_bytes = max_queued_bytes
         self.idle_since: float | None = None
 
@@ -56,7 +55,6 @@ class BrowserSession:
     def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason
-        self.closed.set()
         self._wake.set()
 
     # ---- for the transports

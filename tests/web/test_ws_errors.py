@@ -100,15 +100,15 @@ async def test_ping_gets_a_pong(ws_server: ServerProcess, dev: int) -> None:
         await still_served()
 
 
-async def test_invalid_utf8_text_frame_closes_the_session(ws_server: ServerProcess, dev: int) -> None:
-    """wsproto reports 1007; trio-websocket then drops the TCP connection without a close frame."""
+async def test_invalid_utf8_text_frame_closes_with_1007(ws_server: ServerProcess, dev: int) -> None:
     async with bystander(ws_server, dev) as still_served:
         raw = await RawWebSocket.connect(ws_server.ws_port, f"/ws/sesion=&myid=0&devid={dev}&v=4.08")
         try:
             opcode, hello = await raw.recv_frame()
             assert opcode == 0x1 and b'"serverInfo"' in hello
             await raw.send_raw(client_frame(b"subscription\nweb_\xff\xfe\xc3"))
-            assert await raw.close_code() in (1007, None)  # a close frame or a TCP close, never data
+            assert await raw.close_code() == 1007
+            assert await raw.recv_frame() == (-1, b"")  # then the server ends the TCP connection
         finally:
             await raw.aclose()
         await still_served()

@@ -1,0 +1,125 @@
+"""The server under test: one the benchmark starts itself, or one already running.
+
+A started server is ``python -m cometql.cli serve`` on free loopback ports with
+a temporary data directory; its pid is known, so RSS and CPU can be read from
+/proc. For a running server the pid is optional (``--pid``): without it the
+memory figures are left out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._mysql_client import MySQLClient
+from ._procfs import CpuMeter, nofile_limit, rss_kb
+
+__all__ = ["Server", "free_port", "start_server"]
+
+DEFAULT_PASSWORD = "CometQLPassword"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """Where the server listens, and its process when known."""
+
+    host: str
+    mysql_port: int
+    ws_port: int
+    password: str = DEFAULT_PASSWORD
+    pid: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    data_dir: Path | None = None
+    log_path: Path | None = None
+    started_here: bool = field(default=False)
+
+    def mysql(self, dev_id: int) -> MySQLClient:
+        """A CometQL connection logged in as ``dev_id``."""
+        return MySQLClient(self.host, self.mysql_port, str(dev_id), self.password)
+
+    def rss_kb(self) -> int | None:
+        return rss_kb(self.pid) if self.pid else None
+
+    def cpu_meter(self) -> CpuMeter | None:
+        return CpuMeter(self.pid) if self.pid else None
+
+    def max_sessions(self) -> int | None:
+        """Browser sessions the server's open-files limit leaves room for (a margin is kept
+        for listeners, the store and CometQL connections); None when the pid is unknown."""
+        return nofile_limit(self.pid) - 100 if self.pid else None
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {self.proc.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.started_here and self.data_dir is not None:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", timeout: float = 20.0,
+                 extra_args: tuple[str, ...] = ()) -> Server:
+    """Start ``cometql serve`` on free ports with a fresh data directory; wait until it listens."""
+    root = Path(tempfile.mkdtemp(prefix="cometql-bench-"))
+    log_path = root / "server.log"
+    server = Server(host, free_port(host), free_port(host), password, data_dir=root / "data",
+                    log_path=log_path, started_here=True)
+    cmd = [sys.executable, "-m", "cometql.cli", "serve", "--host", host, "--mysql-port", str(server.mysql_port),
+           "--ws-port", str(server.ws_port), "--password", password, "--data-dir", str(server.data_dir),
+           "--log-level", "warning", *extra_args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMETQL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(log_path, "wb") as log:
+        server.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server.pid = server.proc.pid
+    try:
+        _wait_listening(server, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_listening(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server.check_alive()
+        try:
+            for port in (server.mysql_port, server.ws_port):
+                socket.create_connection((server.host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not listen within {timeout:.0f} s:\n{server.log_tail()}")
