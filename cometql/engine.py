@@ -9,7 +9,10 @@ without blocking, sessions are closed on request. Runs in the trio thread.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+
+import trio
 
 from .hub import Deliver, Disconnect, Effect, Hub, Persist
 from .store import Store
@@ -24,21 +27,52 @@ class Engine:
         self.clock = clock
         self.started = clock()
         self.delivered = 0
+        self._outgoing: deque[Deliver | Disconnect] = deque()
+        self._wake = trio.Event()
+        self._deferring = False
 
     def now(self) -> int:
         return int(self.clock())
 
     async def apply(self, effects: Iterable[Effect]) -> None:
+        """Store what must be durable now; hand deliveries to the delivery task.
+
+        Deferring delivery keeps fan-out off the statement's critical path: the
+        backend's OK leaves before the frames go to (possibly thousands of)
+        subscribers. One FIFO keeps every delivery and disconnect in order.
+        """
         for effect in effects:
-            if type(effect) is Deliver:
-                frame = effect.frame
-                for target in effect.targets:
-                    target.send(frame)
-                self.delivered += len(effect.targets)
-            elif type(effect) is Persist:
+            if type(effect) is Persist:
                 await self.store.write(effect.records)
-            elif type(effect) is Disconnect:
-                for target in effect.targets:
-                    target.close(effect.reason)
-            else:  # pragma: no cover - the Effect union is closed
-                raise TypeError(f"unknown effect {effect!r}")
+            elif self._deferring:
+                self._outgoing.append(effect)  # type: ignore[arg-type]
+                self._wake.set()
+            else:
+                self._deliver(effect)  # type: ignore[arg-type]
+
+    def _deliver(self, effect: Deliver | Disconnect) -> None:
+        if type(effect) is Deliver:
+            frame = effect.frame
+            for target in effect.targets:
+                target.send(frame)
+            self.delivered += len(effect.targets)
+        elif type(effect) is Disconnect:
+            for target in effect.targets:
+                target.close(effect.reason)
+        else:  # pragma: no cover - the Effect union is closed
+            raise TypeError(f"unknown effect {effect!r}")
+
+    async def run_deliveries(self) -> None:
+        """The delivery task: runs for the server's lifetime, applying deliveries in order."""
+        self._deferring = True
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                outgoing = self._outgoing
+                while outgoing:
+                    self._deliver(outgoing.popleft())
+        finally:
+            self._deferring = False
+            while self._outgoing:  # shutting down: still hand out what was decided
+                self._deliver(self._outgoing.popleft())

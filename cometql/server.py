@@ -71,6 +71,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
         mysql = MysqlFront(config, engine)
         web = WebFront(config, engine)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(engine.run_deliveries)
             mysql_listeners = await nursery.start(mysql.serve)
             web_listeners = await nursery.start(web.serve)
             log.info("restored %d records from %s", len(records), store.description)

@@ -63,7 +63,7 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
-                 "_spawn", "max_queued_bytes", "_closed_sent")
+                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix")
 
     transport = "websocket"
 
@@ -80,6 +80,7 @@ class WsSession:
         self._spawn = spawn
         self.max_queued_bytes = max_queued_bytes
         self._closed_sent = False
+        self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
 
     # ---- Subscriber protocol
 
@@ -98,6 +99,8 @@ class WsSession:
     # ---- writing
 
     def _write(self, data: bytes) -> None:
+        if self._prefix:
+            data, self._prefix = self._prefix + data, b""
         if self._backlog is None:
             try:
                 sent = self._sock.send(data)
@@ -208,9 +211,9 @@ async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: 
         await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return None
     sock: stdsocket.socket = stream.socket._sock  # type: ignore[attr-defined]  # the stdlib socket under trio's
-    await stream.send_all(reply)
     engine = front.engine
     session = WsSession(next_conn_id(), 0, info, sock, front.spawn, front.config.max_queued_bytes)
+    session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
     try:
         if not front.origin_ok(info.origin or None):
             raise ParamsError(423, "Error code 423(Access denied, Request from unauthorized domain.)")
