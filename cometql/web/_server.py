@@ -25,7 +25,8 @@ from ._http import HttpError, Request, Response, read_request, send_response
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
 from ._session import BrowserSession
-from ._wsconn import WsSession, accept_websocket, run_websocket
+from ._idle import IdlePoller
+from ._wsconn import WsSession, accept_websocket
 
 __all__ = ["WebFront"]
 
@@ -41,6 +42,7 @@ class WebFront:
         self.config = config
         self.engine = engine
         self.longpoll = LongPoll(self)
+        self.idle = IdlePoller(self)
         self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
         self._nursery: trio.Nursery | None = None
 
@@ -69,14 +71,15 @@ class WebFront:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
+            nursery.start_soon(self.idle.run)
             task_status.started(listeners)
             await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
             session = await self._handle(stream)
-            if session is not None:  # upgraded: from here on only the session is alive
-                await run_websocket(self, session)
+            if session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
+                self.idle.add(session)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
             pass
         except Exception:  # one broken connection must not take the port down

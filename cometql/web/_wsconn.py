@@ -1,10 +1,11 @@
-"""Lean WebSocket sessions: one parked task and a few slotted objects per browser.
+"""Lean WebSocket sessions: a socket and a few slotted objects per browser, no task.
 
 Why not trio-websocket here: it keeps two tasks, a nursery, a memory channel,
 events and the full wsproto/h11 state per connection (≈ 19.5 KB idle, see
 recipes/idle-connections.md); browsers are many and mostly idle. After the
-handshake a session is just its socket, a ``WsSession`` and one task parked in
-``wait_readable``; a frame parser exists only while a frame is half-received.
+handshake a session is just its socket and a ``WsSession``, registered with the
+idle poller (``_idle.py``); a task runs only while it has bytes to read, and a
+frame parser exists only while a frame is half-received.
 
 Sending never needs the session's task: the engine calls ``send`` with the
 publish's pre-encoded bytes, which go straight to the socket with a
@@ -27,7 +28,6 @@ import trio
 
 from ..hub import ConnInfo
 from ..hub import _frames as frames
-from ..hub._browser import handle_command
 from ._http import Request
 from ._params import ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
@@ -36,7 +36,7 @@ from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, cl
 if TYPE_CHECKING:
     from ._server import WebFront
 
-__all__ = ["WsSession", "accept_websocket", "handshake_response", "run_websocket"]
+__all__ = ["WsSession", "accept_websocket", "handshake_response"]
 
 log = logging.getLogger("cometql.web")
 
@@ -63,7 +63,7 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
-                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix")
+                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader")
 
     transport = "websocket"
 
@@ -80,6 +80,7 @@ class WsSession:
         self._spawn = spawn
         self.max_queued_bytes = max_queued_bytes
         self._closed_sent = False
+        self._reader: FrameReader | None = None
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
 
     # ---- Subscriber protocol
@@ -162,41 +163,52 @@ class WsSession:
         except OSError:
             pass
 
-    # ---- reading (the session's one task)
+    # ---- reading: called by the idle poller when the socket has bytes (or hung up)
 
-    async def run(self, front: WebFront) -> None:
-        engine = front.engine
-        sock = self._sock
-        reader: FrameReader | None = None
-        while self.closing is None:
-            await trio.lowlevel.wait_readable(sock)
+    def read(self) -> list[bytes] | None:
+        """Take what the socket has; returns the complete text messages, or None when the session is over.
+
+        Control frames are answered here; text messages are returned for the
+        caller to run as commands (they may need to await the store).
+        """
+        messages: list[bytes] = []
+        while True:
             try:
-                data = sock.recv(65536)
+                data = self._sock.recv(65536)
             except (BlockingIOError, InterruptedError):
-                continue
+                return messages
             except OSError:
-                return
+                return None
             if not data:
-                return
-            if reader is None:
-                reader = FrameReader(MAX_MESSAGE)
+                return None
+            if self._reader is None:
+                self._reader = FrameReader(MAX_MESSAGE)
             try:
-                items = reader.feed(data)
+                items = self._reader.feed(data)
             except WsProtocolError as exc:
                 self.close(exc.reason, exc.code)
-                return
+                return None
             for opcode, payload in items:
                 if opcode == TEXT:
-                    await engine.apply(handle_command(engine.hub, self, payload.decode(), engine.now()))
+                    messages.append(payload)
                 elif opcode == PING:
                     self._write(encode(PONG, payload))
                 elif opcode == CLOSE:
                     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
                     self.closing = "closed by the browser"
                     self._send_close(code if 1000 <= code < 5000 else CLOSE_NORMAL, "")
-                    return
-            if reader.idle:
-                reader = None  # no half-received frame: drop the parser until bytes arrive
+                    return None
+            if self._reader.idle:
+                self._reader = None  # no half-received frame: no parser until bytes arrive
+            if len(data) < 65536:
+                return messages
+
+    def release(self) -> None:
+        """Close the socket (the session has left the hub or is about to)."""
+        sock = self._sock
+        if sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
 
 
 async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: Request,
@@ -210,7 +222,9 @@ async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: 
     if reply is None:
         await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return None
-    sock: stdsocket.socket = stream.socket._sock  # type: ignore[attr-defined]  # the stdlib socket under trio's
+    # Our own descriptor: trio closes the stream when the accepting task ends, the session lives on.
+    sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
+    sock.setblocking(False)
     engine = front.engine
     session = WsSession(next_conn_id(), 0, info, sock, front.spawn, front.config.max_queued_bytes)
     session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
@@ -222,18 +236,9 @@ async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: 
         error = {"error": exc.text, "error_code": exc.code, "info": "Closed due to error. See last message."}
         session.send(frames.sys_frame("error", error, engine.now()))
         session.close(exc.text)
+        session.release()
         return None
     session.dev_id = params.dev_id
     info.uuid = params.uuid
     await front.attach(session, params)
     return session
-
-
-async def run_websocket(front: WebFront, session: WsSession) -> None:
-    try:
-        await session.run(front)
-    except trio.Cancelled:
-        session.close("server shutting down", CLOSE_GOING_AWAY)  # browsers reconnect elsewhere
-        raise
-    finally:
-        await front.detach(session)
