@@ -21,7 +21,7 @@ from ..config import Config, origin_allowed
 from ..engine import Engine
 from ..hub import ConnInfo
 from ..hub._browser import open_session
-from ._http import HttpError, Request, Response, read_request, send_response
+from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
 from ._session import BrowserSession
@@ -72,8 +72,29 @@ class WebFront:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
             nursery.start_soon(self.idle.run)
+            for listener in listeners:
+                nursery.start_soon(self._accept, listener, nursery)
             task_status.started(listeners)
-            await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept every pending connection per wake-up (trio's listener takes one per scheduler pass,
+        which caps handshakes/s when browsers arrive in bursts)."""
+        sock = listener.socket
+        raw = sock._sock  # type: ignore[attr-defined]
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            while True:
+                try:
+                    conn, _ = raw.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # out of descriptors, aborted connection: keep serving
+                    log.warning("accept failed: %s", exc)
+                    await trio.sleep(0.1)
+                    break
+                conn.setblocking(False)
+                stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+                nursery.start_soon(self.handle, stream)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
@@ -91,7 +112,16 @@ class WebFront:
 
     async def _handle(self, stream: trio.SocketStream) -> WsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket."""
+        first = None
+        with trio.move_on_after(self.config.longpoll_timeout + 30):
+            first = await stream.receive_some(65536)
+            quick = quick_upgrade(first)
+            if quick is not None and ws_tail(quick.path) is not None:
+                return await accept_websocket(self, stream, quick, self._info(stream, quick))
+        if first is None:  # nothing arrived in time
+            return None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
+        conn.receive_data(first)
         while True:
             origin = None
             try:
