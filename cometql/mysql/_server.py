@@ -149,7 +149,10 @@ class CometConnection(Connection):
 
     async def handle_query(self, data: bytes) -> None:
         self.pending_ok = None
-        await super().handle_query(data)
+        try:
+            await super().handle_query(data)
+        except UnicodeDecodeError:  # a clear CometQL error instead of 1105 with Python's text
+            raise MysqlError("Syntax error in query (the statement is not valid UTF-8)", 3) from None  # type: ignore[arg-type]
 
     async def handle_stmt_execute(self, data: bytes) -> None:
         self.pending_ok = None

@@ -205,7 +205,8 @@ def invalid_utf8_in_a_string_literal(server: ServerProcess, user: str) -> None:
         b"SELECT * FROM users_auth WHERE id = '\xff\xfe'",
         b"INSERT INTO users_auth (id, hash) VALUES (1, '\xc3')",
     ):
-        assert parse_err(c.query(sql)) is not None, sql
+        err = parse_err(c.query(sql))
+        assert err is not None and err.code == 3 and "not valid UTF-8" in err.message, (sql, err)
     assert c.ping()
     c.close()
 
