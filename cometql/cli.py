@@ -14,6 +14,8 @@ from ._version import __version__
 from .config import SETTINGS, load_config
 from .errors import CometQLError
 from .bench import add_parser as add_bench_parser
+from .checkconfig import add_parser as add_check_config_parser
+from .logs import setup_logging
 from .server import Running, serve
 
 __all__ = ["main"]
@@ -30,12 +32,16 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--data-dir", help="directory for the SQLite store (default ./data)")
     p.add_argument("--base-dir", help="also serve static files from this directory on the browser port")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["text", "json"], help="one line per event: text (default) or JSON")
+    p.add_argument("--tls-cert", help="PEM certificate: with --tls-key, both ports speak TLS")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     env = ", ".join(s.env for s in SETTINGS)
     p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
 
 
 async def _run(config_flags: dict[str, object], config_file: str | None) -> None:
     config = load_config(config_file=config_file, flags=config_flags)
+    setup_logging(config.log_level, config.log_format, secrets=(config.password,))
     for warning in config.warnings:
         logging.getLogger("cometql").warning("%s", warning)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -46,7 +52,7 @@ async def _run(config_flags: dict[str, object], config_file: str | None) -> None
                 f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
                 f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
                 f"  storage: {running.store.description}\n"
-                f"  browsers: ws://{config.ws_host}:{running.ws_port}/ws/ (long-poll /lp/, library /cometql.js)",
+                f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/ (long-poll /lp/, library /cometql.js)",
                 flush=True,
             )
             async for signum in signals:
@@ -61,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     add_bench_parser(sub)
+    add_check_config_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=(getattr(args, "log_level", None) or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
@@ -74,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data_dir": args.data_dir,
             "base_dir": args.base_dir,
             "log_level": args.log_level,
+            "log_format": args.log_format,
+            "tls_cert": args.tls_cert,
+            "tls_key": args.tls_key,
         }
         try:
             trio.run(_run, flags, args.config)

@@ -70,6 +70,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_queued_bytes", int, ("ws", "max_queued_bytes"),
             "send-queue bound per browser session; a slower consumer is disconnected"),
     Setting("log_level", str, ("log", "level"), "debug, info, warning or error"),
+    Setting("log_format", str, ("log", "format"), "'text' (one human-readable line per event) or 'json'"),
+    Setting("tls_cert", str, ("ssl", "cert"),
+            "PEM certificate (chain) file; with tls_key, both ports speak TLS (wss://, https://, MySQL SSL)"),
+    Setting("tls_key", str, ("ssl", "key"), "PEM private key file for tls_cert"),
+    Setting("max_sessions_per_ip", int, ("ws", "max_sessions_per_ip"),
+            "browser sessions one IP address may hold open (0: no limit)"),
+    Setting("command_rate", float, ("ws", "command_rate"),
+            "browser commands per second a session may send on average (0: no limit)"),
+    Setting("command_burst", int, ("ws", "command_burst"), "browser commands a session may send in a burst"),
+    Setting("max_message_size", int, ("main", "max_message_size"),
+            "longest message in bytes, from a browser (web_pipe2) or an INSERT (longer: ERR 11 'Data is too long')"),
+    Setting("max_subscriptions", int, ("ws", "max_subscriptions"), "channels one browser session may subscribe to"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -82,7 +94,7 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "maxUptime", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
@@ -105,6 +117,14 @@ class Config:
     session_ttl: float = 60.0
     max_queued_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_sessions_per_ip: int = 0  # limits are off by default: CppComet had none, and proxies share one IP
+    command_rate: float = 0.0
+    command_burst: int = 100
+    max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
+    max_subscriptions: int = 32
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -118,6 +138,17 @@ class Config:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
+        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level: {self.log_level!r} is not debug, info, warning or error")
+        if self.tls_cert or self.tls_key:
+            from .tls import server_context  # loads the files: a bad path fails here, at start-up
+
+            server_context(self)
         if self.durability not in ("normal", "full"):
             raise ConfigError(f"durability: {self.durability!r} is not 'normal' or 'full'")
         if self.password == EXAMPLE_PASSWORD:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import trio
 
 from .hub import Deliver, Disconnect, Effect, Hub, Persist
 from .store import Store
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["Engine"]
 
@@ -27,7 +31,10 @@ class Engine:
         self.clock = clock
         self.started = clock()
         self.delivered = 0
-        self._outgoing: deque[Deliver | Disconnect] = deque()
+        #: Set by the server when metrics are on (publish-to-delivery latency, once per Deliver).
+        self.metrics: Metrics | None = None
+        #: Deferred effects with the perf_counter time of the apply() that produced them.
+        self._outgoing: deque[tuple[Deliver | Disconnect, float]] = deque()
         self._wake = trio.Event()
         self._deferring = False
 
@@ -41,11 +48,12 @@ class Engine:
         backend's OK leaves before the frames go to (possibly thousands of)
         subscribers. One FIFO keeps every delivery and disconnect in order.
         """
+        published = time.perf_counter()  # the hub has just decided these effects
         for effect in effects:
             if type(effect) is Persist:
                 await self.store.write(effect.records)
             elif self._deferring:
-                self._outgoing.append(effect)  # type: ignore[arg-type]
+                self._outgoing.append((effect, published))  # type: ignore[arg-type]
                 self._wake.set()
             else:
                 self._deliver(effect)  # type: ignore[arg-type]
@@ -70,9 +78,13 @@ class Engine:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 outgoing = self._outgoing
+                metrics = self.metrics
                 while outgoing:
-                    self._deliver(outgoing.popleft())
+                    effect, published = outgoing.popleft()
+                    self._deliver(effect)
+                    if metrics is not None and type(effect) is Deliver:
+                        metrics.delivery_latency.observe(time.perf_counter() - published)
         finally:
             self._deferring = False
             while self._outgoing:  # shutting down: still hand out what was decided
-                self._deliver(self._outgoing.popleft())
+                self._deliver(self._outgoing.popleft()[0])

@@ -14,6 +14,7 @@ import trio
 from .config import Config
 from .engine import Engine
 from .hub import Hub
+from .metrics import Metrics
 from .mysql import MysqlFront
 from .store import Store, open_sqlite_store
 from .web import WebFront
@@ -64,14 +65,18 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
             password=config.password,
             send_user_online_events=config.send_user_online_events,
             send_user_offline_events=config.send_user_offline_events,
+            max_subscriptions=config.max_subscriptions,
         )
         records = await store.load()
         hub.restore(records)
         engine = Engine(hub, store)
         mysql = MysqlFront(config, engine)
         web = WebFront(config, engine)
+        metrics = Metrics(engine)
+        metrics.attach(mysql=mysql, web=web)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(engine.run_deliveries)
+            nursery.start_soon(metrics.run_sampler)
             mysql_listeners = await nursery.start(mysql.serve)
             web_listeners = await nursery.start(web.serve)
             log.info("restored %d records from %s", len(records), store.description)

@@ -17,17 +17,12 @@ from ._hub import Hub
 from ._names import CHANNEL_MAX, EVENT_MAX
 from ._subscriber import Subscriber
 
-__all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "mysql_escape", "open_session"]
+__all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "open_session"]
 
-MAX_SUBSCRIPTIONS = 32  # CppComet's per-connection limit
+MAX_SUBSCRIPTIONS = 32  # CppComet's per-connection limit: the default of Hub(max_subscriptions=...)
 _TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_\-]")  # one byte each: an empty token (\n\n) ends the list
 _NAME = re.compile(r"[A-Za-z0-9_\-]+\Z")
-_ESCAPE = str.maketrans({"\0": "\\0", "\n": "\\n", "\r": "\\r", "\\": "\\\\", "'": "\\'", '"': '\\"', "\x1a": "\\Z"})
 
-
-def mysql_escape(text: str) -> str:
-    """``mysql_real_escape_string``: live web_pipe frames carry it (the stock client unescapes)."""
-    return text.translate(_ESCAPE)
 
 
 def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, server: str) -> list[Effect]:
@@ -61,7 +56,7 @@ def _subscription(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect
         if len(token) > CHANNEL_MAX:
             effects += _error(sub, "Channel name is too long", now, code="403")
             continue
-        if len(names) >= MAX_SUBSCRIPTIONS:
+        if len(names) >= hub.max_subscriptions:
             effects += _error(sub, "Too many letters", now, code="403")
             break
         names.append(token)
@@ -93,9 +88,10 @@ def _web_pipe(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
         return _error(sub, "Invalid event name length", now, number_messages=-1)
     if len(auth_type) != 1:
         return _error(sub, "Invalid value auth_type", now, number_messages=-1)
-    escaped = mysql_escape(message)
-    delivered, effects = hub.web_publish(sub, pipe, event, escaped, message, sender, now)
-    report = frames.answer_frame(f"_answer_to_{pipe}", "answer", {"message": escaped, "number_messages": delivered}, now)
+    # Relayed as sent (the product contract): CppComet MySQL-escaped it, which the stock
+    # client undoes by itself; unescaped text decodes the same there and stays plain for others.
+    delivered, effects = hub.web_publish(sub, pipe, event, message, sender, now)
+    report = frames.answer_frame(f"_answer_to_{pipe}", "answer", {"message": message, "number_messages": delivered}, now)
     return [*effects, Deliver((sub,), report)]
 
 

@@ -15,6 +15,7 @@ channel and by user and decides who gets which frame.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -79,8 +80,11 @@ class Hub:
         send_user_online_events: bool = True,
         send_user_offline_events: bool = True,
         new_id: Callable[[], str] = _new_id,
+        max_subscriptions: int = 32,
     ) -> None:
         self.password = password
+        #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
+        self.max_subscriptions = max_subscriptions
         self.send_user_online_events = send_user_online_events
         self.send_user_offline_events = send_user_offline_events
         self._new_id = new_id
@@ -181,16 +185,16 @@ class Hub:
         return effects
 
     def web_publish(
-        self, sender: Subscriber, channel: str, event: str, escaped: str, raw: str, user_id: int, now: int
+        self, sender: Subscriber, channel: str, event: str, message: str, user_id: int, now: int
     ) -> tuple[int, list[Effect]]:
-        """A browser's ``web_pipe2``: every *other* subscriber gets the MySQL-escaped text,
-        history keeps the raw text. Returns how many sessions it was delivered to."""
+        """A browser's ``web_pipe2``: every *other* subscriber of the channel gets it, stamped
+        with the sender's user id. Returns how many sessions it was delivered to."""
         self._published += 1
-        effects = self._keep_history(sender.dev_id, channel, event, raw, now, user_id)
+        effects = self._keep_history(sender.dev_id, channel, event, message, now, user_id)
         subs = self._channels.get((sender.dev_id, channel), {})
         targets = tuple(s for cid, s in subs.items() if cid != sender.conn_id)
         if targets:
-            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, escaped, now, user_id)))
+            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
         return len(targets), effects
 
     def _keep_history(self, dev_id: int, channel: str, event: str, message: str, now: int, user_id: int) -> list[Effect]:
@@ -422,6 +426,19 @@ class Hub:
     def channels(self, dev_id: int) -> list[str]:
         """Channels of a dev with at least one subscriber."""
         return [c for (d, c) in self._channels if d == dev_id]
+
+    def sessions_by_transport(self) -> dict[str, int]:
+        """Live sessions counted by their ``transport`` attribute (websocket, longpoll; "other" if none)."""
+        counts: dict[str, int] = {}
+        for sub in self._sessions.values():
+            transport = getattr(sub, "transport", "other")
+            counts[transport] = counts.get(transport, 0) + 1
+        return counts
+
+    def busiest_channels(self, count: int) -> list[tuple[int, str, int]]:
+        """The ``count`` channels with the most subscribers, across dev_ids: (dev_id, channel, subscribers)."""
+        top = heapq.nlargest(count, self._channels.items(), key=lambda item: len(item[1]))
+        return [(dev, channel, len(subs)) for (dev, channel), subs in top]
 
     def user_sessions(self, dev_id: int, user_id: int) -> list[Subscriber]:
         return list(self._users.get((dev_id, user_id), {}).values())

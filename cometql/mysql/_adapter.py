@@ -53,6 +53,14 @@ class TrioReader:
             return b""
         return self._take(n)
 
+    def switch(self, stream: trio.abc.ReceiveStream) -> bytes:
+        """Read from ``stream`` from now on (TLS upgrade); returns the bytes read but not yet consumed."""
+        unread = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        self._stream = stream
+        return unread
+
     async def readexactly(self, n: int) -> bytes:
         if n > self.max_payload:
             raise ConnectionClosed(f"packet of {n} bytes is over the {self.max_payload}-byte limit")
@@ -70,6 +78,10 @@ class TrioWriter:
 
     def write(self, data: bytes | bytearray) -> None:
         self._out.append(data)  # type: ignore[arg-type]  # mysql-mimic hands over a fresh buffer
+
+    def switch(self, stream: trio.abc.SendStream) -> None:
+        """Write to ``stream`` from now on (TLS upgrade)."""
+        self._stream = stream
 
     async def drain(self) -> None:
         if not self._out:

@@ -19,7 +19,7 @@ import os
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mysql_mimic.connection
 import mysql_mimic.packets
@@ -31,7 +31,7 @@ from mysql_mimic.constants import DEFAULT_SERVER_CAPABILITIES
 from mysql_mimic.control import LocalControl
 from mysql_mimic.errors import ErrorCode, MysqlError
 from mysql_mimic.prepared import REGEX_PARAM, PreparedStatement
-from mysql_mimic.stream import ConnectionClosed, MysqlStream
+from mysql_mimic.stream import ConnectionClosed
 from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len
 
 from .._version import SERVER_VERSION
@@ -40,8 +40,12 @@ from ..engine import Engine
 from ..sql import Ok
 from ..sql._values import Value
 from . import _nul_guard
-from ._adapter import TrioReader, TrioWriter
+from ..tls import server_context
+from ._tls import TlsUpgrade
 from ._session import CometSession, dev_id_for_login, make_global_variables
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 __all__ = ["MysqlFront"]
 
@@ -138,6 +142,7 @@ class CometConnection(Connection):
         super().__init__(*args, **kwargs)
         self.status_flags = ServerStatus.SERVER_STATUS_AUTOCOMMIT
         self.pending_ok: Ok | None = None
+        self.tls_upgrade: TlsUpgrade | None = None
 
     def ok(self, **kwargs: Any) -> bytes:
         pending = self.pending_ok
@@ -146,6 +151,13 @@ class CometConnection(Connection):
             kwargs["affected_rows"] = pending.affected_rows
             kwargs["last_insert_id"] = pending.insert_id
         return super().ok(**kwargs)
+
+    def error(self, **kwargs: Any) -> bytes:
+        """Every ERR packet is built here: count it by code and keep it for the admin dashboard."""
+        metrics = self.session.front.metrics
+        if metrics is not None:
+            metrics.error(int(kwargs.get("code", ErrorCode.UNKNOWN_ERROR)), str(kwargs.get("msg", "")))
+        return super().error(**kwargs)
 
     async def handle_query(self, data: bytes) -> None:
         self.pending_ok = None
@@ -170,6 +182,9 @@ class CometConnection(Connection):
 
     async def run(self) -> None:
         """Handshake, then commands until the client leaves. Never raises for client faults."""
+        real_stream = self.stream
+        if self.ssl is not None and self.tls_upgrade is not None:
+            self.stream = self.tls_upgrade.handshake_proxy()  # type: ignore[assignment]  # adds start_tls on trio
         try:
             await self.connection_phase()
         except ConnectionClosed:
@@ -181,6 +196,8 @@ class CometConnection(Connection):
             except ConnectionClosed:
                 pass
             return
+        finally:
+            self.stream = real_stream
         if self.session.username is None:  # login refused; the ERR packet has been sent
             return
         await self.session.init(self)
@@ -207,11 +224,13 @@ class MysqlFront:
         self.engine = engine
         self.global_variables = make_global_variables()
         self.identity = PasswordIdentity(config.password, config.dev_index_size)
+        self.tls = server_context(config)
         self.control = LocalControl()
         self.online_by_dev: collections.Counter[int] = collections.Counter()
         self.statements = 0
         self.connections_total = 0
         self.disconnections_total = 0
+        self.metrics: Metrics | None = None  # set by the server (cometql.metrics)
 
     # ---------------------------------------------------------------- counters
 
@@ -272,14 +291,16 @@ class MysqlFront:
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections_total += 1
-        mstream = MysqlStream(TrioReader(stream, max_payload=MAX_PACKET), TrioWriter(stream))  # type: ignore[arg-type]
+        trio_side = TlsUpgrade(stream, max_payload=MAX_PACKET)
         connection = CometConnection(
-            stream=mstream,
+            stream=trio_side.mysql_stream,
             session=CometSession(self),
             control=self.control,
             identity_provider=self.identity,
             server_capabilities=self.capabilities,
+            ssl=self.tls,  # None: CLIENT_SSL is not advertised
         )
+        connection.tls_upgrade = trio_side
         connection_id = await self.control.add(connection)
         connection.connection_id = connection_id
         try:
@@ -291,7 +312,7 @@ class MysqlFront:
             await self.control.remove(connection_id)
             with trio.move_on_after(1) as scope:
                 scope.shield = True
-                await stream.aclose()
+                await trio_side.stream.aclose()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.config.mysql_port, host=self.config.mysql_host)

@@ -11,6 +11,7 @@ usable.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from mysql_mimic import ResultColumn, ResultSet
@@ -22,12 +23,14 @@ from sqlglot import expressions as exp
 
 from .._version import SERVER_VERSION, VERSION_COMMENT
 from ..errors import SQLError, StoreError
-from ..sql import DATABASE, TABLES, Context, Ok, Passthrough, Statement, execute, parse
+from ..limits import insert_message_too_long
+from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, Statement, execute, parse
 from ..sql import _codes as codes
 
 if TYPE_CHECKING:
     from mysql_mimic.results import AllowedResult
 
+    from ..metrics import Metrics
     from ._server import MysqlFront
 
 __all__ = ["CometSession", "dev_id_for_login", "make_global_variables"]
@@ -61,6 +64,11 @@ def _is_select_database(e: exp.Expression) -> bool:
         and isinstance(e.expressions[0], exp.CurrentSchema)
         and not any(e.args.get(k) for k in ("from_", "where"))
     )
+
+
+#: The ``verb`` label of a statement class (SHOW TABLES / DATABASES / STATUS are all "show").
+_VERBS = {"Insert": "insert", "Select": "select", "Delete": "delete", "Describe": "describe",
+          "ShowTables": "show", "ShowDatabases": "show", "ShowStatus": "show"}
 
 
 def _text_columns(names: tuple[str, ...]) -> list[ResultColumn]:
@@ -117,17 +125,40 @@ class CometSession(Session):
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
         if size <= 3 and sql.strip(" \t\r\n;"):
             raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
+        if log.isEnabledFor(logging.DEBUG):  # secrets in it are masked by cometql.logs
+            log.debug("dev_id %s statement: %s", self.dev_id, sql)
         try:
             statements = parse(sql)
         except SQLError as exc:
             raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
+        limit = self.front.config.max_message_size
+        if any(insert_message_too_long(stmt, limit) for stmt in statements):
+            raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
         result: AllowedResult = None
+        metrics = self.front.metrics
         for stmt in statements:
             if isinstance(stmt, Passthrough):
+                if metrics is not None:
+                    metrics.statement("none", stmt.expression.key)
                 result = await self._passthrough(stmt.expression, sql, attrs)
+            elif metrics is not None:
+                result = await self._run_measured(stmt, metrics)
             else:
                 result = await self.run(stmt)
         return result
+
+    async def _run_measured(self, stmt: Statement, metrics: Metrics) -> AllowedResult:
+        """``run`` counted by table and verb; an INSERT's run time goes to the latency histogram."""
+        table = getattr(stmt, "table", None)
+        is_insert = type(stmt) is Insert
+        metrics.statement(table.name if table is not None else "none", _VERBS.get(type(stmt).__name__, "other"))
+        if not is_insert:
+            return await self.run(stmt)
+        start = time.perf_counter()
+        try:
+            return await self.run(stmt)
+        finally:
+            metrics.insert_latency.observe(time.perf_counter() - start)
 
     async def run(self, stmt: Statement) -> AllowedResult:
         engine = self.front.engine

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..hub._browser import handle_command
 from ._wsconn import CLOSE_GOING_AWAY, WsSession
 
 if TYPE_CHECKING:
@@ -61,10 +60,9 @@ class IdlePoller:
                 await self._close_all()
 
     async def _serve(self, fd: int, session: WsSession) -> None:
-        engine = self.front.engine
         messages = session.read()
         for payload in messages or ():
-            await engine.apply(handle_command(engine.hub, session, payload.decode(), engine.now()))
+            await self.front.run_command(session, payload.decode())
             if session.closing is not None:
                 break
         if messages is None or (session.closing is not None and session._backlog is None):

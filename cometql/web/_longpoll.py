@@ -26,7 +26,6 @@ import orjson
 import trio
 
 from ..hub import ConnInfo
-from ..hub._browser import handle_command
 from ._http import HttpError, Request, Response
 from ._params import ParamsError, parse_params
 from ._session import BrowserSession
@@ -67,9 +66,7 @@ class LongPoll:
         if action == "poll" and request.method == "GET":
             return await self._poll(sid, session, request)
         if action == "send" and request.method == "POST":
-            text = request.body.decode("utf-8", "replace")
-            engine = self.front.engine
-            await engine.apply(handle_command(engine.hub, session, text, engine.now()))
+            await self.front.run_command(session, request.body.decode("utf-8", "replace"))
             return Response(204)
         if action == "close" and request.method == "POST":
             await self._drop(sid, session)
@@ -88,6 +85,8 @@ class LongPoll:
         info.uuid = params.uuid
         session = BrowserSession(params.dev_id, info, transport="longpoll",
                                  max_queued_bytes=front.config.max_queued_bytes)
+        if not front.admit(session, info.ip):
+            return _json(429, {"error": "Error code 429(Too many sessions from this address.)", "error_code": 429})
         session.idle_since = trio.current_time()
         sid = secrets.token_urlsafe(18)
         self.sessions[sid] = session

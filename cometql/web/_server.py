@@ -11,6 +11,7 @@ import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h11
 import orjson
@@ -19,14 +20,25 @@ import trio
 from .._version import __version__
 from ..config import Config, origin_allowed
 from ..engine import Engine
+from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..hub import ConnInfo
 from ..hub._browser import open_session
+from ._admin import admin_response, is_admin_path
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
 from ._session import BrowserSession
 from ._idle import IdlePoller
+from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
 from ._wsconn import WsSession, accept_websocket
+from ..hub import Deliver, Disconnect, Effect, Subscriber
+from ..hub import _frames as frames
+from ..hub._browser import handle_command
+from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
+from ..tls import server_context
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 __all__ = ["WebFront"]
 
@@ -45,6 +57,11 @@ class WebFront:
         self.idle = IdlePoller(self)
         self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
         self._nursery: trio.Nursery | None = None
+        self.metrics: Metrics | None = None  # set by the server: /metrics, /admin, slow-consumer counts
+        self.tls = server_context(config)
+        self.ip_sessions = IpSessions(config.max_sessions_per_ip)
+        self._session_ip: dict[int, str] = {}
+        self._limiters: dict[int, RateLimiter] = {}
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Start a helper task (a session's send-backlog flusher) in the front's nursery."""
@@ -61,8 +78,44 @@ class WebFront:
         await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(), SERVER_NAME))
 
     async def detach(self, session: BrowserSession) -> None:
+        ip = self._session_ip.pop(session.conn_id, None)
+        if ip is not None:
+            self.ip_sessions.release(ip)
+        self._limiters.pop(session.conn_id, None)
         with trio.CancelScope(shield=True):
             await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
+        if self.metrics is not None:
+            self.metrics.session_left(session.transport, session.closing, getattr(session, "dropped", 0))
+
+    # ------------------------------------------------------------------ limits
+
+    def admit(self, session: Subscriber, ip: str) -> bool:
+        """Count a new session against ``max_sessions_per_ip``; False if the address has too many."""
+        if not self.ip_sessions.acquire(ip):
+            return False
+        self._session_ip[session.conn_id] = ip
+        return True
+
+    async def run_command(self, session: Subscriber, text: str) -> None:
+        """One browser command, after the rate and size limits (an error frame when one is hit)."""
+        engine = self.engine
+        config = self.config
+        limiter = self._limiters.get(session.conn_id)
+        if limiter is None:
+            limiter = self._limiters[session.conn_id] = RateLimiter(config.command_rate, config.command_burst)
+        # error frames go through the engine like every reply, so they keep their place in the session's order
+        verdict = limiter.take(trio.current_time())
+        if verdict is not Verdict.OK:
+            effects: list[Effect] = [Deliver((session,), frames.error_frame("rate limit", engine.now(),
+                                                                           number_messages=-1))]
+            if verdict is Verdict.ABUSE:
+                effects.append(Disconnect((session,), "rate limit: too many commands"))
+            await engine.apply(effects)
+        elif web_message_size(text) > config.max_message_size:
+            await engine.apply([Deliver((session,), frames.error_frame(
+                "Data is too long", engine.now(), number_messages=-1, max_message_size=config.max_message_size))])
+        else:
+            await engine.apply(handle_command(engine.hub, session, text, engine.now()))
 
     # ----------------------------------------------------------------- serving
 
@@ -96,12 +149,19 @@ class WebFront:
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                 nursery.start_soon(self.handle, stream)
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        if self.tls is not None:
+            stream = trio.SSLStream(stream, self.tls, server_side=True)
         try:
+            if isinstance(stream, trio.SSLStream):
+                with trio.fail_after(10):
+                    await stream.do_handshake()
             session = await self._handle(stream)
-            if session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
+            if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
+                await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
+            elif session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
                 self.idle.add(session)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, h11.RemoteProtocolError):
             pass
         except Exception:  # one broken connection must not take the port down
             log.exception("browser connection failed")
@@ -110,14 +170,20 @@ class WebFront:
                 scope.shield = True
                 await stream.aclose()
 
-    async def _handle(self, stream: trio.SocketStream) -> WsSession | None:
+    async def _upgrade(self, stream: trio.abc.Stream, request: Request,
+                       info: ConnInfo) -> WsSession | TlsWsSession | None:
+        if isinstance(stream, trio.SSLStream):
+            return await accept_tls_websocket(self, stream, request, info)
+        return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
+
+    async def _handle(self, stream: trio.abc.Stream) -> WsSession | TlsWsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket."""
         first = None
         with trio.move_on_after(self.config.longpoll_timeout + 30):
             first = await stream.receive_some(65536)
             quick = quick_upgrade(first)
             if quick is not None and ws_tail(quick.path) is not None:
-                return await accept_websocket(self, stream, quick, self._info(stream, quick))
+                return await self._upgrade(stream, quick, self._info(stream, quick))
         if first is None:  # nothing arrived in time
             return None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
@@ -132,7 +198,7 @@ class WebFront:
                 origin = request.headers.get("origin")
                 info = self._info(stream, request)
                 if request.is_websocket and ws_tail(request.path) is not None:
-                    return await accept_websocket(self, stream, request, info)
+                    return await self._upgrade(stream, request, info)
                 response = await self.route(request, info)
             except HttpError as exc:
                 response = Response(exc.status, orjson.dumps({"error": exc.message}))
@@ -149,9 +215,10 @@ class WebFront:
                 return None
 
     @staticmethod
-    def _info(stream: trio.SocketStream, request: Request) -> ConnInfo:
+    def _info(stream: trio.abc.Stream, request: Request) -> ConnInfo:
+        raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            ip = str(stream.socket.getpeername()[0])
+            ip = str(raw.socket.getpeername()[0])  # type: ignore[attr-defined]
         except OSError:
             ip = ""
         h = request.headers
@@ -173,6 +240,11 @@ class WebFront:
             raise HttpError(405, f"{request.method} is not served here")
         if path in ("/info", "/comet-server/info"):
             return Response(200, orjson.dumps({"node": SERVER_NAME, "status": "ok", "version": __version__}))
+        if self.metrics is not None:
+            if path == "/metrics":
+                return Response(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
+            if is_admin_path(path):
+                return admin_response(self, request)
         if path in _LIBRARY:
             return Response(200, (STATIC / _LIBRARY[path]).read_bytes(), "application/javascript; charset=utf-8")
         if ws_tail(path) is not None:

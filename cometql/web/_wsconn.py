@@ -29,14 +29,15 @@ import trio
 from ..hub import ConnInfo
 from ..hub import _frames as frames
 from ._http import Request
-from ._params import ParamsError, parse_params, ws_tail
+from ..hub import Subscriber
+from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
 from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 if TYPE_CHECKING:
     from ._server import WebFront
 
-__all__ = ["WsSession", "accept_websocket", "handshake_response"]
+__all__ = ["WsSession", "accept_websocket", "admit_websocket", "handshake_response", "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
 
@@ -63,7 +64,7 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
-                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader")
+                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader", "dropped")
 
     transport = "websocket"
 
@@ -82,6 +83,7 @@ class WsSession:
         self._closed_sent = False
         self._reader: FrameReader | None = None
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
+        self.dropped = 0  # frames discarded by a slow-consumer close (for metrics)
 
     # ---- Subscriber protocol
 
@@ -120,6 +122,7 @@ class WsSession:
         self._backlog_bytes += len(data)
         if self._backlog_bytes > self.max_queued_bytes and self.closing is None:
             self.closing = "slow consumer: send queue over its bound"
+            self.dropped = len(self._backlog)
             self._backlog.clear()
             self._backlog_bytes = 0
             self._shutdown()
@@ -211,6 +214,24 @@ class WsSession:
             sock.close()
 
 
+def admit_websocket(front: WebFront, request: Request, info: ConnInfo, session: Subscriber) -> ConnectParams:
+    """The checks every WebSocket session passes (plain or TLS): Origin, parameters, sessions per IP.
+
+    Raises ``ParamsError`` with CppComet's code and text; the IP is counted only when all pass.
+    """
+    if not front.origin_ok(info.origin or None):
+        raise ParamsError(423, "Error code 423(Access denied, Request from unauthorized domain.)")
+    params = parse_params(ws_tail(request.target) or "", dev_index_size=front.config.dev_index_size)
+    if not front.admit(session, info.ip):
+        raise ParamsError(429, "Error code 429(Too many sessions from this address.)")
+    return params
+
+
+def refusal_frame(exc: ParamsError, now: int) -> bytes:
+    error = {"error": exc.text, "error_code": exc.code, "info": "Closed due to error. See last message."}
+    return frames.sys_frame("error", error, now)
+
+
 async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: Request,
                            info: ConnInfo) -> WsSession | None:
     """Finish the handshake and bring the session online; None if it was refused (already answered).
@@ -229,12 +250,9 @@ async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: 
     session = WsSession(next_conn_id(), 0, info, sock, front.spawn, front.config.max_queued_bytes)
     session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
     try:
-        if not front.origin_ok(info.origin or None):
-            raise ParamsError(423, "Error code 423(Access denied, Request from unauthorized domain.)")
-        params = parse_params(ws_tail(request.target) or "", dev_index_size=front.config.dev_index_size)
+        params = admit_websocket(front, request, info, session)
     except ParamsError as exc:
-        error = {"error": exc.text, "error_code": exc.code, "info": "Closed due to error. See last message."}
-        session.send(frames.sys_frame("error", error, engine.now()))
+        session.send(refusal_frame(exc, engine.now()))
         session.close(exc.text)
         session.release()
         return None

@@ -3,7 +3,7 @@
 The stock browser library parses these frames itself, so their exact bytes
 are the contract: keys sorted, no whitespace, ``'`` written as ``\\u0027``,
 and the CppComet quirks kept on purpose (``pipe_count``'s array, no send time
-on ``msg`` and ``user_status_*`` frames, MySQL-escaped web_pipe2 data).
+on ``msg`` and ``user_status_*`` frames, web_pipe2 data relayed unescaped).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ async def test_pipes_messages_publish_frame(ws_server: ServerProcess, dev: int, 
                                      r'"pipe":"news"}', since=t0)
 
 
-async def test_web_pipe2_goes_to_other_subscribers_escaped_with_report(ws_server: ServerProcess, dev: int,
+async def test_web_pipe2_goes_to_other_subscribers_unescaped_with_report(ws_server: ServerProcess, dev: int,
                                                                        query: Query) -> None:
     query("INSERT INTO users_auth (id, hash) VALUES (7, 'h7')")
     async with (open_browser(ws_server, dev, user_id=7, key="h7") as sender,
@@ -117,13 +117,13 @@ async def test_web_pipe2_goes_to_other_subscribers_escaped_with_report(ws_server
         await elsewhere.subscribe("web_other")
         t0 = int(time.time())
         await sender.send("web_pipe2", "web_chat", "say", "*", '{"t":"it\'s","n":"a\\b"}')
-        # MySQL-escaped payload, then JSON-encoded: \" -> \\\", \' -> \\\u0027, \\ -> \\\\
-        escaped = r'{\\\"t\\\":\\\"it\\\u0027s\\\",\\\"n\\\":\\\"a\\\\b\\\"}'
+        # relayed as sent (README: web_pipe2 payloads are not MySQL-escaped), JSON-encoded once
+        relayed = r'{\"t\":\"it\u0027s\",\"n\":\"a\\b\"}'
         for b in (other_tab, anonymous):
             assert_frame(await b.recv(), '{"data":"%s","event":"say","message_send_time":{T},"pipe":"web_chat",'
-                                         '"user_id":7}' % escaped, since=t0)
+                                         '"user_id":7}' % relayed, since=t0)
         assert_frame(await sender.recv(), '{"data":{"message":"%s","number_messages":2},"event":"answer",'
-                                          '"message_send_time":{T},"pipe":"_answer_to_web_chat"}' % escaped, since=t0)
+                                          '"message_send_time":{T},"pipe":"_answer_to_web_chat"}' % relayed, since=t0)
         await sender.silence()
         await elsewhere.silence(0.05)
 

@@ -1,0 +1,215 @@
+"""Prometheus metrics and the admin dashboard's memory of one server.
+
+Why this shape:
+
+- One ``CollectorRegistry`` per ``Metrics`` (never the process-global default),
+  so several servers started in one process keep separate numbers and never
+  collide on metric names.
+- What the hub and the fronts already know (sessions, users, channels,
+  subscriptions, queue depth, messages published / delivered / queued) is read
+  at scrape time by ``_LiveCollector``: nothing on the hot paths updates a
+  gauge per event.
+- Only what nobody else counts is counted as it happens, at a few places:
+  statements by table and verb, errors by code, INSERT latency (the MySQL
+  session), publish-to-delivery latency (the engine's delivery task, once per
+  Deliver effect, never per subscriber), slow-consumer disconnects and the
+  frames they dropped (the web front, when such a session leaves).
+- The dashboard's history (online users every 10 s for an hour, the message
+  rate window, the last 50 errors) lives here too, in bounded deques filled by
+  ``run_sampler``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .mysql import MysqlFront
+    from .web import WebFront
+
+__all__ = ["CONTENT_TYPE", "ErrorRecord", "Metrics", "OnlineSample"]
+
+#: The classic text format (names here never need UTF-8 escaping), understood by every Prometheus version.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+disable_created_metrics()  # no ``*_created`` series: they double the output and nobody graphs them
+
+#: Seconds; INSERTs are sub-millisecond when the store is fast, seconds when the disk stalls.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+RECENT_ERRORS = 50
+HISTORY_POINTS = 360  # an hour of samples ...
+HISTORY_INTERVAL = 10.0  # ... taken every 10 s
+RATE_WINDOW = 10  # messages per second: averaged over the last 10 one-second ticks
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    time: float
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineSample:
+    time: float
+    users: int
+    sessions: int
+
+
+class Metrics:
+    """The collectors of one server, plus the dashboard's in-memory history."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.web: WebFront | None = None
+        self.mysql: MysqlFront | None = None
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.statements = Counter("cometql_statements", "CometQL statements run, by table and verb",
+                                  ["table", "verb"], registry=r)
+        self.errors = Counter("cometql_errors", "MySQL-protocol errors sent to clients, by CometQL error code",
+                              ["code"], registry=r)
+        self.insert_latency = Histogram("cometql_insert_duration_seconds",
+                                        "Time to run one INSERT (hub, store, acknowledgement ready)",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.delivery_latency = Histogram("cometql_publish_to_delivery_seconds",
+                                          "Time from the hub deciding a delivery (a publish, a user message, a "
+                                          "command's reply) until the delivery task has sent the frame to every "
+                                          "target", buckets=LATENCY_BUCKETS, registry=r)
+        self.slow_consumers = Counter("cometql_slow_consumer_disconnects",
+                                      "Browser sessions closed because their send queue went over its bound",
+                                      ["transport"], registry=r)
+        for transport in ("websocket", "longpoll"):
+            self.slow_consumers.labels(transport)  # present (at 0) from the first scrape
+        self.dropped = Counter("cometql_messages_dropped", "Frames discarded when a slow consumer was disconnected",
+                               registry=r)
+        r.register(_LiveCollector(self))
+        self._statement_children: dict[tuple[str, str], Any] = {}
+        self._error_children: dict[int, Any] = {}
+        self.recent_errors: deque[ErrorRecord] = deque(maxlen=RECENT_ERRORS)
+        self.online_history: deque[OnlineSample] = deque(maxlen=HISTORY_POINTS)
+        self._rate_window: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW + 1)
+
+    def attach(self, *, mysql: MysqlFront, web: WebFront) -> None:
+        """Give every part of the server this object (their ``metrics`` attribute) and read their counters."""
+        self.mysql = mysql
+        self.web = web
+        self.engine.metrics = self
+        mysql.metrics = self
+        web.metrics = self
+
+    # ------------------------------------------------------------ events
+
+    def statement(self, table: str, verb: str) -> None:
+        child = self._statement_children.get((table, verb))
+        if child is None:
+            child = self._statement_children[(table, verb)] = self.statements.labels(table, verb)
+        child.inc()
+
+    def error(self, code: int, message: str) -> None:
+        child = self._error_children.get(code)
+        if child is None:
+            child = self._error_children[code] = self.errors.labels(str(code))
+        child.inc()
+        self.recent_errors.append(ErrorRecord(self.clock(), code, message))
+
+    def session_left(self, transport: str, closing: str | None, dropped: int) -> None:
+        """A browser session left; count it if it was disconnected as a slow consumer."""
+        if closing is not None and closing.startswith("slow consumer"):
+            self.slow_consumers.labels(transport).inc()
+            if dropped:
+                self.dropped.inc(dropped)
+
+    # ----------------------------------------------------------- exposition
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # ---------------------------------------------------- dashboard history
+
+    def online_now(self) -> OnlineSample:
+        stats = self.engine.hub.statistics()
+        return OnlineSample(self.clock(), stats.authorized_users, stats.sessions)
+
+    def _tick(self) -> None:
+        stats = self.engine.hub.statistics()
+        self._rate_window.append((time.monotonic(), stats.published, self.engine.delivered))
+
+    def rates(self) -> tuple[float, float]:
+        """Messages published and frames delivered per second, over the last ~10 s."""
+        if not self._rate_window:
+            return 0.0, 0.0
+        t0, published0, delivered0 = self._rate_window[0]
+        elapsed = time.monotonic() - t0
+        if elapsed <= 0.05:
+            return 0.0, 0.0
+        stats = self.engine.hub.statistics()
+        return (stats.published - published0) / elapsed, (self.engine.delivered - delivered0) / elapsed
+
+    async def run_sampler(self) -> None:
+        """Every second: the rate window; every 10 s: one point of the online-users chart."""
+        ticks_per_sample = int(HISTORY_INTERVAL)
+        tick = 0
+        while True:
+            self._tick()
+            if tick % ticks_per_sample == 0:
+                self.online_history.append(self.online_now())
+            tick += 1
+            await trio.sleep(1.0)
+
+
+class _LiveCollector(Collector):
+    """Gauges and totals read from the hub and the fronts at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[Any]:
+        m = self.metrics
+        engine = m.engine
+        stats = engine.hub.statistics()
+        sessions = GaugeMetricFamily("cometql_sessions", "Live browser sessions by transport", labels=["transport"])
+        by_transport = {"websocket": 0, "longpoll": 0, **engine.hub.sessions_by_transport()}
+        for transport, count in sorted(by_transport.items()):
+            sessions.add_metric([transport], count)
+        yield sessions
+        yield GaugeMetricFamily("cometql_authorized_users", "Users online with at least one authorized session",
+                                value=stats.authorized_users)
+        yield GaugeMetricFamily("cometql_subscriptions", "Channel subscriptions of live sessions",
+                                value=stats.subscriptions)
+        yield GaugeMetricFamily("cometql_channels", "Channels with at least one subscriber", value=stats.channels)
+        yield GaugeMetricFamily("cometql_queue_depth", "Messages queued for offline users (users_messages)",
+                                value=stats.queued_messages)
+        mysql = m.mysql
+        yield GaugeMetricFamily("cometql_mysql_connections", "Open CometQL (MySQL-protocol) connections",
+                                value=sum(mysql.online_by_dev.values()) if mysql is not None else 0)
+        yield CounterMetricFamily("cometql_mysql_connections_opened", "CometQL connections accepted",
+                                  value=mysql.connections_total if mysql is not None else 0)
+        yield CounterMetricFamily("cometql_messages_published", "Messages published to channels",
+                                  value=stats.published)
+        yield CounterMetricFamily("cometql_messages_delivered", "Frames handed to browser sessions",
+                                  value=engine.delivered)
+        yield CounterMetricFamily("cometql_messages_queued", "User messages queued because the user was offline",
+                                  value=stats.queued)
+        yield GaugeMetricFamily("cometql_uptime_seconds", "Seconds since the server started",
+                                value=max(0.0, engine.clock() - engine.started))

@@ -1,0 +1,283 @@
+"""Prometheus /metrics and the admin JSON endpoint, against a real server with real clients.
+
+The module runs its own server (a small send-queue bound for the slow-consumer
+test), so every counter checked here moves only because of these tests; each
+test still compares before/after values rather than absolutes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import orjson
+import pymysql
+import pytest
+import trio
+
+from .metrics_helpers import admin_stats, basic_auth, get, metric_families, sample, scrape
+from .servers import ServerProcess
+from .web._wire import RawWebSocket, client_frame, eventually, http_request, mysql_rows, new_uuid, open_browser
+from .web.conftest import wait_for_port
+
+MAX_QUEUED_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's own server (overrides the session one, so ``dev``/``db`` talk to it)."""
+    srv = ServerProcess(tmp_path_factory.mktemp("cometql-metrics"),
+                        env={"COMETQL_MAX_QUEUED_BYTES": str(MAX_QUEUED_BYTES)}).start()
+    wait_for_port(srv.ws_port)
+    yield srv
+    if srv.alive:
+        srv.stop()
+
+
+def insert_pipe(channel: str, message: str) -> str:
+    return f"INSERT INTO pipes_messages (name, event, message) VALUES ('{channel}', 'ev', '{message}')"
+
+
+# --------------------------------------------------------------- /metrics
+
+
+def test_every_metric_is_exposed_with_prometheus_names(server: ServerProcess) -> None:
+    mysql_rows(server, 1, "SELECT 1")  # a statement, so the labelled statement counter has a series
+    families = metric_families(server)
+    expected = {
+        "cometql_sessions": "gauge",
+        "cometql_authorized_users": "gauge",
+        "cometql_subscriptions": "gauge",
+        "cometql_channels": "gauge",
+        "cometql_mysql_connections": "gauge",
+        "cometql_queue_depth": "gauge",
+        "cometql_statements": "counter",
+        "cometql_errors": "counter",
+        "cometql_messages_published": "counter",
+        "cometql_messages_delivered": "counter",
+        "cometql_messages_queued": "counter",
+        "cometql_messages_dropped": "counter",
+        "cometql_slow_consumer_disconnects": "counter",
+        "cometql_insert_duration_seconds": "histogram",
+        "cometql_publish_to_delivery_seconds": "histogram",
+    }
+    for name, kind in expected.items():
+        assert name in families, f"{name} missing from /metrics"
+        assert families[name].type == kind, (name, families[name].type)
+        for s in families[name].samples:
+            if kind == "counter":
+                assert s.name == name + "_total", s.name
+            for label in s.labels:
+                assert label.islower() and label.replace("_", "").isalpha(), label
+    transports = {s.labels["transport"] for s in families["cometql_sessions"].samples}
+    assert transports == {"websocket", "longpoll"}
+    slow = {s.labels["transport"] for s in families["cometql_slow_consumer_disconnects"].samples}
+    assert slow == {"websocket", "longpoll"}
+    statements = {(s.labels["table"], s.labels["verb"]) for s in families["cometql_statements"].samples}
+    assert ("none", "select") in statements
+    buckets = [s for s in families["cometql_insert_duration_seconds"].samples if s.name.endswith("_bucket")]
+    assert buckets and buckets[-1].labels["le"] == "+Inf"
+
+
+def test_metrics_is_plain_get_without_auth(server: ServerProcess) -> None:
+    status, _, body = get(server, "/metrics")
+    assert status == 200 and b"# TYPE cometql_sessions gauge" in body
+
+
+async def test_websocket_session_and_publish_move_the_counters(server: ServerProcess, dev: int) -> None:
+    before = scrape(server)
+    async with open_browser(server, dev) as browser:
+        await browser.subscribe("metrics_live")
+
+        def online() -> None:
+            now = scrape(server)
+            assert sample(now, "cometql_sessions", transport="websocket") == \
+                sample(before, "cometql_sessions", transport="websocket") + 1
+            assert sample(now, "cometql_subscriptions") == sample(before, "cometql_subscriptions") + 1
+            assert sample(now, "cometql_channels") == sample(before, "cometql_channels") + 1
+
+        await eventually(online)
+        before = scrape(server)  # the subscription's own frames are deliveries too: count from here
+        mysql_rows(server, dev, insert_pipe("metrics_live", "hello"))
+        frame = await browser.recv()
+        assert '"data":"hello"' in frame
+        after = scrape(server)
+    for name, labels in [
+        ("cometql_messages_published_total", {}),
+        ("cometql_messages_delivered_total", {}),
+        ("cometql_statements_total", {"table": "pipes_messages", "verb": "insert"}),
+        ("cometql_insert_duration_seconds_count", {}),
+        ("cometql_publish_to_delivery_seconds_count", {}),
+        ("cometql_publish_to_delivery_seconds_bucket", {"le": "+Inf"}),
+    ]:
+        assert sample(after, name, **labels) == sample(before, name, **labels) + 1, name
+    latency = sample(after, "cometql_publish_to_delivery_seconds_sum") - \
+        sample(before, "cometql_publish_to_delivery_seconds_sum")
+    assert 0 < latency < 5
+    assert sample(after, "cometql_insert_duration_seconds_sum") > sample(before, "cometql_insert_duration_seconds_sum")
+
+    def offline() -> None:
+        now = scrape(server)
+        assert sample(now, "cometql_sessions", transport="websocket") == \
+            sample(before, "cometql_sessions", transport="websocket") - 1
+        assert sample(now, "cometql_subscriptions") == sample(before, "cometql_subscriptions") - 1
+
+    await eventually(offline)
+
+
+async def test_longpoll_session_is_counted_by_transport(server: ServerProcess, dev: int) -> None:
+    before = sample(scrape(server), "cometql_sessions", transport="longpoll")
+    tail = f"sesion=&myid=0&devid={dev}&v=4.08&uuid={new_uuid()}&api=js"
+    reply = await http_request(server.ws_port, "POST", "/lp/connect", tail.encode())
+    assert reply.status == 200, reply.body
+    sid = orjson.loads(reply.body)["sid"]
+    assert sample(scrape(server), "cometql_sessions", transport="longpoll") == before + 1
+    assert (await http_request(server.ws_port, "POST", f"/lp/close?sid={sid}")).status == 204
+    assert sample(scrape(server), "cometql_sessions", transport="longpoll") == before
+
+
+def test_errors_are_counted_by_cometql_code(server: ServerProcess, db: pymysql.cursors.Cursor) -> None:
+    before = scrape(server)
+    for sql, code in [("SELECT * FROM no_such_table", 15), ("xyzzy plugh frobnicate", 3),
+                      ("SELECT * FROM users_messages", 13)]:
+        with pytest.raises(pymysql.MySQLError) as info:
+            db.execute(sql)
+        assert info.value.args[0] == code
+    after = scrape(server)
+    for code in ("15", "3", "13"):
+        assert sample(after, "cometql_errors_total", code=code) == sample(before, "cometql_errors_total", code=code) + 1
+
+
+def test_queued_user_messages_and_queue_depth(server: ServerProcess, db: pymysql.cursors.Cursor) -> None:
+    before = scrape(server)
+    db.execute("INSERT INTO users_messages (id, event, message) VALUES (42, 'e', 'one')")
+    db.execute("INSERT INTO users_messages (id, event, message) VALUES (42, 'e', 'two')")
+    after = scrape(server)
+    assert sample(after, "cometql_messages_queued_total") == sample(before, "cometql_messages_queued_total") + 2
+    assert sample(after, "cometql_queue_depth") == sample(before, "cometql_queue_depth") + 2
+    assert sample(after, "cometql_statements_total", table="users_messages", verb="insert") == \
+        sample(before, "cometql_statements_total", table="users_messages", verb="insert") + 2
+    db.execute("DELETE FROM users_messages WHERE id = 42")
+    assert sample(scrape(server), "cometql_queue_depth") == sample(before, "cometql_queue_depth")
+
+
+async def test_authorized_users_and_mysql_connections(server: ServerProcess, dev: int) -> None:
+    mysql_rows(server, dev, "INSERT INTO users_auth (id, hash) VALUES (7, 'metrics_key')")
+    before = scrape(server)
+    conn = server.connect(dev)
+    try:
+        assert sample(scrape(server), "cometql_mysql_connections") == sample(before, "cometql_mysql_connections") + 1
+        async with open_browser(server, dev, user_id=7, key="metrics_key"):
+            async with open_browser(server, dev, user_id=7, key="metrics_key"):  # same user: one user, two sessions
+
+                def counted() -> None:
+                    now = scrape(server)
+                    assert sample(now, "cometql_authorized_users") == sample(before, "cometql_authorized_users") + 1
+                    assert sample(now, "cometql_sessions", transport="websocket") == \
+                        sample(before, "cometql_sessions", transport="websocket") + 2
+
+                await eventually(counted)
+    finally:
+        conn.close()
+
+    def gone() -> None:
+        now = scrape(server)
+        assert sample(now, "cometql_authorized_users") == sample(before, "cometql_authorized_users")
+        assert sample(now, "cometql_mysql_connections") == sample(before, "cometql_mysql_connections")
+
+    await eventually(gone)
+
+
+async def test_slow_consumer_disconnect_is_counted(server: ServerProcess, dev: int) -> None:
+    before = scrape(server)
+    raw = await RawWebSocket.connect(server.ws_port, f"/ws/sesion=&myid=0&devid={dev}&v=4.08", rcvbuf=4096)
+    conn = server.connect(dev)
+    cur = conn.cursor()
+    try:
+        await raw.recv_frame()  # serverInfo
+        await raw.send_raw(client_frame(b"subscription\nweb_slow_metrics"))
+        await raw.send_raw(client_frame(b"pipe_count\nweb_slow_metrics\nready\n"))
+        assert b'"marker":"ready"' in (await raw.recv_frame())[1]
+        insert = insert_pipe("web_slow_metrics", os.urandom(16_000).hex())  # 32 KB frames, never read
+        with trio.fail_after(30):
+            for _ in range(400):
+                await trio.to_thread.run_sync(cur.execute, insert)
+                cur.execute("SELECT * FROM pipes WHERE name = 'web_slow_metrics'")
+                if cur.fetchall() == (("web_slow_metrics", "0"),):
+                    break
+            else:
+                raise AssertionError("the reader that never reads was not disconnected")
+
+        def counted() -> None:
+            now = scrape(server)
+            assert sample(now, "cometql_slow_consumer_disconnects_total", transport="websocket") == \
+                sample(before, "cometql_slow_consumer_disconnects_total", transport="websocket") + 1
+            assert sample(now, "cometql_messages_dropped_total") > sample(before, "cometql_messages_dropped_total")
+
+        await eventually(counted)
+    finally:
+        await raw.aclose()
+        conn.close()
+
+
+# ------------------------------------------------------------------ /admin
+
+
+@pytest.mark.parametrize("path", ["/admin", "/admin/", "/admin/stats", "/admin/admin.js", "/admin/admin.css"])
+def test_admin_refuses_requests_without_the_password(server: ServerProcess, path: str) -> None:
+    for headers in [{}, basic_auth("wrong password"), basic_auth(server.password + "x"),
+                    {"Authorization": "Bearer " + server.password}, {"Authorization": "Basic !!not-base64!!"}]:
+        status, reply_headers, _ = get(server, path, headers)
+        assert status == 401, (path, headers)
+        assert reply_headers["www-authenticate"].startswith('Basic realm="CometQL admin"')
+
+
+def test_admin_serves_the_dashboard_with_the_password(server: ServerProcess) -> None:
+    for user in ("admin", "anyone"):  # any user name
+        status, headers, body = get(server, "/admin", basic_auth(server.password, user))
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert b"/admin/admin.js" in body and b"<svg" in body
+    status, headers, body = get(server, "/admin/admin.js", basic_auth(server.password))
+    assert status == 200 and "javascript" in headers["content-type"] and b"/admin/stats" in body
+    status, headers, _ = get(server, "/admin/admin.css", basic_auth(server.password))
+    assert status == 200 and headers["content-type"].startswith("text/css")
+    assert get(server, "/admin/nothing-here", basic_auth(server.password))[0] == 404
+
+
+async def test_admin_stats_after_activity(server: ServerProcess, dev: int) -> None:
+    mysql_rows(server, dev, "INSERT INTO users_auth (id, hash) VALUES (5, 'stats_key')")
+    base = admin_stats(server)
+    async with open_browser(server, dev, user_id=5, key="stats_key") as a, open_browser(server, dev) as b:
+        await a.subscribe("admin_busiest", "admin_quiet")
+        await b.subscribe("admin_busiest")
+        for i in range(3):
+            mysql_rows(server, dev, insert_pipe("admin_busiest", f"m{i}"))
+        with pytest.raises(pymysql.MySQLError):
+            mysql_rows(server, dev, "SELECT * FROM admin_no_such_table")
+        await a.recv_many(3)
+
+        def shown() -> dict[str, object]:
+            s = admin_stats(server)
+            assert s["online"]["users"] == base["online"]["users"] + 1
+            assert s["online"]["sessions"] == base["online"]["sessions"] + 2
+            assert s["online"]["transports"].get("websocket", 0) == base["online"]["transports"].get("websocket", 0) + 2
+            return s
+
+        stats = await eventually(shown)
+    channels = stats["channels"]
+    assert {"dev_id": dev, "channel": "admin_busiest", "subscribers": 2} in channels
+    assert {"dev_id": dev, "channel": "admin_quiet", "subscribers": 1} in channels
+    counts = [c["subscribers"] for c in channels]
+    assert counts == sorted(counts, reverse=True) and len(channels) <= 20
+    messages = stats["messages"]
+    assert messages["published"] >= base["messages"]["published"] + 3
+    assert messages["delivered"] >= base["messages"]["delivered"] + 6
+    assert messages["published_per_second"] > 0
+    history = stats["online_history"]
+    assert 1 <= len(history) <= 361
+    assert history[-1]["users"] == stats["online"]["users"] and history[-1]["sessions"] == stats["online"]["sessions"]
+    latest = stats["errors"][0]
+    assert latest["code"] == 15 and latest["message"] == "Table doesn't exist"
+    assert abs(latest["time"] - time.time()) < 60
+    assert len(stats["errors"]) <= 50
