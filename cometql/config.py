@@ -67,6 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("longpoll_timeout", float, ("ws", "longpoll_timeout"), "seconds a long-poll request is held"),
     Setting("session_ttl", float, ("ws", "session_ttl"),
             "seconds a long-poll session survives without a poll before it counts as gone"),
+    Setting("max_uptime", float, ("ws", "maxUptime"),
+            "close browser connections older than this many seconds (they reconnect); 0 = never"),
     Setting("max_queued_bytes", int, ("ws", "max_queued_bytes"),
             "send-queue bound per browser session; a slower consumer is disconnected"),
     Setting("log_level", str, ("log", "level"), "debug, info, warning or error"),
@@ -92,7 +94,7 @@ _KNOWN_IGNORED = {
                           "fragment_buf_size", "fragment_buf_max_size", "pidfile", "api_version", "base_dir", "isTest")
 } | {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
-                                                    "uptimeTestInterval", "maxUptime", "cluster")
+                                                    "uptimeTestInterval", "cluster")
 }
 _KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
@@ -115,6 +117,7 @@ class Config:
     allowed_origins: str = "*"
     longpoll_timeout: float = 25.0
     session_ttl: float = 60.0
+    max_uptime: float = 0.0
     max_queued_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "text"

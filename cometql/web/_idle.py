@@ -49,6 +49,8 @@ class IdlePoller:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.front.config.max_uptime > 0:
+                    nursery.start_soon(self._expire, self.front.config.max_uptime)
                 while True:
                     await trio.lowlevel.wait_readable(self._epoll.fileno())
                     for fd, _ in self._epoll.poll(0, 1024):
@@ -58,6 +60,15 @@ class IdlePoller:
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_all()
+
+    async def _expire(self, max_uptime: float) -> None:
+        """``[ws] maxUptime``: close connections older than the limit, cleanly (1001: reconnect)."""
+        while True:
+            await trio.sleep(min(10.0, max_uptime / 2))
+            limit = trio.current_time() - max_uptime
+            for session in list(self._sessions.values()):
+                if session.opened_at < limit:
+                    session.close("connection older than maxUptime", CLOSE_GOING_AWAY)
 
     async def _serve(self, fd: int, session: WsSession) -> None:
         messages = session.read()

@@ -64,7 +64,7 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
-                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader", "dropped")
+                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader", "dropped", "opened_at")
 
     transport = "websocket"
 
@@ -82,6 +82,7 @@ class WsSession:
         self.max_queued_bytes = max_queued_bytes
         self._closed_sent = False
         self._reader: FrameReader | None = None
+        self.opened_at = trio.current_time()
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
         self.dropped = 0  # frames discarded by a slow-consumer close (for metrics)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
 import trio
 
 from ..servers import ServerProcess
@@ -124,3 +125,19 @@ async def test_users_in_pipes_row_carries_the_browser_headers(ws_server: ServerP
 
 def _assert_empty(rows: list[tuple[str, ...]]) -> None:
     assert rows == []
+
+
+async def test_max_uptime_closes_old_connections_cleanly(tmp_path) -> None:
+    """[ws] maxUptime: an older connection is closed with 1001 (the library reconnects)."""
+    from trio_websocket import ConnectionClosed
+
+    server = ServerProcess(tmp_path, env={"COMETQL_MAX_UPTIME": "1"}).start()
+    try:
+        async with open_browser(server, 5) as b:
+            with trio.fail_after(5):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await b.ws.get_message()
+            assert closed.value.reason.code == 1001
+    finally:
+        server.stop()
