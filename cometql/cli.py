@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -56,9 +57,15 @@ async def _run(config_flags: dict[str, object], config_file: str | None) -> None
                 flush=True,
             )
             async for signum in signals:
-                print(f"received {signal.Signals(signum).name}, shutting down", flush=True)
+                print(f"received {signal.Signals(signum).name}, shutting down (again to exit at once)", flush=True)
+                for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: no more waiting
+                    signal.signal(sig, _exit_now)
                 nursery.cancel_scope.cancel()
                 break
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
