@@ -20,8 +20,15 @@ from ..hub import ConnInfo
 from ._http import Request
 from ._params import ParamsError
 from ._session import BrowserSession
-from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, MAX_MESSAGE, admit_websocket, handshake_response, \
-    refusal_frame
+from ._wsconn import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    MAX_MESSAGE,
+    admit_websocket,
+    handshake_response,
+    refusal_frame,
+)
 from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ SECRET_HASH = "hashNeverLogged42"
 async def test_debug_log_of_a_busy_session_contains_no_secrets(tmp_path: Path, dev: int) -> None:
     srv = ServerProcess(tmp_path / "data", password=SECRET_PASSWORD,
                         extra_args=("--log-level", "debug", "--log-format", "json")).start()
-    token = make_jwt(dev, 5, password=SECRET_PASSWORD)
+    token = make_jwt(dev, 6, password=SECRET_PASSWORD)  # revoking it logs user 6 out; user 5 logs in below
     try:
         conn = srv.connect(dev)
         try:

@@ -88,7 +88,8 @@ def test_mysql_cli_with_ssl_and_ca(tls_server: ServerProcess, certs: Certs, dev:
 
 def test_mysql_cli_ssl_without_verification(tls_server: ServerProcess, dev: int) -> None:
     run = _mysql_cli(tls_server, dev, "--ssl", "--ssl-verify-server-cert=0",
-                     sql="INSERT INTO users_auth (id, hash) VALUES (5, 'h5'); SELECT id FROM users_auth WHERE id = 5; \\s")
+                     sql="INSERT INTO users_auth (id, hash) VALUES (5, 'h5'); "
+                         "SELECT id FROM users_auth WHERE id = 5; \\s")
     assert run.returncode == 0, run.stderr
     assert "Cipher in use is TLS" in run.stdout
     assert "\n5\n" in run.stdout, run.stdout
