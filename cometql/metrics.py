@@ -80,7 +80,7 @@ class Metrics:
         self.clock = clock
         self.web: WebFront | None = None
         self.mysql: MysqlFront | None = None
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         r = self.registry
         self.statements = Counter("cometql_statements", "CometQL statements run, by table and verb",
                                   ["table", "verb"], registry=r)
@@ -180,9 +180,6 @@ class _LiveCollector(Collector):
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-
-    def describe(self) -> list[Any]:
-        return list(self.collect())
 
     def collect(self) -> Iterator[Any]:
         m = self.metrics
