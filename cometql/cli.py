@@ -42,7 +42,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 async def _run(config_flags: dict[str, object], config_file: str | None) -> None:
     config = load_config(config_file=config_file, flags=config_flags)
-    setup_logging(config.log_level, config.log_format, secrets=(config.password,))
+    setup_logging(config.log_level, config.log_format, secrets=(config.password, config.admin_password))
     for warning in config.warnings:
         logging.getLogger("cometql").warning("%s", warning)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

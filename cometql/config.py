@@ -47,6 +47,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("password", str, ("main", "password"),
             "CometQL password for every login name (also the JWT secret prefix)"),
+    Setting("admin_password", str, ("admin", "password"),
+            "password of /admin and /admin/stats (HTTP Basic, any user name); empty: the CometQL password"),
     Setting("mysql_host", str, ("cometql", "ip"), "address the MySQL-protocol port binds to"),
     Setting("mysql_port", int, ("cometql", "port"), "CometQL (MySQL protocol) port"),
     Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),
@@ -96,13 +98,14 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
 @dataclass(frozen=True)
 class Config:
     password: str = EXAMPLE_PASSWORD
+    admin_password: str = ""  # empty: /admin takes the CometQL password
     mysql_host: str = "127.0.0.1"
     mysql_port: int = 3300
     ws_host: str = "127.0.0.1"
@@ -130,6 +133,11 @@ class Config:
     max_subscriptions: int = 32
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def effective_admin_password(self) -> str:
+        """The password /admin asks for: ``[admin] password`` if set, else the CometQL password."""
+        return self.admin_password or self.password
 
     def check(self) -> None:
         """Refuse settings that are wrong or unsafe, with a message naming the setting."""
@@ -252,7 +260,7 @@ def describe(config: Config) -> list[tuple[str, str, str]]:
         if f.name in ("sources", "warnings"):
             continue
         value = getattr(config, f.name)
-        shown = "*" * 8 if f.name == "password" else str(value)
+        shown = "*" * 8 if f.name in ("password", "admin_password") and value else str(value)
         out.append((f.name, shown, config.sources.get(f.name, "default")))
     return out
 

@@ -13,7 +13,8 @@ Why this shape:
   statements by table and verb, errors by code, INSERT latency (the MySQL
   session), publish-to-delivery latency (the engine's delivery task, once per
   Deliver effect, never per subscriber), slow-consumer disconnects and the
-  frames they dropped (the web front, when such a session leaves).
+  frames they dropped (the web front, when such a session leaves), limit
+  refusals (the web front and the MySQL session, where each limit is applied).
 - The dashboard's history (online users every 10 s for an hour, the message
   rate window, the last 50 errors) lives here too, in bounded deques filled by
   ``run_sampler``.
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from .mysql import MysqlFront
     from .web import WebFront
 
-__all__ = ["CONTENT_TYPE", "ErrorRecord", "Metrics", "OnlineSample"]
+__all__ = ["CONTENT_TYPE", "LIMITS", "ErrorRecord", "Metrics", "OnlineSample"]
 
 #: The classic text format (names here never need UTF-8 escaping), understood by every Prometheus version.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -56,6 +57,8 @@ RECENT_ERRORS = 50
 HISTORY_POINTS = 360  # an hour of samples ...
 HISTORY_INTERVAL = 10.0  # ... taken every 10 s
 RATE_WINDOW = 10  # messages per second: averaged over the last 10 one-second ticks
+#: The ``limit`` label values of ``cometql_limit_hits_total`` (one per setting in cometql.limits' users).
+LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,9 @@ class Metrics:
             self.slow_consumers.labels(transport)  # present (at 0) from the first scrape
         self.dropped = Counter("cometql_messages_dropped", "Frames discarded when a slow consumer was disconnected",
                                registry=r)
+        self.limit_hits = Counter("cometql_limit_hits", "Requests refused by an abuse limit, by limit",
+                                  ["limit"], registry=r)
+        self._limit_children = {name: self.limit_hits.labels(name) for name in LIMITS}  # at 0 from the start
         r.register(_LiveCollector(self))
         self._statement_children: dict[tuple[str, str], Any] = {}
         self._error_children: dict[int, Any] = {}
@@ -129,6 +135,10 @@ class Metrics:
             child = self._error_children[code] = self.errors.labels(str(code))
         child.inc()
         self.recent_errors.append(ErrorRecord(self.clock(), code, message))
+
+    def limit_hit(self, limit: str) -> None:
+        """A limit refused something; ``limit`` is one of ``LIMITS``."""
+        self._limit_children[limit].inc()
 
     def session_left(self, transport: str, closing: str | None, dropped: int) -> None:
         """A browser session left; count it if it was disconnected as a slow consumer."""

@@ -281,3 +281,22 @@ async def test_admin_stats_after_activity(server: ServerProcess, dev: int) -> No
     assert latest["code"] == 15 and latest["message"] == "Table doesn't exist"
     assert abs(latest["time"] - time.time()) < 60
     assert len(stats["errors"]) <= 50
+
+
+def test_separate_admin_password_replaces_the_cometql_password_for_admin(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With ``[admin] password`` set (here COMETQL_ADMIN_PASSWORD), /admin takes it and only it."""
+    admin_password = "dashboard-only secret"
+    srv = ServerProcess(tmp_path_factory.mktemp("cometql-admin-password"),
+                        env={"COMETQL_ADMIN_PASSWORD": admin_password}).start()
+    try:
+        wait_for_port(srv.ws_port)
+        for path in ("/admin", "/admin/stats"):
+            assert get(srv, path, basic_auth(admin_password))[0] == 200, path
+            status, headers, _ = get(srv, path, basic_auth(srv.password))
+            assert status == 401, path
+            assert headers["www-authenticate"].startswith('Basic realm="CometQL admin"')
+        assert get(srv, "/metrics")[0] == 200  # /metrics stays open
+        mysql_rows(srv, 1, "SELECT 1")  # the CometQL password still logs MySQL clients in
+    finally:
+        srv.stop()

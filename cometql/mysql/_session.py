@@ -133,6 +133,8 @@ class CometSession(Session):
             raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
         limit = self.front.config.max_message_size
         if any(insert_message_too_long(stmt, limit) for stmt in statements):
+            if self.front.metrics is not None:
+                self.front.metrics.limit_hit("message_size")
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
         result: AllowedResult = None
         metrics = self.front.metrics

@@ -3,8 +3,9 @@
 Everything the page needs is served from ``static/admin/`` (no CDN: an
 operator's network may have no way out). The page polls ``/admin/stats``
 every 2 s; the numbers come from the hub, the fronts and ``Metrics``'
-in-memory history. Any user name is accepted; the password is the CometQL
-password, compared in constant time.
+in-memory history. Any user name is accepted; the password is ``[admin] password``
+(``COMETQL_ADMIN_PASSWORD``) if set, else the CometQL password, compared in
+constant time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def authorized(request: Request, password: str) -> bool:
 
 
 def admin_response(front: WebFront, request: Request) -> Response:
-    if not authorized(request, front.config.password):
+    if not authorized(request, front.config.effective_admin_password):
         return Response(401, b'{"error":"authentication required"}', headers=[("WWW-Authenticate", REALM)])
     if request.path == "/admin/stats":
         return Response(200, orjson.dumps(stats(front)))

@@ -49,6 +49,14 @@ SERVER_NAME = f"CometQL {__version__}"
 _LIBRARY = {"/cometql.js": "cometql.js", "/cometql.mjs": "cometql.mjs", "/CometServerApi.js": "cometql.js"}
 
 
+def _refused_subscriptions(effects: list[Effect]) -> bool:
+    """True if the hub refused channels over ``max_subscriptions`` (its "Too many letters" error frame).
+
+    The hub stays free of metrics; its reply is the one place that says the limit was hit.
+    """
+    return any(isinstance(e, Deliver) and b'"Too many letters"' in e.frame for e in effects)
+
+
 class WebFront:
     def __init__(self, config: Config, engine: Engine) -> None:
         self.config = config
@@ -92,6 +100,7 @@ class WebFront:
     def admit(self, session: Subscriber, ip: str) -> bool:
         """Count a new session against ``max_sessions_per_ip``; False if the address has too many."""
         if not self.ip_sessions.acquire(ip):
+            self._limit_hit("sessions_per_ip")
             return False
         self._session_ip[session.conn_id] = ip
         return True
@@ -106,16 +115,25 @@ class WebFront:
         # error frames go through the engine like every reply, so they keep their place in the session's order
         verdict = limiter.take(trio.current_time())
         if verdict is not Verdict.OK:
+            self._limit_hit("command_rate")
             effects: list[Effect] = [Deliver((session,), frames.error_frame("rate limit", engine.now(),
                                                                            number_messages=-1))]
             if verdict is Verdict.ABUSE:
                 effects.append(Disconnect((session,), "rate limit: too many commands"))
             await engine.apply(effects)
         elif web_message_size(text) > config.max_message_size:
+            self._limit_hit("message_size")
             await engine.apply([Deliver((session,), frames.error_frame(
                 "Data is too long", engine.now(), number_messages=-1, max_message_size=config.max_message_size))])
         else:
-            await engine.apply(handle_command(engine.hub, session, text, engine.now()))
+            effects = handle_command(engine.hub, session, text, engine.now())
+            if self.metrics is not None and text.startswith("subscription") and _refused_subscriptions(effects):
+                self.metrics.limit_hit("subscriptions")
+            await engine.apply(effects)
+
+    def _limit_hit(self, limit: str) -> None:
+        if self.metrics is not None:
+            self.metrics.limit_hit(limit)
 
     # ----------------------------------------------------------------- serving
 

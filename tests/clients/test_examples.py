@@ -17,11 +17,13 @@ import pytest
 
 from ..servers import ServerProcess
 from ._browser import browser, log_in_user
-from ._run import REPO, Settings, mysql_cli, run
+from ._run import HERE, REPO, Settings, mysql_cli, run
 
 pytestmark = pytest.mark.clients
 
 EXAMPLES = REPO / "examples"
+#: Node finds the `mysql` package the tests install (make node-deps), not one in examples/node.
+NODE_ENV = {"NODE_PATH": str(HERE / "node_modules")}
 #: Text that breaks naive quoting in bash and in SQL.
 TRICKY = "it's a \\ test; \"quoted\" $(echo no) `echo no` \\G ünïcode"
 
@@ -65,15 +67,16 @@ def test_notify_sh_refuses_a_bad_channel_name_before_connecting(settings: Settin
     assert "channel name must be 3-64 characters" in proc.stderr
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(["php", str(EXAMPLES / "php" / "publish.php")], id="php-mysqli"),
-    pytest.param([sys.executable, str(EXAMPLES / "python" / "backend.py")], id="python-pymysql"),
+@pytest.mark.parametrize(("command", "extra_env"), [
+    pytest.param(["php", str(EXAMPLES / "php" / "publish.php")], {}, id="php-mysqli"),
+    pytest.param([sys.executable, str(EXAMPLES / "python" / "backend.py")], {}, id="python-pymysql"),
+    pytest.param(["node", str(EXAMPLES / "node" / "backend.js")], NODE_ENV, id="node-mysql"),
 ])
 def test_backend_example_publishes_queues_and_reports_stats(
-        command: list[str], server: ServerProcess, dev: int, settings: Settings,
+        command: list[str], extra_env: dict[str, str], server: ServerProcess, dev: int, settings: Settings,
         query: Callable[..., list[tuple[str, ...]]]) -> None:
     with browser(server, dev, "web_chat") as tab:
-        proc = run([*command, "web_chat", "42", TRICKY], env=settings.env())
+        proc = run([*command, "web_chat", "42", TRICKY], env={**settings.env(), **extra_env})
         frame = tab.frame("web_chat")
     assert (frame["event"], frame["data"]) == ("chat", TRICKY)
     assert proc.stdout.splitlines() == [
