@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import trio
 
 from ._version import __version__
-from .config import SETTINGS, load_config
-from .errors import CometQLError
 from .bench import add_parser as add_bench_parser
 from .checkconfig import add_parser as add_check_config_parser
+from .config import SETTINGS, load_config
+from .errors import CometQLError
 from .logs import setup_logging
 from .server import Running, serve
 

@@ -114,7 +114,7 @@ def _pipe_log(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
 
 def _pipe_count(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
     pipe, marker = _fields(args, 2)
-    if not (pipe.startswith("web_") or pipe.startswith("track_")) or not _NAME.match(pipe):
+    if not pipe.startswith(("web_", "track_")) or not _NAME.match(pipe):
         return _error(sub, "[pipe_count] Invalid channel name. The channel should start with web_", now,
                       number_messages=-1)
     count = hub.channel_count(sub.dev_id, pipe)

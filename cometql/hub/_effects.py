@@ -8,7 +8,7 @@ list of these effects, which the engine applies in order (await the store for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._records import Record
@@ -40,4 +40,4 @@ class Disconnect:
     reason: str
 
 
-Effect = Union[Deliver, Persist, Disconnect]
+Effect = Deliver | Persist | Disconnect

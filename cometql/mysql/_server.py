@@ -39,10 +39,10 @@ from ..config import Config
 from ..engine import Engine
 from ..sql import Ok
 from ..sql._values import Value
-from . import _nul_guard
 from ..tls import server_context
-from ._tls import TlsUpgrade
+from . import _nul_guard
 from ._session import CometSession, dev_id_for_login, make_global_variables
+from ._tls import TlsUpgrade
 
 if TYPE_CHECKING:
     from ..metrics import Metrics

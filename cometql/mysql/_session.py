@@ -18,7 +18,7 @@ from mysql_mimic import ResultColumn, ResultSet
 from mysql_mimic.errors import MysqlError
 from mysql_mimic.session import Query, Session
 from mysql_mimic.types import ColumnType
-from mysql_mimic.variables import GlobalVariables, SessionVariables, SYSTEM_VARIABLES
+from mysql_mimic.variables import SYSTEM_VARIABLES, GlobalVariables, SessionVariables
 from sqlglot import expressions as exp
 
 from .._version import SERVER_VERSION, VERSION_COMMENT

@@ -84,7 +84,7 @@ def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Resu
         t = stmt.table
         return [], Rows(
             ("Field", "Type", "Null", "Key", "Default", "Extra"),
-            [(c, ty, "NO", "PRI" if c == t.key else "", "", "") for c, ty in zip(t.columns, t.types)],
+            [(c, ty, "NO", "PRI" if c == t.key else "", "", "") for c, ty in zip(t.columns, t.types, strict=True)],
         )
     if isinstance(stmt, Passthrough):  # pragma: no cover - the session answers these itself
         raise codes.syntax()
@@ -194,7 +194,7 @@ def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]
         seen.add(c)
     if any(len(row) != len(stmt.columns) for row in stmt.rows):
         raise codes.columns_list()
-    appliers = [_prepare_insert(table, dict(zip(stmt.columns, row)), hub, ctx) for row in stmt.rows]
+    appliers = [_prepare_insert(table, dict(zip(stmt.columns, row, strict=True)), hub, ctx) for row in stmt.rows]
     effects: list[Effect] = []
     affected = insert_id = 0
     for apply in appliers:

@@ -7,7 +7,7 @@ one entry point. Statements are frozen values and carry no connection state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from ._tables import Table
 from ._values import Value
@@ -82,4 +82,4 @@ class Passthrough:
     expression: exp.Expression
 
 
-Statement = Union[Insert, Select, Delete, ShowTables, ShowDatabases, ShowStatus, Describe, Passthrough]
+Statement = Insert | Select | Delete | ShowTables | ShowDatabases | ShowStatus | Describe | Passthrough

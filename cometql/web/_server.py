@@ -20,22 +20,20 @@ import trio
 from .._version import __version__
 from ..config import Config, origin_allowed
 from ..engine import Engine
+from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber
+from ..hub import _frames as frames
+from ..hub._browser import handle_command, open_session
+from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..hub import ConnInfo
-from ..hub._browser import open_session
+from ..tls import server_context
 from ._admin import admin_response, is_admin_path
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
+from ._idle import IdlePoller
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
 from ._session import BrowserSession
-from ._idle import IdlePoller
 from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
 from ._wsconn import WsSession, accept_websocket
-from ..hub import Deliver, Disconnect, Effect, Subscriber
-from ..hub import _frames as frames
-from ..hub._browser import handle_command
-from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
-from ..tls import server_context
 
 if TYPE_CHECKING:
     from ..metrics import Metrics

@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..hub import ConnInfo
+from ..hub import ConnInfo, Subscriber
 from ..hub import _frames as frames
 from ._http import Request
-from ..hub import Subscriber
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
 from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
