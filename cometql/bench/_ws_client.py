@@ -17,6 +17,8 @@ import struct
 import time
 from array import array
 
+from ..web._wsframes import frame_header
+
 __all__ = ["Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
@@ -136,18 +138,10 @@ class WsClient(asyncio.Protocol):
         pos = 0
         size = len(buf)
         while size - pos >= 2:
-            length = buf[pos + 1] & 0x7F
-            head = 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                head = 10
+            header = frame_header(buf, pos)
+            if header is None:
+                break
+            head, length = header
             end = pos + head + length
             if end > size:
                 break

@@ -62,6 +62,26 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return encode(CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:120])
 
 
+def frame_header(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    """(header size before any mask, payload length) of the frame at ``pos``; None if the header is incomplete.
+
+    Shared by the server's reader and the benchmark's client reader.
+    """
+    end = len(buf)
+    if end - pos < 2:
+        return None
+    length = buf[pos + 1] & 0x7F
+    if length == 126:
+        if end - pos < 4:
+            return None
+        return 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    if length == 127:
+        if end - pos < 10:
+            return None
+        return 10, int.from_bytes(buf[pos + 2 : pos + 10], "big")
+    return 2, length
+
+
 def _unmask(data: bytes, mask: bytes) -> bytes:
     if not data:
         return data
@@ -96,18 +116,11 @@ class FrameReader:
                 raise WsProtocolError(1002, "reserved bits set")
             if not b1 & 0x80:
                 raise WsProtocolError(1002, "client frames must be masked")
-            opcode, fin, length = b0 & 0x0F, b0 & 0x80, b1 & 0x7F
-            head = 2
-            if length == 126:
-                if end - pos < 4:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if end - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
+            opcode, fin = b0 & 0x0F, b0 & 0x80
+            header = frame_header(buf, pos)
+            if header is None:
+                break
+            head, length = header
             if length > self.max_message:
                 raise WsProtocolError(1009, f"message over {self.max_message} bytes")
             total = head + 4 + length
