@@ -48,7 +48,8 @@ class Engine:
         backend's OK leaves before the frames go to (possibly thousands of)
         subscribers. One FIFO keeps every delivery and disconnect in order.
         """
-        published = time.perf_counter()  # the hub has just decided these effects
+        # the hub has just decided these effects: the start of publish-to-delivery latency
+        published = time.perf_counter() if self.metrics is not None else 0.0
         for effect in effects:
             if type(effect) is Persist:
                 await self.store.write(effect.records)

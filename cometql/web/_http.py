@@ -1,8 +1,8 @@
 """Small HTTP/1.1 plumbing on h11 for the browser port: read a request, send a response.
 
 Kept apart from the routes so the handlers only deal in (status, headers,
-body). ``PrefixedStream`` hands bytes h11 already consumed back to a
-WebSocket library that wants to read the handshake itself.
+body). ``quick_upgrade`` parses a plain WebSocket handshake without h11;
+``PrefixedStream`` hands already-read bytes back to a TLS layer.
 """
 
 from __future__ import annotations
@@ -137,12 +137,6 @@ async def send_response(conn: h11.Connection, stream: trio.abc.SendStream, respo
     data += conn.send(h11.EndOfMessage())
     await stream.send_all(data)
 
-
-def request_head(request: Request) -> bytes:
-    """Rebuild the request head bytes (h11 consumed them) for a WebSocket library to parse."""
-    lines = [f"{request.method} {request.target} HTTP/1.1".encode("latin-1")]
-    lines += [k + b": " + v for k, v in request.raw_headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 class PrefixedStream(trio.abc.Stream):

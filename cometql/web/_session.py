@@ -59,10 +59,6 @@ class BrowserSession:
 
     # ---- for the transports
 
-    @property
-    def queued_bytes(self) -> int:
-        return self._queued_bytes
-
     async def wait(self) -> None:
         """Until a frame is queued or the session is closing (returns at once if either holds)."""
         while not self._outbox and self.closing is None:

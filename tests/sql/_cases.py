@@ -23,9 +23,10 @@ import pymysql
 import pytest
 from pymysql.cursors import Cursor
 
-from cometql.hub import ConnInfo, Deliver, Disconnect, Effect, Hub, ListSubscriber
+from cometql.hub import ConnInfo, Hub, ListSubscriber
 from cometql.sql import Context, Ok, Result, Rows, execute, parse
 
+from ..hub._helpers import apply
 from ..servers import ServerProcess
 
 PASSWORD = "CometQLPassword"
@@ -67,6 +68,16 @@ def expect_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
     with pytest.raises(pymysql.MySQLError) as caught:
         db.execute(sql)
     assert caught.value.args == error
+
+
+def error_cases_test(cases: list[Any]) -> Any:
+    """The parametrized test every table module runs over its ERRORS list."""
+
+    @pytest.mark.parametrize("sql, error", cases)
+    def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
+        expect_error(db, sql, error)
+
+    return test_error
 
 
 def expect_ok(db: Cursor, sql: str) -> tuple[int, int]:
@@ -143,17 +154,6 @@ class Local:
 
     def leave(self, sub: ListSubscriber) -> None:
         apply(self.hub.disconnect(sub, self.now))
-
-
-def apply(effects: list[Effect]) -> None:
-    """Hand frames to subscribers and close sessions; Persist is already in the hub's memory."""
-    for effect in effects:
-        if isinstance(effect, Deliver):
-            for target in effect.targets:
-                target.send(effect.frame)
-        elif isinstance(effect, Disconnect):
-            for target in effect.targets:
-                target.close(effect.reason)
 
 
 # ------------------------------------------------- forms of a keyed table

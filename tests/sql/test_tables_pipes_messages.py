@@ -24,7 +24,7 @@ from ._cases import (
     KeyedTableTests,
     TableSpec,
     err,
-    expect_error,
+    error_cases_test,
     expect_ok,
     required,
     rows,
@@ -84,9 +84,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("sql, error", ERRORS)
-def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
-    expect_error(db, sql, error)
+test_error = error_cases_test(ERRORS)
 
 
 @pytest.mark.parametrize("event", ["", "e", "a-b_C9", "x" * 64], ids=["empty", "short", "all-chars", "64-chars"])

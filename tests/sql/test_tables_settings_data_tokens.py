@@ -30,7 +30,7 @@ from ._cases import (
     TableSpec,
     connection_as,
     err,
-    expect_error,
+    error_cases_test,
     expect_ok,
     other_dev,
     required,
@@ -103,9 +103,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("sql, error", ERRORS)
-def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
-    expect_error(db, sql, error)
+test_error = error_cases_test(ERRORS)
 
 
 # ----------------------------------------------------------- pipes_settings

@@ -10,7 +10,17 @@ from __future__ import annotations
 import pytest
 from pymysql.cursors import Cursor
 
-from ._cases import BAD_COLUMN, DUP_SELECT, NO_TABLE, Local, columns, err, expect_error, read_only, rows
+from ._cases import (
+    BAD_COLUMN,
+    DUP_SELECT,
+    NO_TABLE,
+    Local,
+    columns,
+    err,
+    error_cases_test,
+    read_only,
+    rows,
+)
 
 ERRORS = [
     err("INSERT INTO pipes (name, users) VALUES ('abc', 1)", read_only("pipes"), "pipes-insert"),
@@ -31,9 +41,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("sql, error", ERRORS)
-def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
-    expect_error(db, sql, error)
+test_error = error_cases_test(ERRORS)
 
 
 @pytest.mark.parametrize("sql, expected", [

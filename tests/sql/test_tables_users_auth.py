@@ -19,6 +19,7 @@ from ._cases import (
     Local,
     TableSpec,
     err,
+    error_cases_test,
     expect_error,
     expect_ok,
     required,
@@ -63,9 +64,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("sql, error", ERRORS)
-def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
-    expect_error(db, sql, error)
+test_error = error_cases_test(ERRORS)
 
 
 @pytest.mark.parametrize("hash_", ["", "a" * 32, "AZaz09=+/_", "auth_hash1"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 from pymysql.cursors import Cursor
 
 from ._cases import (
@@ -24,6 +23,7 @@ from ._cases import (
     Local,
     TableSpec,
     err,
+    error_cases_test,
     expect_error,
     expect_ok,
     required,
@@ -62,9 +62,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("sql, error", ERRORS)
-def test_error(db: Cursor, sql: str, error: tuple[int, str]) -> None:
-    expect_error(db, sql, error)
+test_error = error_cases_test(ERRORS)
 
 
 def queued(db: Cursor, user: int) -> list[tuple[str, ...]]:
