@@ -36,6 +36,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--log-format", choices=["text", "json"], help="one line per event: text (default) or JSON")
     p.add_argument("--tls-cert", help="PEM certificate: with --tls-key, both ports speak TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--store", metavar="URL", help="redis://host:port/db to share state with other nodes "
+                   "(default: SQLite under --data-dir)")
+    p.add_argument("--workers", type=int, metavar="N", help="server processes sharing the ports (needs --store)")
     env = ", ".join(s.env for s in SETTINGS)
     p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
 
@@ -91,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_format": args.log_format,
             "tls_cert": args.tls_cert,
             "tls_key": args.tls_key,
+            "store": args.store,
+            "workers": args.workers,
         }
         try:
             trio.run(_run, flags, args.config)

@@ -54,6 +54,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),
     Setting("ws_port", int, ("ws", "port"), "HTTP/WebSocket port for browsers"),
     Setting("data_dir", str, ("main", "data_dir"), "directory of the SQLite store"),
+    Setting("store", str, ("store", "url"),
+            "empty: the embedded SQLite store under data_dir; redis://[:password@]host:port/db: Redis, "
+            "shared by every node of a cluster"),
+    Setting("workers", int, ("main", "workers"),
+            "server processes on this machine sharing both ports (SO_REUSEPORT); more than 1 needs a Redis store"),
+    Setting("node_timeout", float, ("store", "node_timeout"),
+            "seconds without a heartbeat before a cluster node counts as dead and its sessions leave presence"),
     Setting("durability", str, ("store", "durability"),
             "'normal' survives a killed process; 'full' also a power cut (fsync per commit)"),
     Setting("dev_index_size", int, ("main", "dev_index_size"), "dev_id must be below this"),
@@ -111,6 +118,9 @@ class Config:
     ws_host: str = "127.0.0.1"
     ws_port: int = 8087
     data_dir: str = "data"
+    store: str = ""
+    workers: int = 1
+    node_timeout: float = 6.0
     durability: str = "normal"
     dev_index_size: int = 100000
     max_query_size: int = 1048576
@@ -160,6 +170,16 @@ class Config:
             from .tls import server_context  # loads the files: a bad path fails here, at start-up
 
             server_context(self)
+        if self.store:
+            from .store._resp import RedisAddress  # checks the url: a typo fails here, at start-up
+
+            RedisAddress.parse(self.store)
+        if self.workers < 1:
+            raise ConfigError(f"workers: {self.workers} must be at least 1")
+        if self.workers > 1 and not self.store:
+            raise ConfigError("workers: more than 1 process needs a shared store; set [store] url = redis://...")
+        if self.node_timeout < 1:
+            raise ConfigError(f"node_timeout: {self.node_timeout:g} s is too short (at least 1)")
         if self.durability not in ("normal", "full"):
             raise ConfigError(f"durability: {self.durability!r} is not 'normal' or 'full'")
         if self.password == EXAMPLE_PASSWORD:

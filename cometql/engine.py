@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .hub import Deliver, Disconnect, Effect, Hub, Persist
+from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist
 from .store import Store
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ class Engine:
     def __init__(self, hub: Hub, store: Store, *, clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.store = store
+        #: A shared store (Redis) takes records and cluster events together, in one ordered write.
+        self._submit = getattr(store, "submit", None)
         self.clock = clock
         self.started = clock()
         self.delivered = 0
@@ -50,14 +52,23 @@ class Engine:
         """
         # the hub has just decided these effects: the start of publish-to-delivery latency
         published = time.perf_counter() if self.metrics is not None else 0.0
+        shared: list[object] = []
         for effect in effects:
-            if type(effect) is Persist:
-                await self.store.write(effect.records)
+            t = type(effect)
+            if t is Persist:
+                if self._submit is None:
+                    await self.store.write(effect.records)  # type: ignore[union-attr]
+                else:
+                    shared.extend(effect.records)  # type: ignore[union-attr]
+            elif t is Broadcast:
+                shared.extend(effect.events)  # type: ignore[union-attr]
             elif self._deferring:
                 self._outgoing.append((effect, published))  # type: ignore[arg-type]
                 self._wake.set()
             else:
                 self._deliver(effect)  # type: ignore[arg-type]
+        if shared:
+            await self._submit(shared)  # type: ignore[misc]
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:

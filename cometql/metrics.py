@@ -40,6 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .engine import Engine
     from .mysql import MysqlFront
     from .web import WebFront
@@ -83,6 +84,7 @@ class Metrics:
         self.clock = clock
         self.web: WebFront | None = None
         self.mysql: MysqlFront | None = None
+        self.cluster: Cluster | None = None
         self.registry = CollectorRegistry()
         r = self.registry
         self.statements = Counter("cometql_statements", "CometQL statements run, by table and verb",
@@ -113,10 +115,11 @@ class Metrics:
         self.online_history: deque[OnlineSample] = deque(maxlen=HISTORY_POINTS)
         self._rate_window: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW + 1)
 
-    def attach(self, *, mysql: MysqlFront, web: WebFront) -> None:
+    def attach(self, *, mysql: MysqlFront, web: WebFront, cluster: Cluster | None = None) -> None:
         """Give every part of the server this object (their ``metrics`` attribute) and read their counters."""
         self.mysql = mysql
         self.web = web
+        self.cluster = cluster
         self.engine.metrics = self
         mysql.metrics = self
         web.metrics = self
@@ -220,3 +223,26 @@ class _LiveCollector(Collector):
                                   value=stats.queued)
         yield GaugeMetricFamily("cometql_uptime_seconds", "Seconds since the server started",
                                 value=max(0.0, engine.clock() - engine.started))
+        if m.cluster is not None:
+            yield from _cluster_metrics(m.cluster)
+
+
+def _cluster_metrics(cluster: Cluster) -> Iterator[Any]:
+    """Only with a Redis store: is Redis reachable, how often was it not, who else is in the cluster."""
+    store = cluster.store
+    up = GaugeMetricFamily("cometql_redis_up", "1 while this node's Redis connection works, by connection",
+                           labels=["connection"])
+    up.add_metric(["writer"], int(store.connected))
+    up.add_metric(["follower"], int(cluster.connected))
+    yield up
+    outages = CounterMetricFamily("cometql_redis_outages", "Times a Redis connection was lost, by connection",
+                                  labels=["connection"])
+    outages.add_metric(["writer"], store.outages)
+    outages.add_metric(["follower"], cluster.outages)
+    yield outages
+    yield GaugeMetricFamily("cometql_cluster_nodes", "Nodes of the cluster this node hears from, itself included",
+                            value=len(cluster.heard) + 1)
+    yield GaugeMetricFamily("cometql_cluster_remote_sessions", "Browser sessions held by the other nodes",
+                            value=sum(cluster.engine.hub.remote_nodes().values()) if cluster.engine else 0)
+    yield CounterMetricFamily("cometql_cluster_bus_entries", "Bus entries read (batches of records and events)",
+                              value=cluster.entries)

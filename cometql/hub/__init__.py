@@ -3,7 +3,17 @@
 Nothing in this package does I/O, imports trio or reads a clock (a test checks).
 """
 
-from ._effects import Deliver, Disconnect, Effect, Persist
+from ._cluster import (
+    ClusterEvent,
+    Kick,
+    Published,
+    RemoteSession,
+    SessionClosed,
+    SessionOpened,
+    SessionSubscribed,
+    UserMessage,
+)
+from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._frames import encode_frame
 from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
@@ -13,6 +23,8 @@ from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 __all__ = [
     "MAX_HISTORY",
     "MAX_USER_CONNECTIONS",
+    "Broadcast",
+    "ClusterEvent",
     "ConnInfo",
     "Deliver",
     "Disconnect",
@@ -20,11 +32,18 @@ __all__ = [
     "HistoryEntry",
     "Hub",
     "HubStatistics",
+    "Kick",
     "ListSubscriber",
     "Persist",
+    "Published",
     "QueuedMessage",
     "Record",
+    "RemoteSession",
+    "SessionClosed",
+    "SessionOpened",
+    "SessionSubscribed",
     "Subscriber",
+    "UserMessage",
     "channel_problem",
     "encode_frame",
     "event_problem",

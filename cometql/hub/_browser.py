@@ -91,7 +91,8 @@ def _web_pipe(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
     # Relayed as sent (the product contract): CppComet MySQL-escaped it, which the stock
     # client undoes by itself; unescaped text decodes the same there and stays plain for others.
     delivered, effects = hub.web_publish(sub, pipe, event, message, sender, now)
-    report = frames.answer_frame(f"_answer_to_{pipe}", "answer", {"message": message, "number_messages": delivered}, now)
+    answer = {"message": message, "number_messages": delivered}
+    report = frames.answer_frame(f"_answer_to_{pipe}", "answer", answer, now)
     return [*effects, Deliver((sub,), report)]
 
 

@@ -2,7 +2,8 @@
 
 Hub methods are synchronous and never touch sockets or disks; they return a
 list of these effects, which the engine applies in order (await the store for
-``Persist``, hand bytes to subscribers for ``Deliver``, close for ``Disconnect``).
+``Persist``, hand bytes to subscribers for ``Deliver``, close for ``Disconnect``,
+ship ``Broadcast`` to the other nodes of a cluster).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._cluster import ClusterEvent
     from ._records import Record
     from ._subscriber import Subscriber
 
-__all__ = ["Deliver", "Disconnect", "Effect", "Persist"]
+__all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +42,11 @@ class Disconnect:
     reason: str
 
 
-Effect = Deliver | Persist | Disconnect
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Tell the other nodes of a cluster (only a hub with a ``node_id`` returns these)."""
+
+    events: tuple[ClusterEvent, ...]
+
+
+Effect = Deliver | Persist | Disconnect | Broadcast

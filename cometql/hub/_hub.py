@@ -11,11 +11,16 @@ Rules of this module:
 
 Subscribers are opaque handles (see ``_subscriber``): the hub indexes them by
 channel and by user and decides who gets which frame.
+
+A hub given a ``node_id`` is one node of a cluster (see ``_cluster``): it also
+returns ``Broadcast`` effects for the other nodes, and keeps their sessions as
+``RemoteSession`` views so that counts, presence and events are cluster-wide.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,7 +28,18 @@ from dataclasses import dataclass
 
 from . import _frames
 from ._auth import hash_matches, jwt_secret, jwt_user_id
-from ._effects import Deliver, Disconnect, Effect, Persist
+from ._cluster import (
+    ClusterEvent,
+    Kick,
+    Published,
+    RemoteSession,
+    SessionClosed,
+    SessionOpened,
+    SessionSubscribed,
+    UserMessage,
+    opened_event,
+)
+from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._records import (
     AddRevokedToken,
     AppendHistory,
@@ -81,6 +97,7 @@ class Hub:
         send_user_offline_events: bool = True,
         new_id: Callable[[], str] = _new_id,
         max_subscriptions: int = 32,
+        node_id: str | None = None,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -88,11 +105,17 @@ class Hub:
         self.send_user_online_events = send_user_online_events
         self.send_user_offline_events = send_user_offline_events
         self._new_id = new_id
+        #: This node's id in a cluster; None for a single node (no Broadcast effects at all).
+        self.node_id = node_id
         # live state
         self._sessions: dict[int, Subscriber] = {}
         self._channels: dict[ChannelKey, dict[int, Subscriber]] = {}
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[Key, dict[int, Subscriber]] = {}
+        # other nodes' sessions (empty without a cluster)
+        self._remote: dict[str, dict[int, RemoteSession]] = {}
+        self._remote_channels: dict[ChannelKey, dict[tuple[str, int], RemoteSession]] = {}
+        self._remote_users: dict[Key, int] = {}
         # durable state
         self._auth: dict[Key, str] = {}
         self._user_data: dict[Key, str] = {}
@@ -134,6 +157,8 @@ class Hub:
             self._history.pop((rec.dev_id, rec.channel), None)
         elif t is AppendHistory:
             log = self._history.setdefault((rec.dev_id, rec.channel), deque())
+            if any(e.id == rec.entry.id for e in itertools.islice(reversed(log), 32)):
+                return  # seen already: a cluster node replays what its snapshot may hold
             log.append(rec.entry)
             while rec.keep and len(log) > rec.keep:
                 log.popleft()
@@ -182,6 +207,8 @@ class Hub:
         subs = self._channels.get((dev_id, channel))
         if subs:
             effects.append(Deliver(tuple(subs.values()), _frames.pipe_frame(channel, event, message, now, user_id)))
+        if self.node_id is not None:
+            effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
 
     def web_publish(
@@ -195,9 +222,14 @@ class Hub:
         targets = tuple(s for cid, s in subs.items() if cid != sender.conn_id)
         if targets:
             effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
-        return len(targets), effects
+        if self.node_id is None:
+            return len(targets), effects
+        effects.append(Broadcast((Published(sender.dev_id, channel, event, message, now, user_id),)))
+        return len(targets) + len(self._remote_channels.get((sender.dev_id, channel), ())), effects
 
-    def _keep_history(self, dev_id: int, channel: str, event: str, message: str, now: int, user_id: int) -> list[Effect]:
+    def _keep_history(
+        self, dev_id: int, channel: str, event: str, message: str, now: int, user_id: int
+    ) -> list[Effect]:
         keep = self.history_keep(dev_id, channel)
         if not keep:
             return []
@@ -214,9 +246,19 @@ class Hub:
     def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
         """Deliver to every live session of a user, or queue durably while the user is offline."""
         conns = self._users.get((dev_id, user_id))
+        if self._remote_users.get((dev_id, user_id)):
+            self._delivered_to_users += 1
+            nodes = tuple(sorted({r.node for r in self._remote_user_sessions(dev_id, user_id)}))
+            effects: list[Effect] = [Broadcast((UserMessage(dev_id, user_id, event, message, now, nodes),))]
+            if conns:
+                effects.append(Deliver(tuple(conns.values()), _frames.user_frame(event, message)))
+            return effects
         if conns:
             self._delivered_to_users += 1
             return [Deliver(tuple(conns.values()), _frames.user_frame(event, message))]
+        return self._queue(dev_id, user_id, event, message, now)
+
+    def _queue(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
         self._queued += 1
         entry = QueuedMessage(self._new_id(), now, event, message)
         return [self._persist(QueueMessage(dev_id, user_id, entry))]
@@ -227,32 +269,50 @@ class Hub:
         """Register a session; an authorized one is linked to its user and gets its queue."""
         self._sessions[sub.conn_id] = sub
         self._sub_channels.setdefault(sub.conn_id, ())
+        effects: list[Effect] = []
+        if self.node_id is not None:
+            effects.append(Broadcast((opened_event(sub.conn_id, sub.dev_id, sub.user_id, sub.info, ()),)))
         if sub.user_id <= 0:
-            return []
+            return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.setdefault(key, {})
-        if len(conns) >= MAX_USER_CONNECTIONS:
-            return [Disconnect((sub,), "too many sessions for this user")]
-        first = not conns
+        remote = self._remote_users.get(key, 0)
+        if len(conns) + remote >= MAX_USER_CONNECTIONS:
+            return [*effects, Disconnect((sub,), "too many sessions for this user")]
+        first = not conns and not remote
         conns[sub.conn_id] = sub
-        effects: list[Effect] = []
-        queue = self._queues.get(key)
-        if queue:
-            entries = list(queue.values())
-            for entry in entries:
-                effects.append(Deliver((sub,), _frames.queued_user_frame(entry.event, entry.message, entry.time)))
-            effects.append(self._persist(DeleteQueued(sub.dev_id, sub.user_id, tuple(e.id for e in entries))))
-        if first and self.send_user_online_events:
-            subs = self._channels.get((sub.dev_id, f"user_status_{sub.user_id}"))
-            if subs:  # status_frame: no message_send_time, as CppComet (browser-wire.md §3.6)
-                effects.append(Deliver(tuple(subs.values()), _frames.status_frame(sub.user_id, "online")))
+        effects.extend(self._flush_queue(sub.dev_id, sub.user_id, (sub,)))
+        if first:
+            effects.extend(self._status(sub.dev_id, sub.user_id, "online"))
         return effects
+
+    def _flush_queue(self, dev_id: int, user_id: int, targets: tuple[Subscriber, ...]) -> list[Effect]:
+        """Hand a user's queued messages to ``targets`` and drop them from the queue."""
+        queue = self._queues.get((dev_id, user_id))
+        if not queue:
+            return []
+        entries = list(queue.values())
+        effects: list[Effect] = [
+            Deliver(targets, _frames.queued_user_frame(e.event, e.message, e.time)) for e in entries
+        ]
+        effects.append(self._persist(DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
+        return effects
+
+    def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
+        """``online``/``offline`` on user_status_<id>, to this node's subscribers (if enabled)."""
+        wanted = self.send_user_online_events if status == "online" else self.send_user_offline_events
+        subs = self._channels.get((dev_id, f"user_status_{user_id}")) if wanted else None
+        if not subs:
+            return []  # status_frame: no message_send_time, as CppComet (browser-wire.md §3.6)
+        return [Deliver(tuple(subs.values()), _frames.status_frame(user_id, status))]
 
     def disconnect(self, sub: Subscriber, now: int) -> list[Effect]:
         """Forget a session; the user's last-seen time is stored when its last session goes."""
         if self._sessions.pop(sub.conn_id, None) is None:
             return []
         effects: list[Effect] = []
+        if self.node_id is not None:
+            effects.append(Broadcast((SessionClosed(sub.conn_id),)))
         for channel in self._sub_channels.pop(sub.conn_id, ()):
             self._unindex(sub, channel)
             if channel.startswith("track_"):
@@ -266,11 +326,10 @@ class Hub:
         if conns:
             return effects
         del self._users[key]
+        if self._remote_users.get(key):
+            return effects
         effects.append(self._persist(SetLastSeen(sub.dev_id, sub.user_id, now)))
-        if self.send_user_offline_events:
-            subs = self._channels.get((sub.dev_id, f"user_status_{sub.user_id}"))
-            if subs:
-                effects.append(Deliver(tuple(subs.values()), _frames.status_frame(sub.user_id, "offline")))
+        effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
         return effects
 
     def subscribe(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
@@ -291,6 +350,8 @@ class Hub:
                 effects.extend(self._track(sub, channel, "subscription", now))
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
         self._sub_channels[sub.conn_id] = tuple(wanted)
+        if self.node_id is not None:
+            effects.append(Broadcast((SessionSubscribed(sub.conn_id, tuple(wanted)),)))
         return effects
 
     def subscriptions(self, conn_id: int) -> list[str]:
@@ -332,7 +393,8 @@ class Hub:
         return [self._persist(SetAuth(dev_id, user_id, hash_))]
 
     def delete_auth(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
-        """Remove hashes and close every live session of those users."""
+        """Remove hashes and close every live session of those users, on every node."""
+        user_ids = list(user_ids)
         effects: list[Effect] = []
         for uid in user_ids:
             if (dev_id, uid) in self._auth:
@@ -340,6 +402,9 @@ class Hub:
             conns = self._users.get((dev_id, uid))
             if conns:
                 effects.append(Disconnect(tuple(conns.values()), "authorization removed"))
+        kicked = tuple(u for u in user_ids if self._remote_users.get((dev_id, u)))
+        if kicked:
+            effects.append(Broadcast((Kick(dev_id, kicked, "authorization removed"),)))
         return effects
 
     def auth_hash(self, dev_id: int, user_id: int) -> str | None:
@@ -403,11 +468,162 @@ class Hub:
     def delete_queued(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
         return [self._persist(DeleteQueued(dev_id, u, None)) for u in user_ids if (dev_id, u) in self._queues]
 
+    # ------------------------------------------------------------------ cluster
+
+    def remote_events(self, node: str, events: Iterable[ClusterEvent], now: int) -> list[Effect]:
+        """Apply another node's events: update the view of its sessions, deliver to ours."""
+        effects: list[Effect] = []
+        for ev in events:
+            t = type(ev)
+            if t is Published:
+                subs = self._channels.get((ev.dev_id, ev.channel))
+                if subs:
+                    frame = _frames.pipe_frame(ev.channel, ev.event, ev.message, ev.time, ev.user_id)
+                    effects.append(Deliver(tuple(subs.values()), frame))
+            elif t is UserMessage:
+                effects.extend(self._remote_user_message(ev))
+            elif t is SessionOpened:
+                effects.extend(self._remote_open(node, ev, now))
+            elif t is SessionSubscribed:
+                rs = self._remote.get(node, {}).get(ev.conn_id)
+                if rs is not None:
+                    effects.extend(self._remote_subscribe(rs, ev.channels, now))
+            elif t is SessionClosed:
+                effects.extend(self._remote_close(node, ev.conn_id, now, persist=False))
+            elif t is Kick:
+                for uid in ev.user_ids:
+                    conns = self._users.get((ev.dev_id, uid))
+                    if conns:
+                        effects.append(Disconnect(tuple(conns.values()), ev.reason))
+            else:  # pragma: no cover - the ClusterEvent union is closed
+                raise TypeError(f"not a cluster event: {ev!r}")
+        return effects
+
+    def remote_records(self, records: Iterable[Record]) -> list[Effect]:
+        """Apply records another node stored. A message queued for a user who has just
+        connected here (the other node did not know yet) is delivered at once."""
+        effects: list[Effect] = []
+        for rec in records:
+            self._apply(rec)
+            if type(rec) is QueueMessage:
+                conns = self._users.get((rec.dev_id, rec.user_id))
+                if conns:
+                    effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
+        return effects
+
+    def sync_node(self, node: str, sessions: Iterable[SessionOpened], now: int) -> list[Effect]:
+        """Make the view of ``node`` equal to its full session list (start-up, after an outage)."""
+        current = self._remote.get(node, {})
+        wanted = {s.conn_id: s for s in sessions}
+        effects: list[Effect] = []
+        for cid in [c for c in current if c not in wanted]:
+            effects.extend(self._remote_close(node, cid, now, persist=False))
+        for ev in wanted.values():
+            effects.extend(self._remote_open(node, ev, now))
+        if not self._remote.get(node):
+            self._remote.pop(node, None)
+        return effects
+
+    def drop_node(self, node: str, now: int) -> list[Effect]:
+        """A node is gone (stopped or silent too long): its sessions leave, and the
+        last-seen time of users who are now offline everywhere is stored."""
+        effects: list[Effect] = []
+        for cid in list(self._remote.get(node, ())):
+            effects.extend(self._remote_close(node, cid, now, persist=True))
+        self._remote.pop(node, None)
+        return effects
+
+    def remote_nodes(self) -> dict[str, int]:
+        """Other nodes with live sessions, and how many each holds."""
+        return {node: len(sessions) for node, sessions in self._remote.items() if sessions}
+
+    def _remote_user_sessions(self, dev_id: int, user_id: int) -> Iterable[RemoteSession]:
+        for sessions in self._remote.values():
+            for rs in sessions.values():
+                if rs.dev_id == dev_id and rs.user_id == user_id:
+                    yield rs
+
+    def _remote_user_message(self, ev: UserMessage) -> list[Effect]:
+        if self.node_id not in ev.nodes:
+            return []
+        key = (ev.dev_id, ev.user_id)
+        conns = self._users.get(key)
+        if conns:
+            return [Deliver(tuple(conns.values()), _frames.user_frame(ev.event, ev.message))]
+        if self._remote_users.get(key):
+            return []  # left here, still online elsewhere: that node got it too
+        return self._queue(ev.dev_id, ev.user_id, ev.event, ev.message, ev.time)  # went offline meanwhile
+
+    def _remote_open(self, node: str, ev: SessionOpened, now: int) -> list[Effect]:
+        sessions = self._remote.setdefault(node, {})
+        known = sessions.get(ev.conn_id)
+        if known is not None and (known.dev_id, known.user_id) == (ev.dev_id, ev.user_id):
+            # seen already (a node's snapshot and its events overlap): only the channels may differ
+            return self._remote_subscribe(known, ev.channels, now) if known.channels != ev.channels else []
+        effects = self._remote_close(node, ev.conn_id, now, persist=False) if known is not None else []
+        rs = RemoteSession.from_event(node, ev)
+        sessions[ev.conn_id] = rs
+        if rs.user_id > 0:
+            key = (rs.dev_id, rs.user_id)
+            first = not self._users.get(key) and not self._remote_users.get(key)
+            self._remote_users[key] = self._remote_users.get(key, 0) + 1
+            if first:
+                effects.extend(self._status(rs.dev_id, rs.user_id, "online"))
+        if ev.channels:
+            effects.extend(self._remote_subscribe(rs, ev.channels, now))
+        return effects
+
+    def _remote_subscribe(self, rs: RemoteSession, channels: tuple[str, ...], now: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for channel in rs.channels:
+            self._remote_unindex(rs, channel)
+            if channel.startswith("track_"):
+                effects.extend(self._track(rs, channel, "unsubscription", now))
+        for channel in channels:
+            if channel.startswith("track_"):
+                effects.extend(self._track(rs, channel, "subscription", now))
+            self._remote_channels.setdefault((rs.dev_id, channel), {})[rs.key] = rs
+        rs.channels = tuple(channels)
+        return effects
+
+    def _remote_close(self, node: str, conn_id: int, now: int, *, persist: bool) -> list[Effect]:
+        """Forget a remote session. ``persist``: its node cannot store the last-seen time itself."""
+        rs = self._remote.get(node, {}).pop(conn_id, None)
+        if rs is None:
+            return []
+        effects: list[Effect] = []
+        for channel in rs.channels:
+            self._remote_unindex(rs, channel)
+            if channel.startswith("track_"):
+                effects.extend(self._track(rs, channel, "unsubscription", now))
+        if rs.user_id <= 0:
+            return effects
+        key = (rs.dev_id, rs.user_id)
+        left = self._remote_users.get(key, 0) - 1
+        if left > 0:
+            self._remote_users[key] = left
+            return effects
+        self._remote_users.pop(key, None)
+        if self._users.get(key):
+            return effects
+        if persist:
+            effects.append(self._persist(SetLastSeen(rs.dev_id, rs.user_id, now)))
+        effects.extend(self._status(rs.dev_id, rs.user_id, "offline"))
+        return effects
+
+    def _remote_unindex(self, rs: RemoteSession, channel: str) -> None:
+        key = (rs.dev_id, channel)
+        subs = self._remote_channels.get(key)
+        if subs is not None:
+            subs.pop(rs.key, None)
+            if not subs:
+                del self._remote_channels[key]
+
     # -------------------------------------------------------------- statistics
 
     def user_time(self, dev_id: int, user_id: int) -> int:
         """users_time: 0 while online, the last-seen unix time after, -1 when unknown."""
-        if (dev_id, user_id) in self._users:
+        if (dev_id, user_id) in self._users or (dev_id, user_id) in self._remote_users:
             return 0
         return self._last_seen.get((dev_id, user_id), -1)
 
@@ -415,17 +631,24 @@ class Hub:
         """Every user id with a users_time value (online now or seen before)."""
         ids = {u for (d, u) in self._last_seen if d == dev_id}
         ids.update(u for (d, u) in self._users if d == dev_id)
+        ids.update(u for (d, u) in self._remote_users if d == dev_id)
         return sorted(ids)
 
     def channel_count(self, dev_id: int, channel: str) -> int:
-        return len(self._channels.get((dev_id, channel), ()))
+        """Subscribers of a channel on every node."""
+        return len(self._channels.get((dev_id, channel), ())) + len(self._remote_channels.get((dev_id, channel), ()))
 
     def channel_members(self, dev_id: int, channel: str) -> list[Subscriber]:
-        return list(self._channels.get((dev_id, channel), {}).values())
+        """Sessions subscribed to a channel on every node (remote ones as ``RemoteSession``)."""
+        members: list[Subscriber] = list(self._channels.get((dev_id, channel), {}).values())
+        members.extend(self._remote_channels.get((dev_id, channel), {}).values())
+        return members
 
     def channels(self, dev_id: int) -> list[str]:
-        """Channels of a dev with at least one subscriber."""
-        return [c for (d, c) in self._channels if d == dev_id]
+        """Channels of a dev with at least one subscriber on some node."""
+        names = dict.fromkeys(c for (d, c) in self._channels if d == dev_id)
+        names.update(dict.fromkeys(c for (d, c) in self._remote_channels if d == dev_id))
+        return list(names)
 
     def sessions_by_transport(self) -> dict[str, int]:
         """Live sessions counted by their ``transport`` attribute (websocket, longpoll; "other" if none)."""

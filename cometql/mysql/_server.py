@@ -37,6 +37,7 @@ from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint
 from .._version import SERVER_VERSION
 from ..config import Config
 from ..engine import Engine
+from ..listen import open_listeners
 from ..sql import Ok
 from ..sql._values import Value
 from ..tls import server_context
@@ -222,6 +223,8 @@ class MysqlFront:
     def __init__(self, config: Config, engine: Engine) -> None:
         self.config = config
         self.engine = engine
+        #: Share the port with sibling worker processes (``--workers``).
+        self.reuse_port = False
         self.global_variables = make_global_variables()
         self.identity = PasswordIdentity(config.password, config.dev_index_size)
         self.tls = server_context(config)
@@ -315,6 +318,6 @@ class MysqlFront:
                 await trio_side.stream.aclose()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.config.mysql_port, host=self.config.mysql_host)
+        listeners = await open_listeners(self.config.mysql_port, self.config.mysql_host, reuse_port=self.reuse_port)
         task_status.started(listeners)
         await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]

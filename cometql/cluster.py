@@ -1,0 +1,175 @@
+"""One node of a cluster: follow the Redis bus, keep the view of other nodes true.
+
+The hub decides everything (``remote_events``, ``remote_records``,
+``sync_node``, ``drop_node``); this module only moves bytes and time:
+
+* the follower reads the bus stream from the last entry it saw, so after a
+  Redis outage it resumes where it stopped and nothing published meanwhile is
+  skipped; then it re-reads every node's session list (it may have missed
+  joins and leaves that expired out of the stream);
+* the reaper drops a node it has not heard from for ``node_timeout`` seconds
+  (every node writes at least a heartbeat every ``node_timeout / 3``), so a
+  killed node's users go offline for everyone else in bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import trio
+
+from .engine import Engine
+from .hub import Effect
+from .store import _codec
+from .store._resp import RedisConnection, RedisDown
+from .store.redis import BUS, RedisStore, is_record
+
+__all__ = ["Cluster"]
+
+log = logging.getLogger("cometql.cluster")
+
+
+class Cluster:
+    def __init__(self, store: RedisStore, *, node_timeout: float = 6.0) -> None:
+        self.store = store
+        self.node_id = store.node_id
+        self.node_timeout = node_timeout
+        self.engine: Engine | None = None
+        #: Other nodes and when this node last heard from them (monotonic seconds).
+        self.heard: dict[str, float] = {}
+        self.last_id = "0-0"
+        self.connected = False
+        self.outages = 0
+        self.entries = 0
+        self._conn: RedisConnection | None = None
+
+    async def begin(self) -> None:
+        """Before the durable state is loaded: remember where the bus is, so that every
+        change made while loading is replayed afterwards (replays are idempotent)."""
+        self._conn = await self.store.connect("follower")
+        self.last_id = await self.store.last_bus_id(self._conn)
+        self.connected = True
+
+    async def join(self, engine: Engine) -> None:
+        """Learn the other nodes' sessions before this node serves anyone."""
+        self.engine = engine
+        assert self._conn is not None
+        await self._resync(self._conn)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reap)
+            task_status.started()
+            await self._follow()
+
+    # -------------------------------------------------------------- follower
+
+    async def _follow(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = await self.store.connect("follower")
+                    await self._resync(self._conn)
+                    log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
+                    self.connected, delay = True, 0.1
+                reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
+            except RedisDown as exc:
+                if self.connected:
+                    self.outages += 1
+                    log.warning("cluster bus unreachable (%s); retrying", exc)
+                self.connected = False
+                if self._conn is not None:
+                    self._conn.abort()
+                    self._conn = None
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    await self._entry(self._conn, entry_id.decode(), fields)
+
+    async def _entry(self, conn: RedisConnection, entry_id: str, fields: list[bytes]) -> None:
+        self.last_id = entry_id
+        self.entries += 1
+        data = dict(zip(fields[::2], fields[1::2], strict=True))
+        node = data[b"n"].decode()
+        if node == self.node_id:
+            return
+        now = self._now()
+        if b"bye" in data:
+            self.heard.pop(node, None)
+            log.info("node %s left the cluster", node)
+            await self._apply(self._hub.drop_node(node, now))
+            return
+        if node not in self.heard:
+            log.info("node %s joined the cluster", node)
+            self.heard[node] = time.monotonic()
+            await self._apply(self._hub.sync_node(node, await self.store.read_node(conn, node), now))
+        self.heard[node] = time.monotonic()
+        try:
+            values = _codec.decode_many(data[b"d"])
+        except ValueError as exc:
+            log.error("skipped bus entry %s from node %s: %s", entry_id, node, exc)
+            return
+        await self._apply(self._remote(node, values, now))
+
+    def _remote(self, node: str, values: list[Any], now: int) -> list[Effect]:
+        """Records and events of one batch, applied in their order."""
+        effects: list[Effect] = []
+        run: list[Any] = []
+        for i, value in enumerate(values):
+            run.append(value)
+            last = i + 1 == len(values)
+            if last or is_record(values[i + 1]) != is_record(value):
+                if is_record(value):
+                    effects.extend(self._hub.remote_records(run))
+                else:
+                    effects.extend(self._hub.remote_events(node, run, now))
+                run = []
+        return effects
+
+    async def _resync(self, conn: RedisConnection) -> None:
+        """Make the view of every node equal to what Redis holds now."""
+        nodes = await self.store.read_nodes(conn)
+        now = self._now()
+        effects: list[Effect] = []
+        for node in set(self._hub.remote_nodes()) - set(nodes):
+            effects.extend(self._hub.drop_node(node, now))
+        for node, sessions in nodes.items():
+            self.heard[node] = time.monotonic()
+            effects.extend(self._hub.sync_node(node, sessions, now))
+        for node in set(self.heard) - set(nodes):
+            del self.heard[node]
+        await self._apply(effects)
+
+    # ----------------------------------------------------------------- reaper
+
+    async def _reap(self) -> None:
+        while True:
+            await trio.sleep(min(1.0, self.node_timeout / 3))
+            if not self.connected:
+                continue  # we cannot hear anyone: the resync after the outage decides
+            limit = time.monotonic() - self.node_timeout
+            for node in [n for n, t in self.heard.items() if t < limit]:
+                del self.heard[node]
+                log.warning("node %s silent for %.0f s: its sessions are gone", node, self.node_timeout)
+                await self._apply(self._hub.drop_node(node, self._now()))
+
+    # ------------------------------------------------------------------ glue
+
+    @property
+    def _hub(self) -> Any:
+        assert self.engine is not None
+        return self.engine.hub
+
+    def _now(self) -> int:
+        assert self.engine is not None
+        return self.engine.now()
+
+    async def _apply(self, effects: list[Effect]) -> None:
+        if effects:
+            assert self.engine is not None
+            await self.engine.apply(effects)

@@ -1,0 +1,137 @@
+"""A Redis connection on trio: RESP encoding here, parsing by hiredis.
+
+hiredis (maintained by the Redis project) is a sans-IO parser: bytes in,
+replies out. That lets the Redis store run on the server's own trio loop with
+no second event loop, no thread and no lock: each task that talks to Redis
+owns its connection, and a batch of commands goes out in one write
+(pipelining) with the replies read back in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+import trio
+
+from ..errors import ConfigError
+
+__all__ = ["RedisAddress", "RedisConnection", "RedisDown", "ReplyError", "encode_command"]
+
+ReplyError = hiredis.ReplyError
+Arg = str | bytes | int | float
+
+
+class RedisDown(ConnectionError):
+    """The connection to Redis is gone (refused, reset, closed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    host: str
+    port: int
+    db: int
+    password: str | None
+    username: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> RedisAddress:
+        """``redis://[[user]:password@]host[:port][/db]``; the error names what is wrong."""
+        parts = urlsplit(url)
+        if parts.scheme != "redis":
+            raise ConfigError(f"store url {url!r}: only redis://host:port/db is supported")
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ConfigError(f"store url {url!r}: the port is not a number") from None
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ConfigError(f"store url {url!r}: the database after / must be a number")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            db=int(path or 0),
+            password=unquote(parts.password) if parts.password else None,
+            username=unquote(parts.username) if parts.username else None,
+        )
+
+    def __str__(self) -> str:  # never shows the password
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+def _arg(value: Arg) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return str(value).encode()
+
+
+def encode_command(args: Sequence[Arg]) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = _arg(a)
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class RedisConnection:
+    """One TCP connection. Not shared between tasks: callers own it for its lifetime."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._reader = hiredis.Reader()
+
+    @classmethod
+    async def open(cls, address: RedisAddress, *, name: str = "cometql") -> RedisConnection:
+        try:
+            stream = await trio.open_tcp_stream(address.host, address.port)
+        except OSError as exc:
+            raise RedisDown(f"cannot connect to {address}: {exc}") from exc
+        conn = cls(stream)
+        setup: list[list[Arg]] = []
+        if address.password is not None:
+            setup.append(["AUTH", address.username or "default", address.password])
+        if address.db:
+            setup.append(["SELECT", address.db])
+        setup.append(["CLIENT", "SETNAME", name])
+        for reply in await conn.pipeline(setup):
+            if isinstance(reply, ReplyError):
+                await conn.aclose()
+                raise RedisDown(f"{address} refused the connection set-up: {reply}")
+        return conn
+
+    async def call(self, *args: Arg) -> object:
+        """One command; a Redis error reply is raised as ``ReplyError``."""
+        (reply,) = await self.pipeline([args])
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[object]:
+        """Send every command in one write, return every reply (errors as values)."""
+        try:
+            await self._stream.send_all(b"".join(encode_command(c) for c in commands))
+            replies: list[object] = []
+            while len(replies) < len(commands):
+                reply = self._reader.gets()
+                if reply is False:
+                    data = await self._stream.receive_some(262144)
+                    if not data:
+                        raise RedisDown("Redis closed the connection")
+                    self._reader.feed(data)
+                    continue
+                replies.append(reply)
+            return replies
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise RedisDown(f"lost the connection to Redis: {exc}") from exc
+
+    def abort(self) -> None:
+        """Drop a broken connection at once (nothing to flush, nothing to wait for)."""
+        self._stream.socket.close()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
