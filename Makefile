@@ -15,7 +15,7 @@ venv: $(PY)
 serve: venv
 	$(VENV)/bin/cometql serve $(ARGS)
 
-# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node, headless Chromium).
+# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node, headless Chromium, redis-server).
 system-deps:
 	@missing=""; \
 	command -v mysql >/dev/null || missing="$$missing mariadb-client"; \
@@ -25,6 +25,7 @@ system-deps:
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

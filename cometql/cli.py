@@ -18,6 +18,7 @@ from .config import SETTINGS, load_config
 from .errors import CometQLError
 from .logs import setup_logging
 from .server import Running, serve
+from .workers import is_worker, supervise
 
 __all__ = ["main"]
 
@@ -43,13 +44,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
 
 
-async def _run(config_flags: dict[str, object], config_file: str | None) -> None:
+async def _run(config_flags: dict[str, object], config_file: str | None, argv: Sequence[str]) -> None:
     config = load_config(config_file=config_file, flags=config_flags)
     setup_logging(config.log_level, config.log_format, secrets=(config.password, config.admin_password))
     for warning in config.warnings:
         logging.getLogger("cometql").warning("%s", warning)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            if config.workers > 1 and not is_worker():
+                nursery.start_soon(supervise, config, argv)
+                print(f"CometQL {__version__}: {config.workers} workers on {config.mysql_host}:{config.mysql_port} "
+                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store}", flush=True)
+                await _stop_on_signal(signals, nursery)
+                return
             running: Running = await nursery.start(serve, config)
             print(
                 f"CometQL {__version__}\n"
@@ -59,12 +66,16 @@ async def _run(config_flags: dict[str, object], config_file: str | None) -> None
                 f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/ (long-poll /lp/, library /cometql.js)",
                 flush=True,
             )
-            async for signum in signals:
-                print(f"received {signal.Signals(signum).name}, shutting down (again to exit at once)", flush=True)
-                for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: no more waiting
-                    signal.signal(sig, _exit_now)
-                nursery.cancel_scope.cancel()
-                break
+            await _stop_on_signal(signals, nursery)
+
+
+async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int], nursery: trio.Nursery) -> None:
+    async for signum in signals:
+        print(f"received {signal.Signals(signum).name}, shutting down (again to exit at once)", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: no more waiting
+            signal.signal(sig, _exit_now)
+        nursery.cancel_scope.cancel()
+        break
 
 
 def _exit_now(signum: int, frame: object) -> None:
@@ -98,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "workers": args.workers,
         }
         try:
-            trio.run(_run, flags, args.config)
+            trio.run(_run, flags, args.config, list(argv if argv is not None else sys.argv[1:]))
         except (CometQLError, OSError, BaseExceptionGroup) as exc:
             cause = _first_leaf(exc)
             if isinstance(cause, CometQLError):

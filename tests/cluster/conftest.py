@@ -1,0 +1,41 @@
+"""Cluster fixtures: one real redis-server and three CometQL nodes (separate processes) using it.
+
+The nodes live for the whole module; tests keep apart by dev_id, as everywhere.
+``node_timeout`` is short so that a killed node's sessions leave presence quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..servers import ServerProcess
+from ..web.conftest import wait_for_port
+from .redis_server import RedisServer
+
+NODE_TIMEOUT = 3.0
+
+
+def start_node(redis: RedisServer, data_dir: Path, *extra: str) -> ServerProcess:
+    node = ServerProcess(data_dir, extra_args=("--store", redis.url, *extra),
+                         env={"COMETQL_NODE_TIMEOUT": str(NODE_TIMEOUT)}).start()
+    wait_for_port(node.ws_port)
+    return node
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    started = [start_node(redis, tmp_path_factory.mktemp(f"node{i}")) for i in range(3)]
+    yield started
+    for node in started:
+        if node.alive:
+            node.stop()

@@ -1,0 +1,168 @@
+"""Things going wrong: a node killed with -9 under load, Redis restarting, and workers.
+
+Each test has its own redis-server, so restarting it disturbs nobody else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import trio
+
+from ..servers import ServerProcess
+from ..web._wire import eventually, mysql_rows, open_browser
+from .conftest import NODE_TIMEOUT, start_node
+from .redis_server import RedisServer
+
+pytestmark = pytest.mark.trio
+
+DEV = 77
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+def metric(node: ServerProcess, name: str, labels: str = "") -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{node.ws_port}/metrics", timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(name + labels)} ([0-9.e+]+)$", text, re.M)
+    assert match, f"{name}{labels} not in /metrics"
+    return float(match.group(1))
+
+
+async def test_kill_9_under_load_loses_no_queued_message_and_its_sessions_leave(own_redis: RedisServer,
+                                                                               tmp_path: Path) -> None:
+    a = start_node(own_redis, tmp_path / "a")
+    b = start_node(own_redis, tmp_path / "b")
+    try:
+        mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (11, 'h11'), (12, 'h12')")
+        acknowledged: list[int] = []
+        stop = threading.Event()
+
+        def backend() -> None:  # queues messages for offline user 12 through B, as fast as B takes them
+            conn = b.connect(DEV)
+            try:
+                for i in range(100_000):
+                    if stop.is_set():
+                        return
+                    conn.cursor().execute(
+                        f"INSERT INTO users_messages (id, event, message) VALUES (12, 'load', 'm{i}')")
+                    acknowledged.append(i)
+            except pymysql.MySQLError:
+                return  # the node died under us: what it acknowledged must survive
+
+        async with open_browser(b, DEV, user_id=11, key="h11") as on_b, open_browser(b, DEV) as anon:
+            await on_b.subscribe("busy")
+            await anon.subscribe("busy")
+            await eventually(lambda: _rows(a, "SELECT users FROM pipes WHERE name = 'busy'", [("2",)]))
+            assert mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11") == [("11", "0")]
+            thread = threading.Thread(target=backend)
+            thread.start()
+            await trio.sleep(1.0)
+            b.kill()
+            killed = time.monotonic()
+            thread.join(10)
+            stop.set()
+        assert len(acknowledged) > 100, "the load did not run"
+
+        def gone() -> None:
+            assert mysql_rows(a, DEV, "SELECT users FROM pipes WHERE name = 'busy'") in ([], [("0",)])
+            (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11")
+            assert int(row[1]) > 0, row
+
+        await eventually(gone, timeout=NODE_TIMEOUT + 5)
+        assert time.monotonic() - killed <= 10
+
+        queued = mysql_rows(a, DEV, "SELECT message FROM users_messages WHERE id = 12")
+        kept = {int(m[1:]) for (m,) in queued}
+        assert set(acknowledged) <= kept, f"lost {sorted(set(acknowledged) - kept)[:10]}"
+        async with open_browser(a, DEV, user_id=12, key="h12") as user:  # and they are delivered, in order
+            frames = await user.recv_many(len(kept), timeout=20)
+            assert [int(re.search(r'"data":"m(\d+)"', f).group(1)) for f in frames] == sorted(kept)
+    finally:
+        for node in (a, b):
+            if node.alive:
+                node.stop()
+
+
+async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisServer, tmp_path: Path) -> None:
+    a = start_node(own_redis, tmp_path / "a")
+    b = start_node(own_redis, tmp_path / "b")
+    try:
+        async with open_browser(b, DEV) as on_b:
+            await on_b.subscribe("news")
+            mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'before')")
+            assert '"data":"before"' in await on_b.recv()
+
+            own_redis.stop()
+            during: list[object] = []
+
+            def publish_during_outage() -> None:  # waits for Redis to come back, then succeeds
+                try:
+                    mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'during')")
+                    during.append("ok")
+                except pymysql.MySQLError as exc:
+                    during.append(exc)
+
+            thread = threading.Thread(target=publish_during_outage)
+            thread.start()
+            await trio.sleep(1.5)
+            own_redis.start()
+            thread.join(15)
+            assert during == ["ok"]
+            assert '"data":"during"' in await on_b.recv(timeout=10)  # not silently dropped
+
+            mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'after')")
+            assert '"data":"after"' in await on_b.recv(timeout=10)
+            await on_b.silence(0.3)
+        for node in (a, b):
+            assert metric(node, "cometql_redis_outages_total", '{connection="follower"}') >= 1
+            await eventually(lambda node=node: _up(node))
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _up(node: ServerProcess) -> None:
+    assert metric(node, "cometql_redis_up", '{connection="writer"}') == 1
+    assert metric(node, "cometql_redis_up", '{connection="follower"}') == 1
+
+
+def _rows(node: ServerProcess, sql: str, want: list[tuple[str, ...]]) -> None:
+    assert mysql_rows(node, DEV, sql) == want
+
+
+async def test_workers_share_the_ports_and_act_as_one_server(own_redis: RedisServer, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, extra_args=("--store", own_redis.url, "--workers", "2")).start()
+    try:
+        await eventually(lambda: _rows(server, "SELECT 1 FROM pipes WHERE name = 'x'", []), timeout=10)
+        async with contextlib.AsyncExitStack() as stack:
+            browsers = [await stack.enter_async_context(open_browser(server, DEV)) for _ in range(16)]
+            for browser in browsers:
+                await browser.subscribe("all")
+            # two worker processes, both holding some of the sessions (the kernel spread the connections)
+            workers = own_redis.lines("ZRANGE", "cq:nodes", "0", "-1")
+            assert len(workers) == 2, workers
+            held = [int(own_redis.lines("HLEN", f"cq:node:{w}")[0]) for w in workers]
+            assert sum(held) == 16 and min(held) > 0, held
+            await eventually(lambda: _rows(server, "SELECT users FROM pipes WHERE name = 'all'", [("16",)]))
+            mysql_rows(server, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('all', 'e', 'x')")
+            for browser in browsers:
+                assert '"data":"x"' in await browser.recv()
+                await browser.silence(0.05)
+    finally:
+        assert server.stop() == 0
+    assert "restarting" not in server.output  # no worker died on the way
