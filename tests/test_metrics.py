@@ -8,13 +8,18 @@ test still compares before/after values rather than absolutes.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pymysql
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from cometql.web._admin import issue_token
 
 from .metrics_helpers import admin_stats, basic_auth, get, metric_families, sample, scrape
 from .servers import ServerProcess
@@ -224,7 +229,8 @@ async def test_slow_consumer_disconnect_is_counted(server: ServerProcess, dev: i
 # ------------------------------------------------------------------ /admin
 
 
-@pytest.mark.parametrize("path", ["/admin", "/admin/", "/admin/stats", "/admin/admin.js", "/admin/admin.css"])
+@pytest.mark.parametrize("path", ["/admin", "/admin/", "/admin/stats", "/admin/token", "/admin/live",
+                                  "/admin/admin.js", "/admin/admin.css"])
 def test_admin_refuses_requests_without_the_password(server: ServerProcess, path: str) -> None:
     for headers in [{}, basic_auth("wrong password"), basic_auth(server.password + "x"),
                     {"Authorization": "Bearer " + server.password}, {"Authorization": "Basic !!not-base64!!"}]:
@@ -239,7 +245,8 @@ def test_admin_serves_the_dashboard_with_the_password(server: ServerProcess) -> 
         assert status == 200 and headers["content-type"].startswith("text/html")
         assert b"/admin/admin.js" in body and b"<svg" in body
     status, headers, body = get(server, "/admin/admin.js", basic_auth(server.password))
-    assert status == 200 and "javascript" in headers["content-type"] and b"/admin/stats" in body
+    assert status == 200 and "javascript" in headers["content-type"]
+    assert b"/admin/stats" in body and b"/admin/token" in body and b"/admin/live" in body
     status, headers, _ = get(server, "/admin/admin.css", basic_auth(server.password))
     assert status == 200 and headers["content-type"].startswith("text/css")
     assert get(server, "/admin/nothing-here", basic_auth(server.password))[0] == 404
@@ -291,7 +298,7 @@ def test_separate_admin_password_replaces_the_cometql_password_for_admin(
                         env={"COMETQL_ADMIN_PASSWORD": admin_password}).start()
     try:
         wait_for_port(srv.ws_port)
-        for path in ("/admin", "/admin/stats"):
+        for path in ("/admin", "/admin/stats", "/admin/token"):
             assert get(srv, path, basic_auth(admin_password))[0] == 200, path
             status, headers, _ = get(srv, path, basic_auth(srv.password))
             assert status == 401, path
@@ -300,3 +307,109 @@ def test_separate_admin_password_replaces_the_cometql_password_for_admin(
         mysql_rows(srv, 1, "SELECT 1")  # the CometQL password still logs MySQL clients in
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------- /admin/live
+
+
+ADMIN_STATS_KEYS = {"time", "uptime", "online", "channels", "channel_count", "subscriptions", "messages",
+                    "online_history", "errors"}
+
+
+def admin_token(srv: ServerProcess) -> str:
+    """A live-socket token, fetched the way the dashboard page does (Basic auth on /admin/token)."""
+    status, headers, body = get(srv, "/admin/token", basic_auth(srv.password))
+    assert status == 200 and headers["content-type"] == "application/json", body
+    reply = orjson.loads(body)
+    assert reply["expires_in"] == 60 and reply["url"] == "/admin/live"
+    return str(reply["token"])
+
+
+def live_url(srv: ServerProcess, query: str) -> str:
+    return f"ws://127.0.0.1:{srv.ws_port}/admin/live{query}"
+
+
+async def next_stats(ws: WebSocketConnection, timeout: float = 3.0) -> dict[str, Any]:
+    """The next pushed frame, which must be the /admin/stats JSON."""
+    with trio.fail_after(timeout):
+        message = await ws.get_message()
+    assert isinstance(message, str), message
+    stats = orjson.loads(message)
+    assert set(stats) == ADMIN_STATS_KEYS, sorted(stats)
+    return stats  # type: ignore[no-any-return]
+
+
+
+async def test_admin_live_pushes_stats_every_second_and_follows_sessions(server: ServerProcess, dev: int) -> None:
+    before = admin_stats(server)
+    async with open_websocket_url(live_url(server, "?token=" + admin_token(server)), connect_timeout=5) as ws:
+        opened = trio.current_time()
+        first = await next_stats(ws, timeout=0.8)  # at once, not after the first interval
+        assert trio.current_time() - opened < 0.8
+        # the admin socket is not a browser session: neither the hub nor /admin/stats count it
+        assert first["online"]["sessions"] == before["online"]["sessions"]
+        assert admin_stats(server)["online"]["sessions"] == before["online"]["sessions"]
+        second = await next_stats(ws)
+        assert 0.5 < trio.current_time() - opened < 1.8  # then once a second
+        assert second["uptime"] > first["uptime"]
+
+        async with open_browser(server, dev) as browser:
+            await browser.subscribe("admin_live_chan")
+            while True:  # frames keep coming; one of the next few shows the new session and its channel
+                pushed = await next_stats(ws)
+                if pushed["online"]["sessions"] == first["online"]["sessions"] + 1:
+                    break
+            pushed = await next_stats(ws)
+            assert {"dev_id": dev, "channel": "admin_live_chan", "subscribers": 1} in pushed["channels"]
+            assert pushed["online"]["transports"]["websocket"] == first["online"]["transports"].get("websocket", 0) + 1
+        while pushed["online"]["sessions"] != first["online"]["sessions"]:  # and the session leaving
+            pushed = await next_stats(ws)
+
+
+async def test_admin_live_ends_when_the_client_closes(server: ServerProcess) -> None:
+    raw = await RawWebSocket.connect(server.ws_port, "/admin/live?token=" + admin_token(server))
+    try:
+        opcode, payload = await raw.recv_frame()
+        assert opcode == 0x1 and orjson.loads(payload)["online"]["sessions"] >= 0
+        await raw.send_raw(client_frame(b"are you there", opcode=0x9))
+        opcode, payload = await raw.recv_frame()
+        while opcode == 0x1:  # a stats frame may come first
+            opcode, payload = await raw.recv_frame()
+        assert (opcode, payload) == (0xA, b"are you there")
+        await raw.send_raw(client_frame(struct.pack("!H", 1000), opcode=0x8))
+        assert await raw.close_code() == 1000  # the close is echoed...
+        assert await raw.recv_frame(timeout=2) == (-1, b"")  # ...and the connection's task ends: EOF, no more stats
+    finally:
+        await raw.aclose()
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ("missing", "admin token missing"),
+    ("empty", "admin token missing"),
+    ("garbage", "admin token malformed"),
+    ("tampered", "admin token invalid"),
+    ("other-password", "admin token invalid"),
+    ("expired", "admin token expired"),
+])
+async def test_admin_live_refuses_a_bad_token(server: ServerProcess, case: str, reason: str) -> None:
+    good = admin_token(server)
+    body, _, signature = good.rpartition(".")
+    version, expiry, nonce = body.split(".")
+    query = {
+        "missing": "",
+        "empty": "?token=",
+        "garbage": "?token=not-a-token",
+        "tampered": f"?token={version}.{int(expiry) + 3600}.{nonce}.{signature}",  # a later expiry, old signature
+        "other-password": "?token=" + issue_token(server.password + "x"),
+        "expired": "?token=" + issue_token(server.password, now=time.time() - 61),  # signed right, a minute old
+    }[case]
+    async with open_websocket_url(live_url(server, query), connect_timeout=5) as ws:
+        with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+            message = await ws.get_message()
+            raise AssertionError(f"a refused socket got {message!r}")
+    assert (closed.value.reason.code, closed.value.reason.reason) == (1008, reason)
+
+
+def test_admin_live_is_a_websocket_only_path(server: ServerProcess) -> None:
+    status, _, body = get(server, "/admin/live", basic_auth(server.password))
+    assert status == 426 and b"WebSocket" in body

@@ -1,20 +1,33 @@
-"""The admin dashboard: ``/admin`` (page, script, style) and ``/admin/stats`` (JSON), behind HTTP Basic.
+"""The admin dashboard behind HTTP Basic: ``/admin`` (page, script, style), ``/admin/stats``, ``/admin/token``.
 
 Everything the page needs is served from ``static/admin/`` (no CDN: an
-operator's network may have no way out). The page polls ``/admin/stats``
-every 2 s; the numbers come from the hub, the fronts and ``Metrics``'
-in-memory history. Any user name is accepted; the password is ``[admin] password``
-(``COMETQL_ADMIN_PASSWORD``) if set, else the CometQL password, compared in
-constant time.
+operator's network may have no way out). The page updates live: it fetches a
+short-lived token from ``/admin/token`` and opens the WebSocket
+``/admin/live`` (``_adminlive.py``), which pushes the JSON of ``stats()`` once
+a second. Polling ``/admin/stats`` every 2 s is its fallback while the socket
+cannot be opened, and the endpoint stays for operators' tools. The numbers
+come from the hub, the fronts and ``Metrics``' in-memory history. Any user name
+is accepted; the password is ``[admin] password`` (``COMETQL_ADMIN_PASSWORD``)
+if set, else the CometQL password, compared in constant time.
+
+Tokens are ``v1.<expiry>.<nonce>.<signature>``, HMAC-SHA256 under a key derived
+from the admin password: no server-side state, and a changed password voids
+them all. They are valid for ``TOKEN_TTL`` seconds and checked once, when the
+socket opens.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import os
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -23,11 +36,17 @@ from ._http import HttpError, Request, Response
 if TYPE_CHECKING:
     from ._server import WebFront
 
-__all__ = ["admin_response", "authorized", "is_admin_path", "stats"]
+__all__ = ["LIVE_PATH", "TOKEN_TTL", "admin_response", "authorized", "check_token", "is_admin_path",
+           "issue_token", "stats", "token_of"]
 
 ADMIN_STATIC = Path(__file__).parent / "static" / "admin"
 TOP_CHANNELS = 20
 REALM = 'Basic realm="CometQL admin", charset="UTF-8"'
+LIVE_PATH = "/admin/live"
+TOKEN_TTL = 60  # seconds to open the socket with a token: ample for a page, short if one leaks into a log
+_TOKEN_VERSION = "v1"
+_KEY_LABEL = b"cometql admin live token v1"
+_EXPIRY = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 _FILES = {
     "/admin": ("index.html", "text/html; charset=utf-8"),
     "/admin/": ("index.html", "text/html; charset=utf-8"),
@@ -53,11 +72,56 @@ def authorized(request: Request, password: str) -> bool:
     return bool(sep) and hmac.compare_digest(given.encode(), password.encode())
 
 
+# ------------------------------------------------------------------ live-socket tokens
+
+
+def _sign(password: str, body: str) -> bytes:
+    """HMAC of ``body`` under a key derived from the password (the password itself never signs)."""
+    key = hmac.new(password.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest().encode("ascii")
+
+
+def issue_token(password: str, now: float | None = None, ttl: int = TOKEN_TTL) -> str:
+    """A token that opens ``/admin/live`` until ``now + ttl`` (unix seconds)."""
+    expires = int(time.time() if now is None else now) + ttl
+    body = f"{_TOKEN_VERSION}.{expires}.{os.urandom(8).hex()}"
+    return f"{body}.{_sign(password, body).decode('ascii')}"
+
+
+def check_token(password: str, token: str, now: float | None = None) -> str | None:
+    """None if ``token`` is valid now; else why it is refused (the text of the socket's close frame)."""
+    if not token:
+        return "admin token missing"
+    body, _, signature = token.rpartition(".")
+    parts = body.split(".")
+    if len(parts) != 3 or parts[0] != _TOKEN_VERSION or not _EXPIRY.fullmatch(parts[1]):
+        return "admin token malformed"
+    if not hmac.compare_digest(signature.encode("utf-8"), _sign(password, body)):
+        return "admin token invalid"
+    if int(parts[1]) < (time.time() if now is None else now):
+        return "admin token expired"
+    return None
+
+
+def token_of(request: Request) -> str:
+    """The ``token`` query parameter of a request ("" when absent)."""
+    return parse_qs(request.query).get("token", [""])[0]
+
+
+# ------------------------------------------------------------------------------ routes
+
+
 def admin_response(front: WebFront, request: Request) -> Response:
-    if not authorized(request, front.config.effective_admin_password):
+    password = front.config.effective_admin_password
+    if not authorized(request, password):
         return Response(401, b'{"error":"authentication required"}', headers=[("WWW-Authenticate", REALM)])
     if request.path == "/admin/stats":
         return Response(200, orjson.dumps(stats(front)))
+    if request.path == "/admin/token":
+        return Response(200, orjson.dumps({"token": issue_token(password), "expires_in": TOKEN_TTL,
+                                           "url": LIVE_PATH}))
+    if request.path == LIVE_PATH:
+        raise HttpError(426, "this path expects a WebSocket upgrade")
     entry = _FILES.get(request.path)
     if entry is None:
         raise HttpError(404, "not found")
@@ -66,7 +130,7 @@ def admin_response(front: WebFront, request: Request) -> Response:
 
 
 def stats(front: WebFront) -> dict[str, Any]:
-    """What the dashboard shows, as one JSON object."""
+    """What the dashboard shows, as one JSON object (answered by /admin/stats, pushed by /admin/live)."""
     metrics = front.metrics
     assert metrics is not None
     engine = front.engine

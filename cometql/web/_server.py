@@ -2,7 +2,9 @@
 
 Each TCP connection is read with h11; a WebSocket upgrade on one of
 CppComet's paths is handed to trio-websocket, everything else is answered
-here (keep-alive, CORS on every reply).
+here (keep-alive, CORS on every reply). An upgrade on ``/admin/live`` is the
+dashboard's stats feed (``_adminlive.py``), served in the connection's task and
+never a browser session.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber
 from ..hub import _frames as frames
 from ..hub._browser import handle_command, open_session
 from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
+from ..listen import open_listeners
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..tls import server_context
-from ._admin import admin_response, is_admin_path
+from ._admin import LIVE_PATH, admin_response, is_admin_path
+from ._adminlive import serve_admin_live
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
@@ -59,6 +63,8 @@ class WebFront:
     def __init__(self, config: Config, engine: Engine) -> None:
         self.config = config
         self.engine = engine
+        #: Share the port with sibling worker processes (``--workers``).
+        self.reuse_port = False
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
         self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
@@ -136,7 +142,7 @@ class WebFront:
     # ----------------------------------------------------------------- serving
 
     async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.config.ws_port, host=self.config.ws_host)
+        listeners = await open_listeners(self.config.ws_port, self.config.ws_host, reuse_port=self.reuse_port)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
@@ -215,6 +221,9 @@ class WebFront:
                 info = self._info(stream, request)
                 if request.is_websocket and ws_tail(request.path) is not None:
                     return await self._upgrade(stream, request, info)
+                if request.is_websocket and request.path == LIVE_PATH and self.metrics is not None:
+                    await serve_admin_live(self, stream, request)  # the dashboard's feed: not a browser session
+                    return None
                 response = await self.route(request, info)
             except HttpError as exc:
                 response = Response(exc.status, orjson.dumps({"error": exc.message}))

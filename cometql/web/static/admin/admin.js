@@ -1,13 +1,22 @@
-/* CometQL admin dashboard: polls /admin/stats every 2 s and redraws (no libraries).
+/* CometQL admin dashboard: live numbers over the server's WebSocket, polling as the fallback (no libraries).
+ *
+ * The page fetches a short-lived token from /admin/token (this page's Basic credentials) and opens
+ * /admin/live?token=..., which pushes the /admin/stats JSON at once and then every second. While the
+ * socket cannot be opened, or after it closed, the page polls /admin/stats every 2 s and retries the
+ * socket with jittered exponential backoff. The #mode indicator says which is in use: "live" or "polling".
+ *
  * Every value from the server is written with textContent: channel names and error
  * messages come from clients and must never be interpreted as HTML. */
 "use strict";
 (function () {
   var POLL_MS = 2000;
+  var RETRY_MIN_MS = 1000, RETRY_MAX_MS = 30000;
   var SVG_NS = "http://www.w3.org/2000/svg";
   // location.origin has no user:password part, so the URL is valid even when the page
   // was opened as http://user:password@host/admin; the browser re-sends its Basic credentials.
   var STATS_URL = location.origin + "/admin/stats";
+  var TOKEN_URL = location.origin + "/admin/token";
+  var LIVE_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/admin/live";
 
   function $(id) { return document.getElementById(id); }
   function text(id, value) { $(id).textContent = String(value); }
@@ -104,19 +113,77 @@
     el.className = "status " + cls;
   }
 
+  function setMode(mode, why) {
+    var el = $("mode");
+    el.textContent = mode;
+    el.className = "mode " + mode;
+    el.title = why || "";
+  }
+
+  function updated() { return "updated " + new Date().toLocaleTimeString(); }
+
+  // ---- live: one WebSocket at a time, opened with a fresh token
+
+  var live = false;        // a socket is open and delivering
+  var retryMs = RETRY_MIN_MS;
+
+  function connectLive() {
+    fetch(TOKEN_URL, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("token: HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (t) { openSocket(LIVE_URL + "?token=" + encodeURIComponent(t.token)); })
+      .catch(function (err) { liveLost(err.message); });
+  }
+
+  function openSocket(url) {
+    var sock;
+    try { sock = new WebSocket(url); } catch (err) { liveLost(String(err && err.message || err)); return; }
+    sock.onmessage = function (ev) {
+      if (!live) { live = true; retryMs = RETRY_MIN_MS; setMode("live", "pushed over " + LIVE_URL); }
+      render(JSON.parse(ev.data));
+      setStatus(updated(), "ok");
+    };
+    sock.onclose = function (ev) {
+      liveLost("socket closed (" + ev.code + (ev.reason ? ": " + ev.reason : "") + ")");
+    };
+  }
+
+  function liveLost(why) {
+    live = false;
+    setMode("polling", why);
+    startPolling();
+    var delay = retryMs * (0.5 + Math.random() / 2);  // jitter: many open dashboards do not retry in step
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    setTimeout(connectLive, delay);
+  }
+
+  // ---- fallback: poll /admin/stats while there is no live socket
+
+  var polling = false;  // a poll loop is running: at most one, however often the socket fails
+
+  function startPolling() {
+    if (polling) return;
+    polling = true;
+    poll();
+  }
+
   function poll() {
+    if (live) { polling = false; return; }  // the socket took over: the loop ends here
     fetch(STATS_URL, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       })
       .then(function (s) {
+        if (live) return;  // the socket took over while this request was out: its numbers are newer
         render(s);
-        setStatus("live · " + new Date().toLocaleTimeString(), "ok");
+        setStatus(updated(), "ok");
       })
-      .catch(function (err) { setStatus("disconnected: " + err.message, "bad"); })
+      .catch(function (err) { if (!live) setStatus("disconnected: " + err.message, "bad"); })
       .then(function () { setTimeout(poll, POLL_MS); });
   }
 
-  poll();
+  connectLive();
 })();

@@ -1,0 +1,133 @@
+"""The dashboard's live feed: ``/admin/live``, a WebSocket that pushes the ``/admin/stats`` JSON once a second.
+
+Why a token and not Basic auth on the socket: browsers do not reliably attach
+cached Basic credentials to a WebSocket handshake, and a page's script cannot
+add headers to one. So the page, already Basic-authenticated, fetches a
+short-lived token from ``/admin/token`` (see ``_admin.py``) and passes it as
+``?token=``. A bad, expired or missing token still gets the 101 and then a
+1008 close whose reason says which: a refused handshake would reach the page's
+``onclose`` with no reason at all.
+
+An admin socket is not a browser session: it never enters the hub, the idle
+poller or the per-IP session count, so it changes none of the numbers it
+shows. It is served by its connection's own task, which runs a reader
+(pings, the client's close) and a pusher (one ``stats()`` frame at once, then
+one a second) until either ends. Frames are encoded with the browser
+sessions' ``text_frame``/``close_frame`` and written through the connection's
+stream, so ``wss://`` works the same way; a client that stops reading is
+dropped after ``SEND_TIMEOUT`` and never holds up anything but its own task.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+import trio
+
+from ._admin import check_token, stats, token_of
+from ._http import Request
+from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, handshake_response
+from ._wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
+
+if TYPE_CHECKING:
+    from ._server import WebFront
+
+__all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
+
+PUSH_INTERVAL = 1.0
+SEND_TIMEOUT = 10.0
+MAX_CLIENT_MESSAGE = 4096  # the page sends nothing; this bounds what a client can make us buffer
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError)
+
+
+async def serve_admin_live(front: WebFront, stream: trio.abc.Stream, request: Request) -> None:
+    """Answer an ``/admin/live`` upgrade: a 1008 close for a bad token, else stats until either side closes."""
+    reply = handshake_response(request)
+    if reply is None:
+        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        return
+    refusal = check_token(front.config.effective_admin_password, token_of(request))
+    if refusal is not None:
+        await stream.send_all(reply + close_frame(CLOSE_POLICY, refusal))
+        return
+    await stream.send_all(reply)
+    await AdminSocket(front, stream).run()
+
+
+class AdminSocket:
+    """One open admin socket: a pusher and a reader sharing the stream under a lock."""
+
+    def __init__(self, front: WebFront, stream: trio.abc.Stream) -> None:
+        self.front = front
+        self.stream = stream
+        self._lock = trio.Lock()  # a pong or close reply must not interleave with a stats frame
+        self._finished = False  # a close was exchanged or the stream broke: nothing more to send
+
+    async def run(self) -> None:
+        """Serve until the client closes, the connection breaks, or the server shuts down (1001)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._push, nursery.cancel_scope)
+                await self._read()
+                nursery.cancel_scope.cancel()
+        finally:
+            await self._going_away()
+
+    async def _send(self, data: bytes) -> None:
+        with trio.fail_after(SEND_TIMEOUT):
+            async with self._lock:
+                await self.stream.send_all(data)
+
+    async def _push(self, done: trio.CancelScope) -> None:
+        """Send ``stats()`` now and then every PUSH_INTERVAL, on a fixed schedule (no drift)."""
+        next_at = trio.current_time()
+        try:
+            while True:
+                await self._send(text_frame(orjson.dumps(stats(self.front))))
+                next_at += PUSH_INTERVAL
+                await trio.sleep_until(max(next_at, trio.current_time()))
+        except _GONE:
+            self._finished = True
+            done.cancel()
+
+    async def _read(self) -> None:
+        """Answer pings; return when the client closes (its close echoed), breaks a rule, or goes away."""
+        reader = FrameReader(MAX_CLIENT_MESSAGE)
+        try:
+            while not self._finished:
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    break
+                await self._answer(reader.feed(data))
+        except WsProtocolError as exc:
+            await self._send_quietly(close_frame(exc.code, exc.reason))
+        except _GONE:
+            pass
+        self._finished = True
+
+    async def _answer(self, items: list[tuple[int, bytes]]) -> None:
+        """Control frames get their reply; a text frame carries nothing for the server and is ignored."""
+        for opcode, payload in items:
+            if opcode == PING:
+                await self._send(encode(PONG, payload))
+            elif opcode == CLOSE:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
+                self._finished = True
+                await self._send(close_frame(code if 1000 <= code < 5000 else CLOSE_NORMAL))
+                return
+
+    async def _send_quietly(self, data: bytes) -> None:
+        try:
+            await self._send(data)
+        except _GONE:
+            pass
+
+    async def _going_away(self) -> None:
+        """Cancelled with the socket still open (server shutdown): ask the page to reconnect, as browsers are."""
+        if self._finished:
+            return
+        self._finished = True
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(1):
+                await self._send_quietly(close_frame(CLOSE_GOING_AWAY, "server shutting down"))
