@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pymysql
 import pytest
 
+from .redis_server import RedisServer
 from .servers import ServerProcess
 
 _devs = itertools.count(1000)
@@ -25,6 +26,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield srv
     if srv.alive:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (cluster nodes use db 0, store tests their own dbs)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Cluster fixtures: one real redis-server and three CometQL nodes (separate processes) using it.
+"""Cluster fixtures: three CometQL nodes (separate processes) on the session's real redis-server.
 
 The nodes live for the whole module; tests keep apart by dev_id, as everywhere.
 ``node_timeout`` is short so that a killed node's sessions leave presence quickly.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from ..web.conftest import wait_for_port
-from .redis_server import RedisServer
 
 NODE_TIMEOUT = 3.0
 
@@ -23,13 +23,6 @@ def start_node(redis: RedisServer, data_dir: Path, *extra: str) -> ServerProcess
                          env={"COMETQL_NODE_TIMEOUT": str(NODE_TIMEOUT)}).start()
     wait_for_port(node.ws_port)
     return node
-
-
-@pytest.fixture(scope="session")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import pymysql
 import pytest
 import trio
 
+from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from ..web._wire import eventually, mysql_rows, open_browser
 from .conftest import NODE_TIMEOUT, start_node
-from .redis_server import RedisServer
 
 pytestmark = pytest.mark.trio
 
@@ -104,7 +104,7 @@ async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisS
     try:
         async with open_browser(b, DEV) as on_b:
             await on_b.subscribe("news")
-            mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'before')")
+            publish(a, "before")
             assert '"data":"before"' in await on_b.recv()
 
             own_redis.stop()
@@ -112,7 +112,7 @@ async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisS
 
             def publish_during_outage() -> None:  # waits for Redis to come back, then succeeds
                 try:
-                    mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'during')")
+                    publish(a, "during")
                     during.append("ok")
                 except pymysql.MySQLError as exc:
                     during.append(exc)
@@ -125,7 +125,7 @@ async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisS
             assert during == ["ok"]
             assert '"data":"during"' in await on_b.recv(timeout=10)  # not silently dropped
 
-            mysql_rows(a, DEV, "INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', 'after')")
+            publish(a, "after")
             assert '"data":"after"' in await on_b.recv(timeout=10)
             await on_b.silence(0.3)
         for node in (a, b):
@@ -134,6 +134,10 @@ async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisS
     finally:
         a.stop()
         b.stop()
+
+
+def publish(node: ServerProcess, message: str) -> None:
+    mysql_rows(node, DEV, f"INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', '{message}')")
 
 
 def _up(node: ServerProcess) -> None:

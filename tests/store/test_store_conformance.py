@@ -10,6 +10,8 @@ on order (history trimmed to ``keep``, queued messages deleted by exact id).
 
 from __future__ import annotations
 
+import itertools
+import socket
 import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,6 +39,9 @@ from cometql.hub._records import (
     SetUserData,
 )
 from cometql.store import MemoryStore, SQLiteStore, Store, open_sqlite_store
+from cometql.store.redis import open_redis_store
+
+from ..redis_server import RedisServer
 
 OpenStore = Callable[[], AbstractAsyncContextManager[Store]]
 
@@ -104,9 +109,18 @@ def fresh_hub() -> Hub:
     return Hub(password="secret")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+_redis_dbs = itertools.count(1)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
-    """Opens "the same" store again each call: one MemoryStore object, or one SQLite file."""
+    """Opens "the same" store again each call: one MemoryStore object, one SQLite file, one Redis db."""
+    if request.param == "redis":
+        redis: RedisServer = request.getfixturevalue("redis")
+        db = next(_redis_dbs) % 15 + 1  # db 0 belongs to the cluster tests' nodes
+        url = f"redis://127.0.0.1:{redis.port}/{db}"
+        _flush(redis, db)
+        return lambda: open_redis_store(url, "store-test")
     if request.param == "memory":
         memory = MemoryStore()
 
@@ -116,6 +130,16 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
 
         return reopen_memory
     return lambda: open_sqlite_store(tmp_path / "store" / "cometql.sqlite3")
+
+
+def _flush(redis: RedisServer, db: int) -> None:
+    """Empty one Redis db (the inline protocol has no SELECT-then-FLUSHDB in one line)."""
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=2) as s:
+        s.sendall(f"SELECT {db}\r\nFLUSHDB\r\n".encode())
+        got = b""
+        while got.count(b"\r\n") < 2:
+            got += s.recv(100)
+        assert got == b"+OK\r\n+OK\r\n", got
 
 
 def test_scenario_covers_every_record_type() -> None:

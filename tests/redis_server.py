@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..servers import free_port
+from .servers import free_port
 
 
 @dataclass
