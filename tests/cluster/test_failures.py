@@ -145,6 +145,12 @@ def _up(node: ServerProcess) -> None:
     assert metric(node, "cometql_redis_up", '{connection="follower"}') == 1
 
 
+def _workers(redis: RedisServer, count: int) -> list[str]:
+    workers = redis.lines("ZRANGE", "cq:nodes", "0", "-1")
+    assert len(workers) == count, workers
+    return workers
+
+
 def _rows(node: ServerProcess, sql: str, want: list[tuple[str, ...]]) -> None:
     assert mysql_rows(node, DEV, sql) == want
 
@@ -152,14 +158,13 @@ def _rows(node: ServerProcess, sql: str, want: list[tuple[str, ...]]) -> None:
 async def test_workers_share_the_ports_and_act_as_one_server(own_redis: RedisServer, tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, extra_args=("--store", own_redis.url, "--workers", "2")).start()
     try:
-        await eventually(lambda: _rows(server, "SELECT 1 FROM pipes WHERE name = 'x'", []), timeout=10)
+        await eventually(lambda: _workers(own_redis, 2), timeout=15)  # both workers are up and registered
         async with contextlib.AsyncExitStack() as stack:
             browsers = [await stack.enter_async_context(open_browser(server, DEV)) for _ in range(16)]
             for browser in browsers:
                 await browser.subscribe("all")
             # two worker processes, both holding some of the sessions (the kernel spread the connections)
-            workers = own_redis.lines("ZRANGE", "cq:nodes", "0", "-1")
-            assert len(workers) == 2, workers
+            workers = _workers(own_redis, 2)
             held = [int(own_redis.lines("HLEN", f"cq:node:{w}")[0]) for w in workers]
             assert sum(held) == 16 and min(held) > 0, held
             await eventually(lambda: _rows(server, "SELECT users FROM pipes WHERE name = 'all'", [("16",)]))
