@@ -94,6 +94,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
         mysql = MysqlFront(config, engine)
         web = WebFront(config, engine)
         mysql.reuse_port = web.reuse_port = WORKER_ENV in os.environ
+        mysql.cluster = cluster
         metrics = Metrics(engine)
         metrics.attach(mysql=mysql, web=web, cluster=cluster)
         async with trio.open_nursery() as nursery:

@@ -18,12 +18,15 @@ from rich.console import Console
 from ._loadgen import BenchError, uvloop_available
 from ._report import Reporter, print_json, print_table, write_performance_md
 from ._results import Result
+from ._scale import scale
 from ._scenarios import Context, connect, fanout, idle, insert, latency
 from ._server import DEFAULT_PASSWORD, Server, start_server
 
 __all__ = ["add_arguments", "add_parser", "main", "run"]
 
 SCENARIOS = ("idle", "fanout", "latency", "connect", "insert")
+#: Run only when named: it starts its own redis-server and servers.
+EXTRA_SCENARIOS = ("scale",)
 DESCRIPTION = """\
 Benchmark a CometQL server with browser-like WebSocket sessions and CometQL INSERTs.
 
@@ -34,6 +37,10 @@ scenarios (default: all of them, the standard set):
   latency  INSERT-to-receive p50/p99/max at a steady publish rate   (--rate, --duration, --channels, --subscribers)
   connect  new sessions per second until N                          (-n, default 5000)
   insert   CometQL INSERT/s with C concurrent clients               (--clients, --inserts, --subscribers)
+
+only when named:
+  scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
+           INSERT/s; then cross-node vs local publish latency       (--workers, --subscribers, --clients)
 """
 
 
@@ -48,8 +55,9 @@ def _int_list(text: str) -> list[int]:
 
 
 def _scenario(text: str) -> str:
-    if text not in ("all", *SCENARIOS):
-        raise argparse.ArgumentTypeError(f"unknown scenario {text!r} (choose from all, {', '.join(SCENARIOS)})")
+    if text not in ("all", *SCENARIOS, *EXTRA_SCENARIOS):
+        names = ", ".join((*SCENARIOS, *EXTRA_SCENARIOS))
+        raise argparse.ArgumentTypeError(f"unknown scenario {text!r} (choose from all, {names})")
     return text
 
 
@@ -80,6 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, default=8, help="insert: concurrent CometQL clients (8)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
+    load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "
                       "at least 2, more when the open-files limit needs it)")
 
@@ -93,8 +102,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Context], Result | list[Result]]]]:
-    chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios and "all" not in args.scenarios \
-        else list(SCENARIOS)
+    chosen = [s for s in (*SCENARIOS, *EXTRA_SCENARIOS) if s in args.scenarios] \
+        if args.scenarios and "all" not in args.scenarios else list(SCENARIOS)
     ns = args.n
     steps: dict[str, Callable[[Context], Result | list[Result]]] = {
         "idle": lambda c: idle(c, ns or (1000, 10000), channels=args.channels or 100),
@@ -104,11 +113,15 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Context], Resul
         "connect": lambda c: connect(c, (ns or [5000])[0]),
         "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
+        "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
+                                 clients=args.clients, dev_id=args.dev),
     }
     return [(name, steps[name]) for name in chosen]
 
 
-def _server(args: argparse.Namespace, plan: Sequence[str]) -> Server:
+def _server(args: argparse.Namespace, plan: Sequence[str]) -> Server | None:
+    if all(name in EXTRA_SCENARIOS for name in plan):
+        return None  # they start their own servers
     if args.mysql_port is None:
         return start_server(password=args.password)
     needs_ws = any(name != "insert" for name in plan) or bool(args.subscribers)
@@ -130,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not uvloop_available():
         reporter.log("uvloop is not installed: the WebSocket clients use the default asyncio loop")
-    ctx = Context(server, reporter, dev_id=args.dev, client_procs=args.client_procs)
+    ctx = Context(server, reporter, dev_id=args.dev, client_procs=args.client_procs)  # type: ignore[arg-type]
     try:
         with reporter.running():
             for name, step in plan:
@@ -140,14 +153,15 @@ def run(args: argparse.Namespace) -> int:
                     failed = True
                     results.append(Result(name, name, {}, notes=[f"failed: {exc}"]))
                     reporter.log(f"[red]{name} failed:[/] {exc}")
-                    if server.proc is not None and server.proc.poll() is not None:
+                    if server is not None and server.proc is not None and server.proc.poll() is not None:
                         results[-1].notes.append(f"the server exited ({server.proc.returncode}):\n{server.log_tail()}")
                         break
                     continue
                 results.extend(outcome if isinstance(outcome, list) else [outcome])
     finally:
         ctx.close()
-        server.stop()
+        if server is not None:
+            server.stop()
     if args.json:
         print_json(results)
     else:

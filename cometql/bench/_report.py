@@ -29,6 +29,8 @@ __all__ = ["BLOCK_END", "BLOCK_START", "Reporter", "print_json", "print_table", 
 
 BLOCK_START = "<!-- bench:start -->"
 BLOCK_END = "<!-- bench:end -->"
+SCALE_BLOCK_START = "<!-- bench:scale:start -->"
+SCALE_BLOCK_END = "<!-- bench:scale:end -->"
 
 
 class _Phase:
@@ -110,10 +112,18 @@ def results_json(results: Sequence[Result]) -> str:
                       indent=2)
 
 
+def _markers(results: Sequence[Result]) -> tuple[str, str]:
+    """The standard set and ``scale`` keep separate blocks, so writing one never erases the other."""
+    if results and all(r.scenario == "scale" for r in results):
+        return SCALE_BLOCK_START, SCALE_BLOCK_END
+    return BLOCK_START, BLOCK_END
+
+
 def _markdown(results: Sequence[Result]) -> str:
     info = machine()
+    start, end = _markers(results)
     lines = [
-        BLOCK_START,
+        start,
         f"Measured with `cometql bench` on {info['date']}: {info['cpus']} CPUs, Python {info['python']}, "
         "loopback; the load clients run on the same machine.",
         "",
@@ -128,7 +138,7 @@ def _markdown(results: Sequence[Result]) -> str:
     notes = [f"- {r.label}: {note}" for r in results for note in r.notes]
     if notes:
         lines += ["", "Notes:", "", *notes]
-    lines.append(BLOCK_END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -139,12 +149,15 @@ def write_performance_md(results: Sequence[Result], path: str | Path) -> None:
     """
     path = Path(path)
     block = _markdown(results)
+    start_marker, end_marker = _markers(results)
     text = path.read_text() if path.exists() else "# Performance\n"
-    start, end = text.find(BLOCK_START), text.find(BLOCK_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start >= 0 and end > start:
-        text = text[:start] + block + text[end + len(BLOCK_END):]
+        text = text[:start] + block + text[end + len(end_marker):]
     else:
-        text = text.rstrip("\n") + "\n\n## Benchmark (`cometql bench`)\n\n" + block + "\n"
+        heading = "Scale-out (`cometql bench scale`)" if start_marker == SCALE_BLOCK_START else \
+            "Benchmark (`cometql bench`)"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
     path.write_text(text)
 
 

@@ -67,7 +67,8 @@ class Context:
         return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2))
 
     def online(self) -> int:
-        return int(self.admin.status()["frontend_online"])
+        status = self.admin.status()  # a cluster node also counts the other nodes' sessions
+        return int(status.get("cluster_frontend_online", status["frontend_online"]))
 
     def published(self) -> int:
         return int(self.admin.status()["messages_published"])

@@ -35,6 +35,7 @@ from mysql_mimic.stream import ConnectionClosed
 from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len
 
 from .._version import SERVER_VERSION
+from ..cluster import Cluster
 from ..config import Config
 from ..engine import Engine
 from ..listen import open_listeners
@@ -225,6 +226,8 @@ class MysqlFront:
         self.engine = engine
         #: Share the port with sibling worker processes (``--workers``).
         self.reuse_port = False
+        #: This node's cluster link when the store is Redis (for SHOW GLOBAL STATUS).
+        self.cluster: Cluster | None = None
         self.global_variables = make_global_variables()
         self.identity = PasswordIdentity(config.password, config.dev_index_size)
         self.tls = server_context(config)
@@ -284,6 +287,9 @@ class MysqlFront:
                 ("network_events", self.statements + self.engine.delivered),
                 ("messages_published", stats.published),
                 ("messages_queued", stats.queued),
+                # browser sessions on every node of a cluster (= frontend_online without a cluster)
+                ("cluster_frontend_online", stats.sessions + sum(hub.remote_nodes().values())),
+                ("cluster_nodes", 1 + len(self.cluster.heard) if self.cluster is not None else 1),
                 ("server_version", SERVER_VERSION),
                 ("python", sys.version.split()[0]),
             ]
