@@ -95,6 +95,8 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
         web = WebFront(config, engine)
         mysql.reuse_port = web.reuse_port = WORKER_ENV in os.environ
         mysql.cluster = cluster
+        if cluster is not None and WORKER_ENV in os.environ:
+            web.node_id, web.relay_dir = cluster.node_id, Path(config.data_dir)
         metrics = Metrics(engine)
         metrics.attach(mysql=mysql, web=web, cluster=cluster)
         async with trio.open_nursery() as nursery:

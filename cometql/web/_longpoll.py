@@ -28,6 +28,7 @@ import trio
 from ..hub import ConnInfo
 from ._http import HttpError, Request, Response
 from ._params import ParamsError, parse_params
+from ._relay import relay, relay_path
 from ._session import BrowserSession
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class LongPoll:
         sid = parse_qs(request.query).get("sid", [""])[0]
         session = self.sessions.get(sid)
         if session is None:
-            return _json(404, {"error": "unknown session"})
+            return await self._elsewhere(sid, request) or _json(404, {"error": "unknown session"})
         if action == "poll" and request.method == "GET":
             return await self._poll(sid, session, request)
         if action == "send" and request.method == "POST":
@@ -89,9 +90,19 @@ class LongPoll:
             return _json(429, {"error": "Error code 429(Too many sessions from this address.)", "error_code": 429})
         session.idle_since = trio.current_time()
         sid = secrets.token_urlsafe(18)
+        if front.relay_dir is not None:
+            sid = f"{front.node_id}.{sid}"  # which worker holds it (see _relay)
         self.sessions[sid] = session
         await front.attach(session, params)
         return _json(200, {"cursor": 0, "sid": sid})
+
+    async def _elsewhere(self, sid: str, request: Request) -> Response | None:
+        """A session of a sibling worker (``--workers``): its owner answers."""
+        front = self.front
+        owner = sid.split(".", 1)[0] if "." in sid else ""
+        if front.relay_dir is None or not owner or owner == front.node_id:
+            return None
+        return await relay(relay_path(front.relay_dir, owner), request, front.config.longpoll_timeout + 10)
 
     async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
         try:

@@ -35,6 +35,7 @@ from ._http import HttpError, Request, Response, quick_upgrade, read_request, se
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
 from ._params import ConnectParams, ws_tail
+from ._relay import open_relay_listener, relay_path
 from ._session import BrowserSession
 from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
 from ._wsconn import WsSession, accept_websocket
@@ -65,6 +66,9 @@ class WebFront:
         self.engine = engine
         #: Share the port with sibling worker processes (``--workers``).
         self.reuse_port = False
+        #: With ``--workers``: this node's id and the directory of the workers' long-poll relay sockets.
+        self.node_id = ""
+        self.relay_dir: Path | None = None
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
         self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
@@ -149,9 +153,18 @@ class WebFront:
             nursery.start_soon(self.idle.run)
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
+            if self.relay_dir is not None:  # sibling workers pass long-poll requests for our sessions here
+                path = relay_path(self.relay_dir, self.node_id)
+                nursery.start_soon(self._relay_accept, await open_relay_listener(path), path, nursery)
             task_status.started(listeners)
 
-    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async def _relay_accept(self, listener: trio.SocketListener, path: Path, nursery: trio.Nursery) -> None:
+        try:
+            await self._accept(listener, nursery, tls=False)
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery, tls: bool = True) -> None:
         """Accept every pending connection per wake-up (trio's listener takes one per scheduler pass,
         which caps handshakes/s when browsers arrive in bursts)."""
         sock = listener.socket
@@ -169,10 +182,10 @@ class WebFront:
                     break
                 conn.setblocking(False)
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                nursery.start_soon(self.handle, stream)
+                nursery.start_soon(self.handle, stream, tls)
 
-    async def handle(self, stream: trio.abc.Stream) -> None:
-        if self.tls is not None:
+    async def handle(self, stream: trio.abc.Stream, tls: bool = True) -> None:
+        if self.tls is not None and tls:
             stream = trio.SSLStream(stream, self.tls, server_side=True)
         try:
             if isinstance(stream, trio.SSLStream):
@@ -244,7 +257,7 @@ class WebFront:
         raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
             ip = str(raw.socket.getpeername()[0])  # type: ignore[attr-defined]
-        except OSError:
+        except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
             ip = ""
         h = request.headers
         return ConnInfo(

@@ -6,6 +6,8 @@ Each test has its own redis-server, so restarting it disturbs nobody else.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import re
 import threading
 import time
@@ -175,3 +177,55 @@ async def test_workers_share_the_ports_and_act_as_one_server(own_redis: RedisSer
     finally:
         assert server.stop() == 0
     assert "restarting" not in server.output  # no worker died on the way
+
+
+async def test_long_poll_works_whichever_worker_each_request_lands_on(own_redis: RedisServer,
+                                                                       tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, extra_args=("--store", own_redis.url, "--workers", "2")).start()
+    try:
+        await eventually(lambda: _workers(own_redis, 2), timeout=15)
+        # every request on a new connection: the kernel picks a worker each time
+        status, body = await trio.to_thread.run_sync(
+            lp, server, "POST", "/lp/connect", f"sesion=&myid=0&devid={DEV}&v=4.08&uuid=lp1&api=js")
+        assert status == 200, body
+        sid = json.loads(body)["sid"]
+        cursor = json.loads(body)["cursor"]
+        assert sid.split(".")[0] in _workers(own_redis, 2)  # the owner's node id
+        statuses = [(await trio.to_thread.run_sync(lp, server, "POST", f"/lp/send?sid={sid}",
+                                                    "subscription\nlp_chan"))[0] for _ in range(6)]
+        assert statuses == [204] * 6
+        await eventually(lambda: _rows(server, "SELECT users FROM pipes WHERE name = 'lp_chan'", [("1",)]))
+        got: list[str] = []
+        with trio.fail_after(60):
+            await _poll_four(server, sid, cursor, got)
+        assert got == ["m0", "m1", "m2", "m3"]
+        assert (await trio.to_thread.run_sync(lp, server, "POST", f"/lp/close?sid={sid}", ""))[0] == 204
+        assert (await trio.to_thread.run_sync(lp, server, "GET", f"/lp/poll?sid={sid}&cursor=0", ""))[0] == 404
+    finally:
+        assert server.stop() == 0
+    assert not list(tmp_path.glob("lp-*.sock"))  # the workers removed their relay sockets
+
+
+async def _poll_four(server: ServerProcess, sid: str, cursor: int, got: list[str]) -> None:
+    """Publish m0..m3 one at a time and long-poll each in (every poll on a new connection)."""
+    for i in range(4):
+        mysql_rows(server, DEV,
+                   f"INSERT INTO pipes_messages (name, event, message) VALUES ('lp_chan', 'e', 'm{i}')")
+        while len(got) <= i:
+            target = f"/lp/poll?sid={sid}&cursor={cursor}"
+            status, body = await trio.to_thread.run_sync(lp, server, "GET", target, "")
+            assert status == 200, body
+            reply = json.loads(body)
+            cursor = reply["cursor"]
+            got += [f["data"] for f in reply["frames"] if f.get("pipe") == "lp_chan"]
+
+
+def lp(server: ServerProcess, method: str, target: str, body: str) -> tuple[int, str]:
+    """One request on a fresh connection (so it may reach either worker)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.ws_port, timeout=40)
+    try:
+        conn.request(method, target, body=body.encode(), headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
