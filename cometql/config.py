@@ -48,7 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password", str, ("main", "password"),
             "CometQL password for every login name (also the JWT secret prefix)"),
     Setting("admin_password", str, ("admin", "password"),
-            "password of /admin and /admin/stats (HTTP Basic, any user name); empty: the CometQL password"),
+            "password of /admin, /admin/stats and /admin/token (HTTP Basic, any user name); empty: the CometQL password"),
     Setting("mysql_host", str, ("cometql", "ip"), "address the MySQL-protocol port binds to"),
     Setting("mysql_port", int, ("cometql", "port"), "CometQL (MySQL protocol) port"),
     Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),
@@ -136,9 +136,11 @@ class Config:
     log_format: str = "text"
     tls_cert: str = ""
     tls_key: str = ""
-    max_sessions_per_ip: int = 0  # limits are off by default: CppComet had none, and proxies share one IP
-    command_rate: float = 0.0
-    command_burst: int = 100
+    # off: behind nginx or a corporate NAT thousands of users share one address
+    max_sessions_per_ip: int = 0
+    # a page sends a few commands a second; a flood is slowed, then closed (CppComet had no limit)
+    command_rate: float = 100.0
+    command_burst: int = 200
     max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
     max_subscriptions: int = 32
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

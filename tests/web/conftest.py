@@ -47,6 +47,7 @@ def tuned_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         "COMETQL_LONGPOLL_TIMEOUT": str(LONGPOLL_TIMEOUT),
         "COMETQL_SESSION_TTL": str(SESSION_TTL),
         "COMETQL_MAX_QUEUED_BYTES": str(MAX_QUEUED_BYTES),
+        "COMETQL_COMMAND_RATE": "0",  # no rate limit: the flood test measures fairness without it
     }).start()
     wait_for_port(srv.ws_port)
     yield srv

@@ -7,8 +7,10 @@ still receives a publish afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -145,9 +147,10 @@ async def test_ten_thousand_channels_keep_32_and_report_too_many(ws_server: Serv
         await still_served()
 
 
-async def test_command_flood_does_not_starve_other_sessions(ws_server: ServerProcess, dev: int) -> None:
+async def test_command_flood_does_not_starve_other_sessions(tuned_server: ServerProcess, dev: int) -> None:
+    """With the rate limit off (as on tuned_server), a flood is served in full and in order, and others still are."""
     count = 5000
-    async with bystander(ws_server, dev) as still_served, open_browser(ws_server, dev) as flooder:
+    async with bystander(tuned_server, dev) as still_served, open_browser(tuned_server, dev) as flooder:
         with trio.fail_after(TIMEOUT):
             for i in range(count):
                 await flooder.send("pipe_count", "web_flood", f"m{i}", "")
@@ -223,3 +226,23 @@ async def test_slow_consumer_is_disconnected_and_memory_stays_bounded(tuned_serv
             await raw.aclose()
             conn.close()
         await still_served()
+
+
+def _rate_limit_hits(server: ServerProcess) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.ws_port}/metrics", timeout=5).read().decode()
+    return float(re.search(r'^cometql_limit_hits_total\{limit="command_rate"\} (\S+)$', text, re.M).group(1))
+
+
+async def test_by_default_a_flood_is_rate_limited_and_others_are_still_served(ws_server: ServerProcess,
+                                                                               dev: int) -> None:
+    """The default limit (100 commands/s, bursts of 200): a 1,000-command flood is refused past its
+    burst and then closed; other sessions are unaffected. Counted on the server: a socket closed with
+    the flood still unread is reset, and the reset drops what the client had not read yet."""
+    before = _rate_limit_hits(ws_server)
+    async with bystander(ws_server, dev) as still_served, open_browser(ws_server, dev) as flooder:
+        with contextlib.suppress(ConnectionClosed), trio.fail_after(15):
+            for i in range(1000):
+                await flooder.send("pipe_count", "web_flood", f"m{i}", "")
+        assert await flooder.closed() in (1008, 1006)  # 1006: the close frame went down with the reset
+        await still_served()
+    assert _rate_limit_hits(ws_server) - before >= 50  # refused until the strikes closed it
