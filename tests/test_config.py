@@ -82,6 +82,12 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path):
         ({"COMETQL_PASSWORD": ""}, "password: must not be empty"),
         ({"COMETQL_DURABILITY": "sometimes"}, "durability: 'sometimes'"),
         ({"COMETQL_SEND_USER_ONLINE_EVENTS": "maybe"}, "'maybe' is not true or false"),
+        ({"COMETQL_WORKERS": "2"}, "workers: more than 1 process needs a shared store"),
+        ({"COMETQL_WORKERS": "0"}, "workers: 0 must be at least 1"),
+        ({"COMETQL_STORE": "mysql://x"}, "only redis://host:port/db is supported"),
+        ({"COMETQL_STORE": "redis://h:port/0"}, "the port is not a number"),
+        ({"COMETQL_STORE": "redis://h:6379/zero"}, "the database after / must be a number"),
+        ({"COMETQL_STORE": "redis://h/0", "COMETQL_NODE_TIMEOUT": "0.5"}, "node_timeout: 0.5 s is too short"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):

@@ -115,7 +115,7 @@ class Hub:
         # other nodes' sessions (empty without a cluster)
         self._remote: dict[str, dict[int, RemoteSession]] = {}
         self._remote_channels: dict[ChannelKey, dict[tuple[str, int], RemoteSession]] = {}
-        self._remote_users: dict[Key, int] = {}
+        self._remote_users: dict[Key, dict[str, int]] = {}  # user -> {node: its sessions there}
         # durable state
         self._auth: dict[Key, str] = {}
         self._user_data: dict[Key, str] = {}
@@ -248,7 +248,7 @@ class Hub:
         conns = self._users.get((dev_id, user_id))
         if self._remote_users.get((dev_id, user_id)):
             self._delivered_to_users += 1
-            nodes = tuple(sorted({r.node for r in self._remote_user_sessions(dev_id, user_id)}))
+            nodes = tuple(sorted(self._remote_users[(dev_id, user_id)]))
             effects: list[Effect] = [Broadcast((UserMessage(dev_id, user_id, event, message, now, nodes),))]
             if conns:
                 effects.append(Deliver(tuple(conns.values()), _frames.user_frame(event, message)))
@@ -276,7 +276,7 @@ class Hub:
             return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.setdefault(key, {})
-        remote = self._remote_users.get(key, 0)
+        remote = sum(self._remote_users.get(key, {}).values())
         if len(conns) + remote >= MAX_USER_CONNECTIONS:
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
         first = not conns and not remote
@@ -537,12 +537,6 @@ class Hub:
         """Other nodes with live sessions, and how many each holds."""
         return {node: len(sessions) for node, sessions in self._remote.items() if sessions}
 
-    def _remote_user_sessions(self, dev_id: int, user_id: int) -> Iterable[RemoteSession]:
-        for sessions in self._remote.values():
-            for rs in sessions.values():
-                if rs.dev_id == dev_id and rs.user_id == user_id:
-                    yield rs
-
     def _remote_user_message(self, ev: UserMessage) -> list[Effect]:
         if self.node_id not in ev.nodes:
             return []
@@ -566,7 +560,8 @@ class Hub:
         if rs.user_id > 0:
             key = (rs.dev_id, rs.user_id)
             first = not self._users.get(key) and not self._remote_users.get(key)
-            self._remote_users[key] = self._remote_users.get(key, 0) + 1
+            per_node = self._remote_users.setdefault(key, {})
+            per_node[node] = per_node.get(node, 0) + 1
             if first:
                 effects.extend(self._status(rs.dev_id, rs.user_id, "online"))
         if ev.channels:
@@ -599,9 +594,13 @@ class Hub:
         if rs.user_id <= 0:
             return effects
         key = (rs.dev_id, rs.user_id)
-        left = self._remote_users.get(key, 0) - 1
+        per_node = self._remote_users.get(key, {})
+        left = per_node.get(rs.node, 0) - 1
         if left > 0:
-            self._remote_users[key] = left
+            per_node[rs.node] = left
+        else:
+            per_node.pop(rs.node, None)
+        if per_node:
             return effects
         self._remote_users.pop(key, None)
         if self._users.get(key):

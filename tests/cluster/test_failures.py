@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from ..redis_server import RedisServer
-from ..servers import ServerProcess
+from ..servers import ServerProcess, free_port
 from ..web._wire import eventually, mysql_rows, open_browser
 from .conftest import NODE_TIMEOUT, start_node
 
@@ -229,3 +229,12 @@ def lp(server: ServerProcess, method: str, target: str, body: str) -> tuple[int,
         return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+async def test_an_unreachable_redis_at_start_is_a_clear_error(tmp_path: Path) -> None:
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    srv = ServerProcess(tmp_path, extra_args=("--store", nobody))
+    with pytest.raises(RuntimeError, match="exited early") as exc:
+        srv.start()
+    assert srv.proc is not None and srv.proc.returncode == 2
+    assert f"cannot use Redis at {nobody}" in str(exc.value)
