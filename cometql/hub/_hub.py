@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from . import _frames
 from ._auth import hash_matches, jwt_secret, jwt_user_id
@@ -313,10 +314,7 @@ class Hub:
         effects: list[Effect] = []
         if self.node_id is not None:
             effects.append(Broadcast((SessionClosed(sub.conn_id),)))
-        for channel in self._sub_channels.pop(sub.conn_id, ()):
-            self._unindex(sub, channel)
-            if channel.startswith("track_"):
-                effects.extend(self._track(sub, channel, "unsubscription", now))
+        effects.extend(self._leave(sub, self._sub_channels.pop(sub.conn_id, ()), self._channels, sub.conn_id, now))
         if sub.user_id <= 0:
             return effects
         key = (sub.dev_id, sub.user_id)
@@ -340,15 +338,8 @@ class Hub:
         kept across the replacement counts as leave + join, as in CppComet.
         """
         wanted = [c for c in dict.fromkeys(channels) if sub.user_id > 0 or not c.startswith("private_")]
-        effects: list[Effect] = []
-        for channel in self._sub_channels.get(sub.conn_id, ()):
-            self._unindex(sub, channel)
-            if channel.startswith("track_"):
-                effects.extend(self._track(sub, channel, "unsubscription", now))
-        for channel in wanted:
-            if channel.startswith("track_"):
-                effects.extend(self._track(sub, channel, "subscription", now))
-            self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
+        effects = self._leave(sub, self._sub_channels.get(sub.conn_id, ()), self._channels, sub.conn_id, now)
+        effects += self._join(sub, wanted, self._channels, sub.conn_id, now)
         self._sub_channels[sub.conn_id] = tuple(wanted)
         if self.node_id is not None:
             effects.append(Broadcast((SessionSubscribed(sub.conn_id, tuple(wanted)),)))
@@ -364,13 +355,30 @@ class Hub:
         frame = _frames.track_frame(channel, event, sub.user_id, sub.info.uuid, now)
         return [Deliver(tuple(members.values()), frame)]
 
-    def _unindex(self, sub: Subscriber, channel: str) -> None:
-        key = (sub.dev_id, channel)
-        subs = self._channels.get(key)
-        if subs is not None:
-            subs.pop(sub.conn_id, None)
-            if not subs:
-                del self._channels[key]
+    def _leave(self, sub: Subscriber, channels: Iterable[str], index: dict[ChannelKey, dict[Any, Any]],
+               key: object, now: int) -> list[Effect]:
+        """Take ``sub`` (under ``key``) out of ``index`` for these channels; tell ``track_*`` members."""
+        effects: list[Effect] = []
+        for channel in channels:
+            ckey = (sub.dev_id, channel)
+            members = index.get(ckey)
+            if members is not None:
+                members.pop(key, None)
+                if not members:
+                    del index[ckey]
+            if channel.startswith("track_"):
+                effects.extend(self._track(sub, channel, "unsubscription", now))
+        return effects
+
+    def _join(self, sub: Subscriber, channels: Iterable[str], index: dict[ChannelKey, dict[Any, Any]],
+              key: object, now: int) -> list[Effect]:
+        """Put ``sub`` into ``index`` for these channels; ``track_*`` members hear of it first."""
+        effects: list[Effect] = []
+        for channel in channels:
+            if channel.startswith("track_"):
+                effects.extend(self._track(sub, channel, "subscription", now))
+            index.setdefault((sub.dev_id, channel), {})[key] = sub
+        return effects
 
     # ---------------------------------------------------------------------- auth
 
@@ -569,15 +577,8 @@ class Hub:
         return effects
 
     def _remote_subscribe(self, rs: RemoteSession, channels: tuple[str, ...], now: int) -> list[Effect]:
-        effects: list[Effect] = []
-        for channel in rs.channels:
-            self._remote_unindex(rs, channel)
-            if channel.startswith("track_"):
-                effects.extend(self._track(rs, channel, "unsubscription", now))
-        for channel in channels:
-            if channel.startswith("track_"):
-                effects.extend(self._track(rs, channel, "subscription", now))
-            self._remote_channels.setdefault((rs.dev_id, channel), {})[rs.key] = rs
+        effects = self._leave(rs, rs.channels, self._remote_channels, rs.key, now)
+        effects += self._join(rs, channels, self._remote_channels, rs.key, now)
         rs.channels = tuple(channels)
         return effects
 
@@ -586,11 +587,7 @@ class Hub:
         rs = self._remote.get(node, {}).pop(conn_id, None)
         if rs is None:
             return []
-        effects: list[Effect] = []
-        for channel in rs.channels:
-            self._remote_unindex(rs, channel)
-            if channel.startswith("track_"):
-                effects.extend(self._track(rs, channel, "unsubscription", now))
+        effects = self._leave(rs, rs.channels, self._remote_channels, rs.key, now)
         if rs.user_id <= 0:
             return effects
         key = (rs.dev_id, rs.user_id)
@@ -609,14 +606,6 @@ class Hub:
             effects.append(self._persist(SetLastSeen(rs.dev_id, rs.user_id, now)))
         effects.extend(self._status(rs.dev_id, rs.user_id, "offline"))
         return effects
-
-    def _remote_unindex(self, rs: RemoteSession, channel: str) -> None:
-        key = (rs.dev_id, channel)
-        subs = self._remote_channels.get(key)
-        if subs is not None:
-            subs.pop(rs.key, None)
-            if not subs:
-                del self._remote_channels[key]
 
     # -------------------------------------------------------------- statistics
 

@@ -22,7 +22,6 @@ from cometql.hub import (
     Broadcast,
     ConnInfo,
     Deliver,
-    Disconnect,
     Effect,
     Hub,
     ListSubscriber,
@@ -35,7 +34,7 @@ from cometql.hub import (
 from cometql.hub._records import AppendHistory, HistoryEntry, QueueMessage, SetLastSeen
 from cometql.store import _codec
 
-from ._helpers import NOW, PASSWORD, decoded, make_hub
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
 
 _conn_ids = itertools.count(1)
 
@@ -50,19 +49,9 @@ class Cluster:
         self._flushing = False
 
     def run(self, node: str, effects: list[Effect]) -> None:
-        shared: list[Any] = []
-        for effect in effects:
-            if isinstance(effect, Deliver):
-                for target in effect.targets:
-                    target.send(effect.frame)
-            elif isinstance(effect, Disconnect):
-                for target in effect.targets:
-                    target.close(effect.reason)
-            elif isinstance(effect, Persist):
-                self.stored.extend(effect.records)
-                shared.extend(effect.records)
-            else:
-                shared.extend(effect.events)
+        self.stored.extend(apply(effects))  # deliveries and closes, as the engine does
+        shared = [v for e in effects if isinstance(e, (Persist, Broadcast))
+                  for v in (e.records if isinstance(e, Persist) else e.events)]
         if shared:
             self.bus.append((node, shared))
         self.flush()
