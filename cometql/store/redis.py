@@ -189,6 +189,7 @@ class RedisStore:
         self.outages = 0
         self.connected = False
         self.batches = 0
+        self._writer_scope: trio.CancelScope | None = None
 
     # ------------------------------------------------------------- Store API
 
@@ -250,6 +251,12 @@ class RedisStore:
         """Commit pending batches for the server's lifetime, reconnecting as needed."""
         await self._reconnect(first=True)
         task_status.started()
+        # shielded: on shutdown the sessions being closed still write (last-seen times, their leaving);
+        # ``stop`` ends the writer once they are done
+        with trio.CancelScope(shield=True) as self._writer_scope:
+            await self._write_loop()
+
+    async def _write_loop(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeats)
             while True:
@@ -350,6 +357,16 @@ class RedisStore:
         cmds.append(["EXEC"])
         return cmds
 
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the writer send what is pending (for at most ``grace`` s: Redis may be gone), then end it."""
+        if self._batch.values:
+            batch = self._batch
+            self._wake.set()
+            with trio.move_on_after(grace):
+                await batch.done.wait()
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
+
     async def say_goodbye(self) -> None:
         """On a clean stop: remove this node at once, so others need not wait for its expiry."""
         if self._conn is None:
@@ -402,6 +419,7 @@ async def open_redis_store(url: str, node_id: str, **options: Any) -> AsyncItera
                 yield store
             finally:
                 with trio.CancelScope(shield=True):
+                    await store.stop()
                     await store.say_goodbye()
                 nursery.cancel_scope.cancel()
     finally:

@@ -238,3 +238,52 @@ async def test_an_unreachable_redis_at_start_is_a_clear_error(tmp_path: Path) ->
         srv.start()
     assert srv.proc is not None and srv.proc.returncode == 2
     assert f"cannot use Redis at {nobody}" in str(exc.value)
+
+
+async def test_a_node_stopped_with_sigterm_leaves_at_once_and_stores_last_seen(own_redis: RedisServer,
+                                                                              tmp_path: Path) -> None:
+    a = start_node(own_redis, tmp_path / "a")
+    b = start_node(own_redis, tmp_path / "b")
+    try:
+        mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (21, 'h21')")
+        async with open_browser(a, DEV) as watcher:
+            await watcher.subscribe("user_status_21")
+            async with open_browser(b, DEV, user_id=21, key="h21") as user:
+                await user.sync()
+                assert '"event":"online"' in await watcher.recv()
+                stopped = time.monotonic()
+                assert b.stop() == 0
+            assert '"event":"offline"' in await watcher.recv()
+            assert time.monotonic() - stopped < NODE_TIMEOUT  # told by the node itself, not by its expiry
+        (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 21")
+        assert int(row[1]) > 0
+        a.stop()
+        again = start_node(own_redis, tmp_path / "again")  # a fresh node reads it from Redis
+        try:
+            assert mysql_rows(again, DEV, "SELECT * FROM users_time WHERE id = 21") == [row]
+        finally:
+            again.stop()
+    finally:
+        for node in (a, b):
+            if node.alive:
+                node.stop()
+
+
+async def test_a_lone_node_stores_its_users_last_seen_on_sigterm(own_redis: RedisServer, tmp_path: Path) -> None:
+    """Nobody else is there to notice: the node writes its sessions' leaving itself while it stops."""
+    node = start_node(own_redis, tmp_path / "solo")
+    try:
+        mysql_rows(node, DEV, "INSERT INTO users_auth (id, hash) VALUES (22, 'h22')")
+        async with open_browser(node, DEV, user_id=22, key="h22") as user:
+            await user.sync()
+            assert mysql_rows(node, DEV, "SELECT * FROM users_time WHERE id = 22") == [("22", "0")]
+            assert node.stop() == 0
+    finally:
+        if node.alive:
+            node.stop()
+    again = start_node(own_redis, tmp_path / "again")
+    try:
+        (row,) = mysql_rows(again, DEV, "SELECT * FROM users_time WHERE id = 22")
+        assert int(row[1]) > 0
+    finally:
+        again.stop()
