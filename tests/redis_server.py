@@ -18,24 +18,27 @@ class RedisServer:
 
     dir: Path
     port: int = field(default_factory=free_port)
+    password: str = ""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10) -> RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is missing: `make test` installs it (Debian package redis-server)"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning"],
+             "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.command("PING") == "+PONG":
+                if self.command("PING") in ("+PONG", "-NOAUTH Authentication required."):
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -60,3 +63,4 @@ class RedisServer:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall((" ".join(args) + "\r\n").encode())
             return s.recv(65536).decode().split("\r\n", 1)[0]
+

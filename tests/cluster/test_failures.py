@@ -287,3 +287,21 @@ async def test_a_lone_node_stores_its_users_last_seen_on_sigterm(own_redis: Redi
         assert int(row[1]) > 0
     finally:
         again.stop()
+
+
+async def test_a_redis_with_a_password_needs_the_right_one_in_the_url(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis", password="s3cret-pass").start()
+    try:
+        good = start_node(redis, tmp_path / "good")  # redis://:s3cret-pass@127.0.0.1:port/0
+        try:
+            mysql_rows(good, DEV, "INSERT INTO users_data (id, data) VALUES (1, 'stored')")
+            assert mysql_rows(good, DEV, "SELECT * FROM users_data WHERE id = 1") == [("1", "stored")]
+        finally:
+            good.stop()
+        bad = ServerProcess(tmp_path / "bad", extra_args=("--store", f"redis://:wrong@127.0.0.1:{redis.port}/0"))
+        with pytest.raises(RuntimeError, match="exited early") as exc:
+            bad.start()
+        assert "refused the connection set-up" in str(exc.value) and "wrong" not in str(exc.value)
+    finally:
+        redis.stop()
