@@ -46,7 +46,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 async def _run(config_flags: dict[str, object], config_file: str | None, argv: Sequence[str]) -> None:
     config = load_config(config_file=config_file, flags=config_flags)
-    setup_logging(config.log_level, config.log_format, secrets=(config.password, config.admin_password))
+    setup_logging(config.log_level, config.log_format, secrets=(config.password, config.admin_password,
+                                                                          config.store_password))
     for warning in config.warnings:
         logging.getLogger("cometql").warning("%s", warning)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -54,7 +55,7 @@ async def _run(config_flags: dict[str, object], config_file: str | None, argv: S
             if config.workers > 1 and not is_worker():
                 nursery.start_soon(supervise, config, argv)
                 print(f"CometQL {__version__}: {config.workers} workers on {config.mysql_host}:{config.mysql_port} "
-                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store}", flush=True)
+                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store_display}", flush=True)
                 await _stop_on_signal(signals, nursery)
                 return
             running: Running = await nursery.start(serve, config)

@@ -147,6 +147,21 @@ class Config:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
+    def store_display(self) -> str:
+        """The store url without its password, for banners, logs and check-config."""
+        if not self.store:
+            return ""
+        from .store._resp import RedisAddress
+
+        return str(RedisAddress.parse(self.store))
+
+    @property
+    def store_password(self) -> str:
+        from .store._resp import RedisAddress
+
+        return (RedisAddress.parse(self.store).password or "") if self.store else ""
+
+    @property
     def effective_admin_password(self) -> str:
         """The password /admin asks for: ``[admin] password`` if set, else the CometQL password."""
         return self.admin_password or self.password
@@ -283,6 +298,8 @@ def describe(config: Config) -> list[tuple[str, str, str]]:
             continue
         value = getattr(config, f.name)
         shown = "*" * 8 if f.name in ("password", "admin_password") and value else str(value)
+        if f.name == "store" and value:
+            shown = config.store_display
         out.append((f.name, shown, config.sources.get(f.name, "default")))
     return out
 

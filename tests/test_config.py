@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cometql.config import EXAMPLE_PASSWORD, SETTINGS, Config, load_config, reference_markdown
+from cometql.config import EXAMPLE_PASSWORD, SETTINGS, Config, describe, load_config, reference_markdown
 from cometql.errors import ConfigError
 
 CPPCOMET_INI = """\
@@ -116,3 +116,11 @@ def test_settings_table_covers_every_config_field():
 def test_configuration_doc_is_generated_from_settings():
     doc = Path(__file__).parent.parent / "docs" / "configuration.md"
     assert doc.read_text() == reference_markdown(), "regenerate docs/configuration.md from reference_markdown()"
+
+
+def test_the_redis_password_is_never_shown() -> None:
+    config = load_config(env={"COMETQL_STORE": "redis://:hunter2@10.0.0.5:6379/3", "COMETQL_WORKERS": "2"})
+    assert config.store_display == "redis://10.0.0.5:6379/3"
+    shown = {name: value for name, value, _ in describe(config)}
+    assert shown["store"] == "redis://10.0.0.5:6379/3"
+    assert "hunter2" not in repr(describe(config))

@@ -305,3 +305,4 @@ async def test_a_redis_with_a_password_needs_the_right_one_in_the_url(tmp_path: 
         assert "refused the connection set-up" in str(exc.value) and "wrong" not in str(exc.value)
     finally:
         redis.stop()
+
