@@ -55,7 +55,8 @@ async def _run(config_flags: dict[str, object], config_file: str | None, argv: S
             if config.workers > 1 and not is_worker():
                 nursery.start_soon(supervise, config, argv)
                 print(f"CometQL {__version__}: {config.workers} workers on {config.mysql_host}:{config.mysql_port} "
-                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store_display}", flush=True)
+                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store_display}",
+                      flush=True)
                 await _stop_on_signal(signals, nursery)
                 return
             running: Running = await nursery.start(serve, config)
@@ -64,7 +65,8 @@ async def _run(config_flags: dict[str, object], config_file: str | None, argv: S
                 f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
                 f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
                 f"  storage: {running.store.description}\n"
-                f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/ (long-poll /lp/, library /cometql.js)",
+                f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/"
+                " (long-poll /lp/, library /cometql.js)",
                 flush=True,
             )
             await _stop_on_signal(signals, nursery)
@@ -91,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_bench_parser(sub)
     add_check_config_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=(getattr(args, "log_level", None) or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=(getattr(args, "log_level", None) or "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
     if args.command == "serve":
         flags = {

@@ -48,7 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password", str, ("main", "password"),
             "CometQL password for every login name (also the JWT secret prefix)"),
     Setting("admin_password", str, ("admin", "password"),
-            "password of /admin, /admin/stats and /admin/token (HTTP Basic, any user name); empty: the CometQL password"),
+            "password of /admin, /admin/stats and /admin/token (HTTP Basic, any user name); "
+            "empty: the CometQL password"),
     Setting("mysql_host", str, ("cometql", "ip"), "address the MySQL-protocol port binds to"),
     Setting("mysql_port", int, ("cometql", "port"), "CometQL (MySQL protocol) port"),
     Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),

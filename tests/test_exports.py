@@ -6,8 +6,8 @@ so a lazy import inside a function is caught too.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import importlib
 import types

@@ -323,7 +323,9 @@ class MysqlFront:
                 scope.shield = True
                 await trio_side.stream.aclose()
 
-    async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         listeners = await open_listeners(self.config.mysql_port, self.config.mysql_host, reuse_port=self.reuse_port)
         task_status.started(listeners)
         await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]

@@ -145,7 +145,9 @@ class WebFront:
 
     # ----------------------------------------------------------------- serving
 
-    async def serve(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         listeners = await open_listeners(self.config.ws_port, self.config.ws_host, reuse_port=self.reuse_port)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
