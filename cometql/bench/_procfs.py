@@ -11,7 +11,7 @@ import os
 import resource
 import time
 
-__all__ = ["CpuMeter", "cpu_seconds", "nofile_limit", "rss_kb"]
+__all__ = ["CpuMeter", "child_pids", "cpu_seconds", "nofile_limit", "rss_kb"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -40,6 +40,22 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the workers of ``cometql serve --workers``)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                text = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
+            children.append(int(entry))
+    return sorted(children)
+
+
 def nofile_limit(pid: int | None = None) -> int:
     """The soft open-files limit of ``pid`` (this process when None)."""
     if pid is None:
@@ -53,19 +69,22 @@ def nofile_limit(pid: int | None = None) -> int:
 
 
 class CpuMeter:
-    """CPU use of one process over an interval, as a fraction of one core (1.0 = 100 %)."""
+    """CPU use of one process (or the sum of several) over an interval, as a fraction of one core."""
 
-    def __init__(self, pid: int | str = "self") -> None:
-        self.pid = pid
+    def __init__(self, pid: int | str = "self", *more: int) -> None:
+        self.pids = (pid, *more)
         self.restart()
 
+    def _total(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids)
+
     def restart(self) -> None:
-        self._cpu = cpu_seconds(self.pid)
+        self._cpu = self._total()
         self._wall = time.monotonic()
 
     def seconds(self) -> tuple[float, float]:
         """(cpu seconds, wall seconds) since the last restart."""
-        return cpu_seconds(self.pid) - self._cpu, time.monotonic() - self._wall
+        return self._total() - self._cpu, time.monotonic() - self._wall
 
     def share(self) -> float:
         cpu, wall = self.seconds()

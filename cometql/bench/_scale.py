@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._loadgen import BenchError
+from ._procfs import CpuMeter, child_pids
 from ._report import Reporter
 from ._results import Result, Target
 from ._scenarios import Context, insert, latency
@@ -93,19 +94,28 @@ def scale(reporter: Reporter, workers: Sequence[int] = (1, 2, 4), subscribers: i
         fanout_by_workers: dict[int, float] = {}
         for w in workers:
             server = start_server(extra_args=("--store", url, "--workers", str(w)))
-            server.pid = None  # the supervisor's: its memory and CPU are not the workers'
+            supervisor, server.pid = server.pid, None  # the supervisor's memory and CPU are not the workers'
             ctx = Context(server, reporter, dev_id=dev_id)
             try:
                 _wait(lambda ctx=ctx, w=w: _cluster_ready(ctx, w), f"{w} workers did not all join")
+                assert supervisor is not None
+                # one worker: `serve --workers 1` is the server itself, no supervisor
+                workers_cpu = CpuMeter(*(child_pids(supervisor) or [supervisor]))
                 result = Result("scale", f"scale {w} worker{'s' if w > 1 else ''}",
                                 {"workers": w, "subscribers": subscribers, "messages": messages,
                                  "clients": clients, "inserts_per_client": inserts})
+                workers_cpu.restart()
                 fan = insert(ctx, clients=1, inserts=messages, subscribers=subscribers, channels=1)
+                cpu_s, _ = workers_cpu.seconds()
                 rate = fan.figure("deliveries/s").value or 0.0
                 fanout_by_workers[w] = rate
                 result.add("fan-out deliveries/s", rate, "/s")
                 result.add("fan-out deliveries received", fan.figure("deliveries received").value, "%",
                            Target(">=", 100))
+                # the server's own efficiency, whatever the load clients take: the whole run, opening the
+                # sessions included (the same for every W), divided into the frames delivered
+                delivered = fan.details.get("deliveries", 0)
+                result.add("deliveries per worker CPU-second", delivered / cpu_s if cpu_s else None, "/s")
                 if w > 1 and 1 in fanout_by_workers:
                     result.add("fan-out vs 1 worker", rate / fanout_by_workers[1], "x",
                                Target(">=", SPEEDUP_TARGET) if w == 2 else None)
