@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist
-from .store import Store
+from .store import SharedStore, Store
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -29,7 +29,7 @@ class Engine:
         self.hub = hub
         self.store = store
         #: A shared store (Redis) takes records and cluster events together, in one ordered write.
-        self._submit = getattr(store, "submit", None)
+        self._shared = store if isinstance(store, SharedStore) else None
         self.clock = clock
         self.started = clock()
         self.delivered = 0
@@ -56,7 +56,7 @@ class Engine:
         for effect in effects:
             t = type(effect)
             if t is Persist:
-                if self._submit is None:
+                if self._shared is None:
                     await self.store.write(effect.records)  # type: ignore[union-attr]
                 else:
                     shared.extend(effect.records)  # type: ignore[union-attr]
@@ -68,7 +68,7 @@ class Engine:
             else:
                 self._deliver(effect)  # type: ignore[arg-type]
         if shared:
-            await self._submit(shared)  # type: ignore[misc]
+            await self._shared.submit(shared)  # type: ignore[union-attr]
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:

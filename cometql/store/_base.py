@@ -9,11 +9,11 @@ is what lets an INSERT that queues a message be acknowledged honestly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..hub import Record
 
-__all__ = ["MemoryStore", "Store"]
+__all__ = ["MemoryStore", "SharedStore", "Store"]
 
 
 class Store(Protocol):
@@ -27,6 +27,24 @@ class Store(Protocol):
     async def write(self, records: Sequence[Record]) -> None:
         """Make records durable; raises ``StoreError`` if that is impossible."""
         ...
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store several nodes share (Redis): it also carries the hub's ``Broadcast`` events.
+
+    ``submit`` takes records and cluster events of one ``apply``, in order, and
+    returns once the store has them all: the other nodes then see a record and
+    the events around it in the order this node produced them.
+    """
+
+    description: str
+
+    async def load(self) -> list[Record]: ...
+
+    async def write(self, records: Sequence[Record]) -> None: ...
+
+    async def submit(self, values: Sequence[Any]) -> None: ...
 
 
 class MemoryStore:

@@ -47,7 +47,9 @@ log = logging.getLogger("cometql.redis")
 
 BUS = "cq:bus"
 NODES = "cq:nodes"
-STREAM_MAXLEN = 100_000
+#: Bus entries Redis keeps (approximately). Each entry is one batch (often many messages); what a node
+#: can catch up on after losing its connection. Bounded so that big messages cannot fill Redis' memory.
+STREAM_MAXLEN = 20_000
 
 _DELETE_HISTORY_IDS = """
 local prefix = ARGV[1]
