@@ -23,7 +23,7 @@ import trio
 from .engine import Engine
 from .hub import Effect
 from .store import _codec
-from .store._resp import RedisConnection, RedisDown
+from .store._resp import RedisConnection, RedisDown, ReplyError
 from .store.redis import BUS, RedisStore, is_record
 
 __all__ = ["Cluster"]
@@ -76,6 +76,10 @@ class Cluster:
                     log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
                     self.connected, delay = True, 0.1
                 reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
+            except ReplyError as exc:  # e.g. someone made cq:bus a non-stream: say so, keep trying
+                log.error("Redis refused to read the cluster bus: %s", exc)
+                await trio.sleep(1.0)
+                continue
             except RedisDown as exc:
                 if self.connected:
                     self.outages += 1
@@ -89,7 +93,10 @@ class Cluster:
                 continue
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
-                    await self._entry(self._conn, entry_id.decode(), fields)
+                    try:
+                        await self._entry(self._conn, entry_id.decode(), fields)
+                    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # not written by a node
+                        log.error("skipped malformed bus entry %r: %r", entry_id, exc)
 
     async def _entry(self, conn: RedisConnection, entry_id: str, fields: list[bytes]) -> None:
         self.last_id = entry_id

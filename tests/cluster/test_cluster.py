@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from cometql.store._resp import RedisAddress, RedisConnection
+
 from ..servers import ServerProcess
 from ..web._wire import eventually, mysql_rows, open_browser
 
@@ -193,3 +195,23 @@ async def test_a_new_node_learns_the_sessions_already_in_the_cluster(nodes: list
             assert got["data"] == "from the new node"
         finally:
             late.stop()
+
+
+async def test_foreign_entries_on_the_bus_are_skipped_and_the_cluster_keeps_working(
+        nodes: list[ServerProcess], dev: int, redis) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = nodes
+    conn = await RedisConnection.open(RedisAddress.parse(redis.url))
+    try:
+        for junk in (["x", "1"],                                   # no node id
+                     ["n", "intruder", "d", "not json"],
+                     ["n", "intruder", "d", '[["DropTables", 1]]'],  # JSON, but nothing a node writes
+                     ["n", "intruder"]):                            # no data
+            await conn.call("XADD", "cq:bus", "*", *junk)
+    finally:
+        await conn.aclose()
+    async with open_browser(b, dev) as on_b:
+        await on_b.subscribe("after_junk")
+        publish(a, dev, "after_junk", "still fine")
+        assert frame(await on_b.recv())["data"] == "still fine"
+    for node in nodes:
+        assert node.alive
