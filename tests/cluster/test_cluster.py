@@ -215,3 +215,17 @@ async def test_foreign_entries_on_the_bus_are_skipped_and_the_cluster_keeps_work
         assert frame(await on_b.recv())["data"] == "still fine"
     for node in nodes:
         assert node.alive
+
+
+async def test_show_global_status_counts_the_cluster(nodes: list[ServerProcess], dev: int) -> None:
+    a, b, c = nodes
+    async with open_browser(b, dev) as on_b, open_browser(c, dev) as on_c:
+        await on_b.sync()
+        await on_c.sync()
+
+        def counted() -> None:
+            status = dict(mysql_rows(a, dev, "SHOW GLOBAL STATUS"))
+            assert int(status["cluster_nodes"]) >= 3  # (an intruder of another test may still be heard)
+            assert int(status["cluster_frontend_online"]) >= int(status["frontend_online"]) + 2
+
+        await eventually(counted)
