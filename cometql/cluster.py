@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from .engine import Engine
+from .errors import StoreError
 from .hub import Effect
 from .store import _codec
 from .store._resp import RedisConnection, RedisDown, ReplyError
@@ -44,6 +45,7 @@ class Cluster:
         self.outages = 0
         self.entries = 0
         self._conn: RedisConnection | None = None
+        self._applying = False
 
     async def begin(self) -> None:
         """Before the durable state is loaded: remember where the bus is, so that every
@@ -68,35 +70,40 @@ class Cluster:
 
     async def _follow(self) -> None:
         delay = 0.1
-        while True:
-            try:
-                if self._conn is None:
-                    self._conn = await self.store.connect("follower")
-                    await self._resync(self._conn)
-                    log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
-                    self.connected, delay = True, 0.1
-                reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
-            except ReplyError as exc:  # e.g. someone made cq:bus a non-stream: say so, keep trying
-                log.error("Redis refused to read the cluster bus: %s", exc)
-                await trio.sleep(1.0)
-                continue
-            except RedisDown as exc:
-                if self.connected:
-                    self.outages += 1
-                    log.warning("cluster bus unreachable (%s); retrying", exc)
-                self.connected = False
-                if self._conn is not None:
-                    self._conn.abort()
-                    self._conn = None
-                await trio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            for _stream, entries in reply or ():
-                for entry_id, fields in entries:
-                    try:
-                        await self._entry(self._conn, entry_id.decode(), fields)
-                    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # not written by a node
-                        log.error("skipped malformed bus entry %r: %r", entry_id, exc)
+        try:
+            while True:
+                try:
+                    await self._read_once()
+                    delay = 0.1
+                except (RedisDown, ReplyError) as exc:  # ReplyError: e.g. cq:bus made a non-stream by hand
+                    if self.connected:
+                        self.outages += 1
+                        log.warning("cluster bus unreachable (%s); retrying", exc)
+                    self.connected = False
+                    if self._conn is not None:
+                        self._conn.abort()
+                        self._conn = None
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if self._conn is not None:
+                self._conn.abort()
+                self._conn = None
+
+    async def _read_once(self) -> None:
+        """(Re)connect and resync if needed, then read and apply one XREAD's worth of entries."""
+        if self._conn is None:
+            self._conn = await self.store.connect("follower")
+            await self._resync(self._conn)
+            log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
+            self.connected = True
+        reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
+        for _stream, entries in reply or ():  # type: ignore[attr-defined]
+            for entry_id, fields in entries:
+                try:
+                    await self._entry(self._conn, entry_id.decode(), fields)
+                except (KeyError, ValueError, TypeError, AttributeError) as exc:  # not written by a node
+                    log.error("skipped malformed bus entry %r: %r", entry_id, exc)
 
     async def _entry(self, conn: RedisConnection, entry_id: str, fields: list[bytes]) -> None:
         self.last_id = entry_id
@@ -159,8 +166,12 @@ class Cluster:
             await trio.sleep(min(1.0, self.node_timeout / 3))
             if not self.connected:
                 continue  # we cannot hear anyone: the resync after the outage decides
+            if self._applying:
+                continue  # the follower is waiting for Redis: it cannot have heard anyone meanwhile
             limit = time.monotonic() - self.node_timeout
             for node in [n for n, t in self.heard.items() if t < limit]:
+                if self.heard.get(node, limit) >= limit:  # heard again, or gone, during an earlier await
+                    continue
                 del self.heard[node]
                 log.warning("node %s silent for %.0f s: its sessions are gone", node, self.node_timeout)
                 await self._apply(self._hub.drop_node(node, self._now()))
@@ -177,6 +188,14 @@ class Cluster:
         return self.engine.now()
 
     async def _apply(self, effects: list[Effect]) -> None:
-        if effects:
-            assert self.engine is not None
+        """Apply what another node caused here; a store failure is logged, never fatal to the follower."""
+        if not effects:
+            return
+        assert self.engine is not None
+        self._applying = True
+        try:
             await self.engine.apply(effects)
+        except StoreError as exc:
+            log.error("could not store what another node caused here: %s", exc)
+        finally:
+            self._applying = False

@@ -53,6 +53,7 @@ class Engine:
         # the hub has just decided these effects: the start of publish-to-delivery latency
         published = time.perf_counter() if self.metrics is not None else 0.0
         shared: list[object] = []
+        durable = False
         for effect in effects:
             t = type(effect)
             if t is Persist:
@@ -60,6 +61,7 @@ class Engine:
                     await self.store.write(effect.records)  # type: ignore[union-attr]
                 else:
                     shared.extend(effect.records)  # type: ignore[union-attr]
+                    durable = True
             elif t is Broadcast:
                 shared.extend(effect.events)  # type: ignore[union-attr]
             elif self._deferring:
@@ -67,7 +69,11 @@ class Engine:
                 self._wake.set()
             else:
                 self._deliver(effect)  # type: ignore[arg-type]
-        if shared:
+        if not shared:
+            return
+        # records: acknowledged only once the store has them (and the events before them, in order);
+        # events alone are queued in the same order, unless Redis is far behind (then wait for it)
+        if durable or not self._shared.post(shared):  # type: ignore[union-attr]
             await self._shared.submit(shared)  # type: ignore[union-attr]
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:

@@ -7,6 +7,7 @@ connections over them, so no process has to accept for the others.
 
 from __future__ import annotations
 
+import errno
 import socket as stdsocket
 
 import trio
@@ -21,7 +22,12 @@ async def open_listeners(port: int, host: str, *, reuse_port: bool = False) -> l
     for family, type_, proto, _, sockaddr in await trio.socket.getaddrinfo(
         host or None, port, type=stdsocket.SOCK_STREAM, flags=stdsocket.AI_PASSIVE
     ):
-        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock = trio.socket.socket(family, type_, proto)
+        except OSError as exc:
+            if exc.errno == errno.EAFNOSUPPORT:  # e.g. no IPv6 on this host: as trio.open_tcp_listeners does
+                continue
+            raise
         try:
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
             sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEPORT, 1)
@@ -33,4 +39,6 @@ async def open_listeners(port: int, host: str, *, reuse_port: bool = False) -> l
             sock.close()
             raise
         listeners.append(trio.SocketListener(sock))
+    if not listeners:
+        raise OSError(errno.EAFNOSUPPORT, f"no address family of {host!r} can be bound here")
     return listeners

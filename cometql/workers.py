@@ -24,7 +24,8 @@ from .server import WORKER_ENV
 __all__ = ["is_worker", "supervise"]
 
 log = logging.getLogger("cometql.workers")
-RESTART_DELAY = 1.0
+RESTART_DELAY = 1.0  # doubled after each quick failure (a bad port, a config error), up to a minute
+QUICK_FAILURE = 10.0
 
 
 def is_worker() -> bool:
@@ -43,9 +44,12 @@ async def supervise(config: Config, argv: Sequence[str]) -> None:
 async def _keep_running(index: int, argv: list[str]) -> None:
     env = {**os.environ, WORKER_ENV: str(index)}
     cmd = [sys.executable, "-m", "cometql.cli", *argv]
+    delay = RESTART_DELAY
     while True:
+        started = trio.current_time()
         # a session of its own: a Ctrl-C in the terminal reaches the supervisor only, which stops the workers
         result = await trio.run_process(cmd, env=env, check=False, start_new_session=True)
-        log.warning("worker %d exited with status %s; restarting it in %.0f s", index, result.returncode,
-                    RESTART_DELAY)
-        await trio.sleep(RESTART_DELAY)
+        delay = delay * 2 if trio.current_time() - started < QUICK_FAILURE else RESTART_DELAY
+        delay = min(delay, 60.0)
+        log.warning("worker %d exited with status %s; restarting it in %.0f s", index, result.returncode, delay)
+        await trio.sleep(delay)

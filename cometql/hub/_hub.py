@@ -20,7 +20,6 @@ returns ``Broadcast`` effects for the other nodes, and keeps their sessions as
 from __future__ import annotations
 
 import heapq
-import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -158,8 +157,6 @@ class Hub:
             self._history.pop((rec.dev_id, rec.channel), None)
         elif t is AppendHistory:
             log = self._history.setdefault((rec.dev_id, rec.channel), deque())
-            if any(e.id == rec.entry.id for e in itertools.islice(reversed(log), 32)):
-                return  # seen already: a cluster node replays what its snapshot may hold
             log.append(rec.entry)
             while rec.keep and len(log) > rec.keep:
                 log.popleft()
@@ -405,7 +402,7 @@ class Hub:
         user_ids = list(user_ids)
         effects: list[Effect] = []
         for uid in user_ids:
-            if (dev_id, uid) in self._auth:
+            if (dev_id, uid) in self._auth or self.node_id is not None:  # another node may have just set it
                 effects.append(self._persist(DeleteAuth(dev_id, uid)))
             conns = self._users.get((dev_id, uid))
             if conns:
@@ -428,7 +425,7 @@ class Hub:
 
     def unrevoke_tokens(self, dev_id: int, tokens: Iterable[str]) -> list[Effect]:
         known = self._revoked.get(dev_id, {})
-        return [self._persist(DeleteRevokedToken(dev_id, t)) for t in tokens if t in known]
+        return [self._persist(DeleteRevokedToken(dev_id, t)) for t in tokens if t in known or self.node_id is not None]
 
     def revoked_tokens(self, dev_id: int) -> list[str]:
         return list(self._revoked.get(dev_id, {}))
@@ -442,7 +439,8 @@ class Hub:
         return [self._persist(SetUserData(dev_id, user_id, data))]
 
     def delete_user_data(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
-        return [self._persist(DeleteUserData(dev_id, u)) for u in user_ids if (dev_id, u) in self._user_data]
+        return [self._persist(DeleteUserData(dev_id, u)) for u in user_ids
+                if (dev_id, u) in self._user_data or self.node_id is not None]
 
     def user_data(self, dev_id: int, user_id: int) -> str | None:
         return self._user_data.get((dev_id, user_id))
@@ -474,7 +472,8 @@ class Hub:
         return list(self._queues.get((dev_id, user_id), {}).values())
 
     def delete_queued(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
-        return [self._persist(DeleteQueued(dev_id, u, None)) for u in user_ids if (dev_id, u) in self._queues]
+        return [self._persist(DeleteQueued(dev_id, u, None)) for u in user_ids
+                if (dev_id, u) in self._queues or self.node_id is not None]
 
     # ------------------------------------------------------------------ cluster
 
@@ -512,6 +511,9 @@ class Hub:
         connected here (the other node did not know yet) is delivered at once."""
         effects: list[Effect] = []
         for rec in records:
+            if type(rec) is AppendHistory and any(e.id == rec.entry.id for e in self._history.get(
+                    (rec.dev_id, rec.channel), ())):
+                continue  # seen already: at start-up the bus replays what the loaded snapshot may hold
             self._apply(rec)
             if type(rec) is QueueMessage:
                 conns = self._users.get((rec.dev_id, rec.user_id))
@@ -552,9 +554,13 @@ class Hub:
         conns = self._users.get(key)
         if conns:
             return [Deliver(tuple(conns.values()), _frames.user_frame(ev.event, ev.message))]
-        if self._remote_users.get(key):
-            return []  # left here, still online elsewhere: that node got it too
-        return self._queue(ev.dev_id, ev.user_id, ev.event, ev.message, ev.time)  # went offline meanwhile
+        holders = self._remote_users.get(key, {})
+        if any(node in holders for node in ev.nodes):
+            return []  # left here, still on another target node: that node delivers it
+        if ev.nodes[0] != self.node_id:
+            return []  # one target decides for all of them: the first
+        # the user left every target meanwhile: route it again (to a node the user moved to) or queue it
+        return self.send_to_user(ev.dev_id, ev.user_id, ev.event, ev.message, ev.time)
 
     def _remote_open(self, node: str, ev: SessionOpened, now: int) -> list[Effect]:
         sessions = self._remote.setdefault(node, {})

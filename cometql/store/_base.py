@@ -35,7 +35,8 @@ class SharedStore(Protocol):
 
     ``submit`` takes records and cluster events of one ``apply``, in order, and
     returns once the store has them all: the other nodes then see a record and
-    the events around it in the order this node produced them.
+    the events around it in the order this node produced them. ``post`` queues
+    events alone (nothing durable) in the same order without waiting.
     """
 
     description: str
@@ -45,6 +46,8 @@ class SharedStore(Protocol):
     async def write(self, records: Sequence[Record]) -> None: ...
 
     async def submit(self, values: Sequence[Any]) -> None: ...
+
+    def post(self, values: Sequence[Any]) -> bool: ...
 
 
 class MemoryStore:

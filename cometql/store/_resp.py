@@ -98,9 +98,14 @@ class RedisConnection:
         if address.db:
             setup.append(["SELECT", address.db])
         setup.append(["CLIENT", "SETNAME", name])
-        for reply in await conn.pipeline(setup):
+        try:
+            replies = await conn.pipeline(setup)
+        except BaseException:
+            conn.abort()
+            raise
+        for reply in replies:
             if isinstance(reply, ReplyError):
-                await conn.aclose()
+                conn.abort()
                 raise RedisDown(f"{address} refused the connection set-up: {reply}")
         return conn
 
@@ -127,10 +132,14 @@ class RedisConnection:
                 replies.append(reply)
             return replies
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.abort()
             raise RedisDown(f"lost the connection to Redis: {exc}") from exc
+        except BaseException:  # cancelled half-way: the replies no longer match the commands
+            self.abort()
+            raise
 
     def abort(self) -> None:
-        """Drop a broken connection at once (nothing to flush, nothing to wait for)."""
+        """Drop a broken connection at once (nothing to flush, nothing to wait for); later use fails."""
         self._stream.socket.close()
 
     async def aclose(self) -> None:

@@ -67,6 +67,10 @@ end
 return removed
 """
 
+#: Values waiting for Redis beyond which writers wait (``submit``) instead of queueing (``post``):
+#: during an outage, publishes are held up to this many, then refused after the write timeout.
+MAX_UNSENT = 100_000
+
 Command = list[Arg]
 
 
@@ -126,6 +130,20 @@ def _pairs(reply: Any) -> list[tuple[str, bytes]]:
     """HGETALL's flat [field, value, ...] as (field, value) pairs."""
     items = reply or []
     return [(items[i].decode(), items[i + 1]) for i in range(0, len(items), 2)]
+
+
+def _sessions(node: str, reply: Any) -> list[SessionOpened]:
+    """A node's session hash; a field no node could have written is logged and skipped."""
+    out = []
+    for field, value in _pairs(reply):
+        try:
+            ev = _codec.decode(value)
+        except ValueError as exc:
+            log.error("skipped session %s of node %s: %s", field, node, exc)
+            continue
+        if type(ev) is SessionOpened:
+            out.append(ev)
+    return out
 
 
 def _dev_and(member: str) -> tuple[int, str]:
@@ -192,6 +210,7 @@ class RedisStore:
         self.connected = False
         self.batches = 0
         self._writer_scope: trio.CancelScope | None = None
+        self._in_flight: _Batch | None = None
 
     # ------------------------------------------------------------- Store API
 
@@ -216,6 +235,17 @@ class RedisStore:
     async def write(self, records: Sequence[Record]) -> None:
         await self.submit(records)
 
+    def post(self, values: Sequence[Any]) -> bool:
+        """Cluster events with nothing durable among them: into the next batch, in order, without
+        waiting (a publish or a browser's subscribe need not wait for Redis; a later ``submit`` is
+        ordered after). False while Redis is so far behind that the caller should ``submit`` and wait."""
+        if len(self._batch.values) >= MAX_UNSENT:
+            return False
+        if values:
+            self._batch.values.extend(values)
+            self._wake.set()
+        return True
+
     async def submit(self, values: Sequence[Any]) -> None:
         """Records and cluster events, in order: returns once Redis has them all."""
         if not values:
@@ -236,10 +266,10 @@ class RedisStore:
         ids = [n.decode() for n in await conn.call("ZRANGEBYSCORE", NODES, since, "+inf")]
         ids = [n for n in ids if n != self.node_id]
         replies = await conn.pipeline([["HGETALL", node_key(n)] for n in ids])
-        return {n: [_codec.decode(v) for _, v in _pairs(r)] for n, r in zip(ids, replies, strict=True)}
+        return {n: _sessions(n, r) for n, r in zip(ids, replies, strict=True)}
 
     async def read_node(self, conn: RedisConnection, node: str) -> list[SessionOpened]:
-        return [_codec.decode(v) for _, v in _pairs(await conn.call("HGETALL", node_key(node)))]
+        return _sessions(node, await conn.call("HGETALL", node_key(node)))
 
     @staticmethod
     async def last_bus_id(conn: RedisConnection) -> str:
@@ -265,6 +295,7 @@ class RedisStore:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 batch, self._batch = self._batch, _Batch()
+                self._in_flight = batch
                 commands = self._batch_commands(batch.values, beat=self._beat)
                 self._beat = False
                 replies = await self._send(commands)
@@ -306,7 +337,13 @@ class RedisStore:
         while True:
             try:
                 conn = await self.connect("writer")
-                await conn.pipeline(self._announce())
+                try:
+                    refused = [r for r in await conn.pipeline(self._announce()) if isinstance(r, ReplyError)]
+                    if refused:  # LOADING, READONLY, OOM...: not usable yet
+                        raise RedisDown(f"Redis refused to register this node: {refused[0]}")
+                except BaseException:
+                    conn.abort()
+                    raise
                 break
             except RedisDown as exc:
                 if first:
@@ -361,23 +398,27 @@ class RedisStore:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let the writer send what is pending (for at most ``grace`` s: Redis may be gone), then end it."""
-        if self._batch.values:
-            batch = self._batch
-            self._wake.set()
-            with trio.move_on_after(grace):
+        with trio.move_on_after(grace):
+            if self._in_flight is not None:
+                await self._in_flight.done.wait()
+            if self._batch.values:
+                batch = self._batch
+                self._wake.set()
                 await batch.done.wait()
         if self._writer_scope is not None:
             self._writer_scope.cancel()
 
     async def say_goodbye(self) -> None:
         """On a clean stop: remove this node at once, so others need not wait for its expiry."""
-        if self._conn is None:
-            return
         with trio.move_on_after(2):
-            try:
-                await self._conn.pipeline([["DEL", node_key(self.node_id)], ["ZREM", NODES, self.node_id],
-                                           ["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
-                                            "bye", "1"]])
+            try:  # a fresh connection: the writer's may have been cut in the middle of a batch
+                conn = await self.connect("goodbye")
+                try:
+                    await conn.pipeline([["DEL", node_key(self.node_id)], ["ZREM", NODES, self.node_id],
+                                         ["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
+                                          "bye", "1"]])
+                finally:
+                    await conn.aclose()
             except RedisDown:
                 pass
 

@@ -18,6 +18,7 @@ offline, as a closed WebSocket would be.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["LongPoll"]
 
 PREFIXES = ("/lp/", "/comet-server/lp/")
+_NODE_ID = re.compile(r"[0-9a-f]{12}")  # what a session id may name as its owner (it becomes a file name)
 
 
 def _json(status: int, obj: object) -> Response:
@@ -100,7 +102,7 @@ class LongPoll:
         """A session of a sibling worker (``--workers``): its owner answers."""
         front = self.front
         owner = sid.split(".", 1)[0] if "." in sid else ""
-        if front.relay_dir is None or not owner or owner == front.node_id:
+        if front.relay_dir is None or not _NODE_ID.fullmatch(owner) or owner == front.node_id:
             return None
         return await relay(relay_path(front.relay_dir, owner), request, front.config.longpoll_timeout + 10)
 

@@ -22,6 +22,7 @@ import trio
 from .._version import __version__
 from ..config import Config, origin_allowed
 from ..engine import Engine
+from ..errors import StoreError
 from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber
 from ..hub import _frames as frames
 from ..hub._browser import handle_command, open_session
@@ -90,8 +91,19 @@ class WebFront:
     # ---------------------------------------------------------------- sessions
 
     async def attach(self, session: BrowserSession, params: ConnectParams) -> None:
+        """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
+        session is taken out again and closed: no half-open session stays behind."""
         engine = self.engine
-        await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(), SERVER_NAME))
+        try:
+            await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(),
+                                            SERVER_NAME))
+        except BaseException as exc:
+            await self.detach(session)
+            if isinstance(exc, StoreError):
+                log.error("browser session refused, the store failed: %s", exc)
+                session.close("the server's store is unavailable, try again")
+                return
+            raise
 
     async def detach(self, session: BrowserSession) -> None:
         ip = self._session_ip.pop(session.conn_id, None)
@@ -99,7 +111,10 @@ class WebFront:
             self.ip_sessions.release(ip)
         self._limiters.pop(session.conn_id, None)
         with trio.CancelScope(shield=True):
-            await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
+            try:
+                await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
+            except StoreError as exc:  # the session is gone from the hub all the same; only its last-seen is lost
+                log.error("could not store that session %d left: %s", session.conn_id, exc)
         if self.metrics is not None:
             self.metrics.session_left(session.transport, session.closing, getattr(session, "dropped", 0))
 
@@ -137,7 +152,12 @@ class WebFront:
             effects = handle_command(engine.hub, session, text, engine.now())
             if self.metrics is not None and text.startswith("subscription") and _refused_subscriptions(effects):
                 self.metrics.limit_hit("subscriptions")
-            await engine.apply(effects)
+            try:
+                await engine.apply(effects)
+            except StoreError as exc:  # one failed command: tell the page, keep the session and the server
+                log.error("browser command failed, the store failed: %s", exc)
+                await engine.apply([Deliver((session,), frames.error_frame("store unavailable", engine.now(),
+                                                                           number_messages=-1))])
 
     def _limit_hit(self, limit: str) -> None:
         if self.metrics is not None:
