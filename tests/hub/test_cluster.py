@@ -287,3 +287,24 @@ def test_codec_refuses_what_it_does_not_know() -> None:
         _codec.decode(b'["DropDatabase", 1]')
     with pytest.raises(ValueError, match="fields"):
         _codec.decode(b'["SetAuth", 1, 2]')
+
+
+def test_a_user_message_follows_a_user_who_moved_to_another_node_meanwhile(c: Cluster) -> None:
+    on_b = c.browser("B", 1, 15)
+    effects = c.hubs["A"].send_to_user(1, 15, "e", "follow me", NOW)  # A: the user is on B
+    c.leave("B", on_b)
+    on_c = c.browser("C", 1, 15)  # ... now on C, before A's event is read
+    c.run("A", effects)
+    assert [f["data"] for f in decoded(on_c)] == ["follow me"]
+    assert all(h.queued(1, 15) == [] for h in c.hubs.values())
+
+
+def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywhere(c: Cluster) -> None:
+    s_b, s_c = c.browser("B", 1, 16), c.browser("C", 1, 16)
+    effects = c.hubs["A"].send_to_user(1, 16, "e", "once", NOW)
+    c.leave("B", s_b)
+    c.leave("C", s_c)
+    c.run("A", effects)
+    queued = {name: [q.message for q in h.queued(1, 16)] for name, h in c.hubs.items()}
+    assert queued == {"A": ["once"], "B": ["once"], "C": ["once"]}  # one message, replicated everywhere
+    assert len([r for r in c.stored if isinstance(r, QueueMessage)]) == 1
