@@ -8,6 +8,7 @@ the way back (a node of another version fails loudly, not subtly).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,14 +47,26 @@ def _decoders(cls: type) -> tuple[type, int, tuple[Callable[[Any], Any] | None, 
 _BY_TAG = {cls.__name__: _decoders(cls) for cls in _CLASSES}
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return [getattr(value, f.name) for f in dataclasses.fields(value)]
-    return value
+def _encoder(cls: type) -> Callable[[Any], list[Any]]:
+    """Built once per class: encoding runs for every published message."""
+    name = cls.__name__
+    getters = []
+    for f in dataclasses.fields(cls):
+        entry = _ENTRIES.get(str(f.type))
+        if entry is None:
+            getters.append(operator.attrgetter(f.name))
+        else:  # a nested entry becomes a list of its fields
+            inner = operator.attrgetter(*(g.name for g in dataclasses.fields(entry)))
+            outer = operator.attrgetter(f.name)
+            getters.append(lambda v, inner=inner, outer=outer: list(inner(outer(v))))
+    return lambda value: [name, *(g(value) for g in getters)]
+
+
+_ENCODE = {cls: _encoder(cls) for cls in _CLASSES}
 
 
 def to_list(value: Any) -> list[Any]:
-    return [type(value).__name__, *(_plain(getattr(value, f.name)) for f in dataclasses.fields(value))]
+    return _ENCODE[type(value)](value)
 
 
 def from_list(item: Sequence[Any]) -> Any:

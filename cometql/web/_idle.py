@@ -92,8 +92,10 @@ class IdlePoller:
         await self.front.detach(session)
 
     async def _close_all(self) -> None:
-        """Server shutdown: tell every browser to reconnect (1001), take it offline."""
-        for fd, session in list(self._sessions.items()):
-            session.close("server shutting down", CLOSE_GOING_AWAY)
-            await self._end(fd, session)
+        """Server shutdown: tell every browser to reconnect (1001), take it offline. Concurrently: with
+        a shared store each leaving waits for Redis, and together they share its batches."""
+        async with trio.open_nursery() as nursery:
+            for fd, session in list(self._sessions.items()):
+                session.close("server shutting down", CLOSE_GOING_AWAY)
+                nursery.start_soon(self._end, fd, session)
         self._epoll.close()
