@@ -14,6 +14,7 @@ The hub decides everything (``remote_events``, ``remote_records``,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -131,18 +132,13 @@ class Cluster:
         await self._apply(self._remote(node, values, now))
 
     def _remote(self, node: str, values: list[Any], now: int) -> list[Effect]:
-        """Records and events of one batch, applied in their order."""
+        """Records and events of one batch, applied in their order (runs of each kind)."""
         effects: list[Effect] = []
-        run: list[Any] = []
-        for i, value in enumerate(values):
-            run.append(value)
-            last = i + 1 == len(values)
-            if last or is_record(values[i + 1]) != is_record(value):
-                if is_record(value):
-                    effects.extend(self._hub.remote_records(run))
-                else:
-                    effects.extend(self._hub.remote_events(node, run, now))
-                run = []
+        for records, run in itertools.groupby(values, key=is_record):
+            if records:
+                effects.extend(self._hub.remote_records(run))
+            else:
+                effects.extend(self._hub.remote_events(node, run, now))
         return effects
 
     async def _resync(self, conn: RedisConnection) -> None:

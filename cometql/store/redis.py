@@ -71,6 +71,9 @@ return removed
 #: during an outage, publishes are held up to this many, then refused after the write timeout.
 MAX_UNSENT = 100_000
 
+#: Nodes silent this long leave the ``cq:nodes`` index (every restart adds one: a new node id).
+NODES_FORGET_MS = 3_600_000
+
 Command = list[Arg]
 
 
@@ -208,7 +211,6 @@ class RedisStore:
         #: Redis outages seen by the writer, and whether it is connected now (for logs and metrics).
         self.outages = 0
         self.connected = False
-        self.batches = 0
         self._writer_scope: trio.CancelScope | None = None
         self._in_flight: _Batch | None = None
 
@@ -299,7 +301,6 @@ class RedisStore:
                 commands = self._batch_commands(batch.values, beat=self._beat)
                 self._beat = False
                 replies = await self._send(commands)
-                self.batches += 1
                 batch.error = _batch_error(replies[-1])
                 if batch.error is not None:
                     log.error("Redis refused a batch: %s", batch.error)
@@ -390,7 +391,9 @@ class RedisStore:
         if touched or beat:
             cmds.append(["PEXPIRE", node_key(self.node_id), self.node_ttl_ms])
         if beat:
-            cmds.append(["ZADD", NODES, int(time.time() * 1000), self.node_id])
+            now_ms = int(time.time() * 1000)
+            cmds.append(["ZADD", NODES, now_ms, self.node_id])
+            cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
         cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
                      "d", _codec.encode_many(values)])
         cmds.append(["EXEC"])
