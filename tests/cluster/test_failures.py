@@ -38,6 +38,19 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+Pair = tuple[ServerProcess, ServerProcess]
+
+
+@pytest.fixture
+def pair(own_redis: RedisServer, tmp_path: Path) -> Iterator[Pair]:
+    """Two nodes on this test's Redis; whichever is still running at the end is stopped."""
+    nodes = (start_node(own_redis, tmp_path / "a"), start_node(own_redis, tmp_path / "b"))
+    yield nodes
+    for node in nodes:
+        if node.alive:
+            node.stop()
+
+
 def metric(node: ServerProcess, name: str, labels: str = "") -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{node.ws_port}/metrics", timeout=5).read().decode()
     match = re.search(rf"^{re.escape(name + labels)} ([0-9.e+]+)$", text, re.M)
@@ -45,97 +58,85 @@ def metric(node: ServerProcess, name: str, labels: str = "") -> float:
     return float(match.group(1))
 
 
-async def test_kill_9_under_load_loses_no_queued_message_and_its_sessions_leave(own_redis: RedisServer,
-                                                                               tmp_path: Path) -> None:
-    a = start_node(own_redis, tmp_path / "a")
-    b = start_node(own_redis, tmp_path / "b")
-    try:
-        mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (11, 'h11'), (12, 'h12')")
-        acknowledged: list[int] = []
-        stop = threading.Event()
+async def test_kill_9_under_load_loses_no_queued_message_and_its_sessions_leave(pair: Pair) -> None:
+    a, b = pair
+    mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (11, 'h11'), (12, 'h12')")
+    acknowledged: list[int] = []
+    stop = threading.Event()
 
-        def backend() -> None:  # queues messages for offline user 12 through B, as fast as B takes them
-            conn = b.connect(DEV)
+    def backend() -> None:  # queues messages for offline user 12 through B, as fast as B takes them
+        conn = b.connect(DEV)
+        try:
+            for i in range(100_000):
+                if stop.is_set():
+                    return
+                conn.cursor().execute(
+                    f"INSERT INTO users_messages (id, event, message) VALUES (12, 'load', 'm{i}')")
+                acknowledged.append(i)
+        except pymysql.MySQLError:
+            return  # the node died under us: what it acknowledged must survive
+
+    async with open_browser(b, DEV, user_id=11, key="h11") as on_b, open_browser(b, DEV) as anon:
+        await on_b.subscribe("busy")
+        await anon.subscribe("busy")
+        await eventually(lambda: _rows(a, "SELECT users FROM pipes WHERE name = 'busy'", [("2",)]))
+        assert mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11") == [("11", "0")]
+        thread = threading.Thread(target=backend)
+        thread.start()
+        await trio.sleep(1.0)
+        b.kill()
+        killed = time.monotonic()
+        thread.join(10)
+        stop.set()
+    assert len(acknowledged) > 100, "the load did not run"
+
+    def gone() -> None:
+        assert mysql_rows(a, DEV, "SELECT users FROM pipes WHERE name = 'busy'") in ([], [("0",)])
+        (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11")
+        assert int(row[1]) > 0, row
+
+    await eventually(gone, timeout=NODE_TIMEOUT + 5)
+    assert time.monotonic() - killed <= 10
+
+    queued = mysql_rows(a, DEV, "SELECT message FROM users_messages WHERE id = 12")
+    kept = {int(m[1:]) for (m,) in queued}
+    assert set(acknowledged) <= kept, f"lost {sorted(set(acknowledged) - kept)[:10]}"
+    async with open_browser(a, DEV, user_id=12, key="h12") as user:  # and they are delivered, in order
+        frames = await user.recv_many(len(kept), timeout=20)
+        assert [int(re.search(r'"data":"m(\d+)"', f).group(1)) for f in frames] == sorted(kept)
+
+
+async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisServer, pair: Pair) -> None:
+    a, b = pair
+    async with open_browser(b, DEV) as on_b:
+        await on_b.subscribe("news")
+        publish(a, "before")
+        assert '"data":"before"' in await on_b.recv()
+
+        own_redis.stop()
+        during: list[object] = []
+
+        def publish_during_outage() -> None:  # waits for Redis to come back, then succeeds
             try:
-                for i in range(100_000):
-                    if stop.is_set():
-                        return
-                    conn.cursor().execute(
-                        f"INSERT INTO users_messages (id, event, message) VALUES (12, 'load', 'm{i}')")
-                    acknowledged.append(i)
-            except pymysql.MySQLError:
-                return  # the node died under us: what it acknowledged must survive
+                publish(a, "during")
+                during.append("ok")
+            except pymysql.MySQLError as exc:
+                during.append(exc)
 
-        async with open_browser(b, DEV, user_id=11, key="h11") as on_b, open_browser(b, DEV) as anon:
-            await on_b.subscribe("busy")
-            await anon.subscribe("busy")
-            await eventually(lambda: _rows(a, "SELECT users FROM pipes WHERE name = 'busy'", [("2",)]))
-            assert mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11") == [("11", "0")]
-            thread = threading.Thread(target=backend)
-            thread.start()
-            await trio.sleep(1.0)
-            b.kill()
-            killed = time.monotonic()
-            thread.join(10)
-            stop.set()
-        assert len(acknowledged) > 100, "the load did not run"
+        thread = threading.Thread(target=publish_during_outage)
+        thread.start()
+        await trio.sleep(1.5)
+        own_redis.start()
+        thread.join(15)
+        assert during == ["ok"]
+        assert '"data":"during"' in await on_b.recv(timeout=10)  # not silently dropped
 
-        def gone() -> None:
-            assert mysql_rows(a, DEV, "SELECT users FROM pipes WHERE name = 'busy'") in ([], [("0",)])
-            (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11")
-            assert int(row[1]) > 0, row
-
-        await eventually(gone, timeout=NODE_TIMEOUT + 5)
-        assert time.monotonic() - killed <= 10
-
-        queued = mysql_rows(a, DEV, "SELECT message FROM users_messages WHERE id = 12")
-        kept = {int(m[1:]) for (m,) in queued}
-        assert set(acknowledged) <= kept, f"lost {sorted(set(acknowledged) - kept)[:10]}"
-        async with open_browser(a, DEV, user_id=12, key="h12") as user:  # and they are delivered, in order
-            frames = await user.recv_many(len(kept), timeout=20)
-            assert [int(re.search(r'"data":"m(\d+)"', f).group(1)) for f in frames] == sorted(kept)
-    finally:
-        for node in (a, b):
-            if node.alive:
-                node.stop()
-
-
-async def test_nodes_recover_by_themselves_when_redis_restarts(own_redis: RedisServer, tmp_path: Path) -> None:
-    a = start_node(own_redis, tmp_path / "a")
-    b = start_node(own_redis, tmp_path / "b")
-    try:
-        async with open_browser(b, DEV) as on_b:
-            await on_b.subscribe("news")
-            publish(a, "before")
-            assert '"data":"before"' in await on_b.recv()
-
-            own_redis.stop()
-            during: list[object] = []
-
-            def publish_during_outage() -> None:  # waits for Redis to come back, then succeeds
-                try:
-                    publish(a, "during")
-                    during.append("ok")
-                except pymysql.MySQLError as exc:
-                    during.append(exc)
-
-            thread = threading.Thread(target=publish_during_outage)
-            thread.start()
-            await trio.sleep(1.5)
-            own_redis.start()
-            thread.join(15)
-            assert during == ["ok"]
-            assert '"data":"during"' in await on_b.recv(timeout=10)  # not silently dropped
-
-            publish(a, "after")
-            assert '"data":"after"' in await on_b.recv(timeout=10)
-            await on_b.silence(0.3)
-        for node in (a, b):
-            assert metric(node, "cometql_redis_outages_total", '{connection="follower"}') >= 1
-            await eventually(lambda node=node: _up(node))
-    finally:
-        a.stop()
-        b.stop()
+        publish(a, "after")
+        assert '"data":"after"' in await on_b.recv(timeout=10)
+        await on_b.silence(0.3)
+    for node in (a, b):
+        assert metric(node, "cometql_redis_outages_total", '{connection="follower"}') >= 1
+        await eventually(lambda node=node: _up(node))
 
 
 def publish(node: ServerProcess, message: str) -> None:
@@ -240,33 +241,27 @@ async def test_an_unreachable_redis_at_start_is_a_clear_error(tmp_path: Path) ->
     assert f"cannot use Redis at {nobody}" in str(exc.value)
 
 
-async def test_a_node_stopped_with_sigterm_leaves_at_once_and_stores_last_seen(own_redis: RedisServer,
+async def test_a_node_stopped_with_sigterm_leaves_at_once_and_stores_last_seen(own_redis: RedisServer, pair: Pair,
                                                                               tmp_path: Path) -> None:
-    a = start_node(own_redis, tmp_path / "a")
-    b = start_node(own_redis, tmp_path / "b")
+    a, b = pair
+    mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (21, 'h21')")
+    async with open_browser(a, DEV) as watcher:
+        await watcher.subscribe("user_status_21")
+        async with open_browser(b, DEV, user_id=21, key="h21") as user:
+            await user.sync()
+            assert '"event":"online"' in await watcher.recv()
+            stopped = time.monotonic()
+            assert b.stop() == 0
+        assert '"event":"offline"' in await watcher.recv()
+        assert time.monotonic() - stopped < NODE_TIMEOUT  # told by the node itself, not by its expiry
+    (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 21")
+    assert int(row[1]) > 0
+    a.stop()
+    again = start_node(own_redis, tmp_path / "again")  # a fresh node reads it from Redis
     try:
-        mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES (21, 'h21')")
-        async with open_browser(a, DEV) as watcher:
-            await watcher.subscribe("user_status_21")
-            async with open_browser(b, DEV, user_id=21, key="h21") as user:
-                await user.sync()
-                assert '"event":"online"' in await watcher.recv()
-                stopped = time.monotonic()
-                assert b.stop() == 0
-            assert '"event":"offline"' in await watcher.recv()
-            assert time.monotonic() - stopped < NODE_TIMEOUT  # told by the node itself, not by its expiry
-        (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 21")
-        assert int(row[1]) > 0
-        a.stop()
-        again = start_node(own_redis, tmp_path / "again")  # a fresh node reads it from Redis
-        try:
-            assert mysql_rows(again, DEV, "SELECT * FROM users_time WHERE id = 21") == [row]
-        finally:
-            again.stop()
+        assert mysql_rows(again, DEV, "SELECT * FROM users_time WHERE id = 21") == [row]
     finally:
-        for node in (a, b):
-            if node.alive:
-                node.stop()
+        again.stop()
 
 
 async def test_a_lone_node_stores_its_users_last_seen_on_sigterm(own_redis: RedisServer, tmp_path: Path) -> None:
