@@ -51,6 +51,7 @@ CREATE INDEX IF NOT EXISTS history_id ON history (dev, id);
 CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, dev INTEGER, uid INTEGER,
     id TEXT, time INTEGER, event TEXT, message TEXT);
 CREATE INDEX IF NOT EXISTS queue_user ON queue (dev, uid, seq);
+CREATE INDEX IF NOT EXISTS queue_id ON queue (dev, uid, id);
 CREATE TABLE IF NOT EXISTS users_time (dev INTEGER, uid INTEGER, time INTEGER, PRIMARY KEY (dev, uid));
 """
 
