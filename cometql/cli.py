@@ -64,7 +64,7 @@ async def _run(config_flags: dict[str, object], config_file: str | None, argv: S
                 f"CometQL {__version__}\n"
                 f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
                 f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
-                f"  storage: {running.store.description}\n"
+                f"  storage: {running.node.store.description}\n"
                 f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/"
                 " (long-poll /lp/, library /cometql.js)",
                 flush=True,

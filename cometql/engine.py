@@ -11,21 +11,19 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import trio
 
-from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist
+from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist, Refused
+from .observe import NULL_OBSERVER, Observer
 from .store import SharedStore, Store
-
-if TYPE_CHECKING:
-    from .metrics import Metrics
 
 __all__ = ["Engine"]
 
 
 class Engine:
-    def __init__(self, hub: Hub, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, hub: Hub, store: Store, *, observer: Observer = NULL_OBSERVER,
+                 clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.store = store
         #: A shared store (Redis) takes records and cluster events together, in one ordered write.
@@ -33,8 +31,8 @@ class Engine:
         self.clock = clock
         self.started = clock()
         self.delivered = 0
-        #: Set by the server when metrics are on (publish-to-delivery latency, once per Deliver).
-        self.metrics: Metrics | None = None
+        #: Told the publish-to-delivery latency (once per Deliver) and the hub's refusals.
+        self.observer = observer
         #: Deferred effects with the perf_counter time of the apply() that produced them.
         self._outgoing: deque[tuple[Deliver | Disconnect, float]] = deque()
         self._wake = trio.Event()
@@ -51,7 +49,7 @@ class Engine:
         subscribers. One FIFO keeps every delivery and disconnect in order.
         """
         # the hub has just decided these effects: the start of publish-to-delivery latency
-        published = time.perf_counter() if self.metrics is not None else 0.0
+        published = time.perf_counter()
         shared: list[object] = []
         durable = False
         for effect in effects:
@@ -64,6 +62,8 @@ class Engine:
                     durable = True
             elif t is Broadcast:
                 shared.extend(effect.events)  # type: ignore[union-attr]
+            elif t is Refused:
+                self.observer.limit_hit(effect.limit)  # type: ignore[union-attr]
             elif self._deferring:
                 self._outgoing.append((effect, published))  # type: ignore[arg-type]
                 self._wake.set()
@@ -96,12 +96,12 @@ class Engine:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 outgoing = self._outgoing
-                metrics = self.metrics
+                observer = self.observer
                 while outgoing:
                     effect, published = outgoing.popleft()
                     self._deliver(effect)
-                    if metrics is not None and type(effect) is Deliver:
-                        metrics.delivery_latency.observe(time.perf_counter() - published)
+                    if type(effect) is Deliver:
+                        observer.delivery_took(time.perf_counter() - published)
         finally:
             self._deferring = False
             while self._outgoing:  # shutting down: still hand out what was decided

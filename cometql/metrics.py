@@ -7,17 +7,18 @@ Why this shape:
   collide on metric names.
 - What the hub and the fronts already know (sessions, users, channels,
   subscriptions, queue depth, messages published / delivered / queued) is read
-  at scrape time by ``_LiveCollector``: nothing on the hot paths updates a
-  gauge per event.
+  at scrape time from the node's ``Statistics`` snapshot (``cometql.observe``):
+  nothing on the hot paths updates a gauge per event.
 - Only what nobody else counts is counted as it happens, at a few places:
   statements by table and verb, errors by code, INSERT latency (the MySQL
   session), publish-to-delivery latency (the engine's delivery task, once per
   Deliver effect, never per subscriber), slow-consumer disconnects and the
   frames they dropped (the web front, when such a session leaves), limit
-  refusals (the web front and the MySQL session, where each limit is applied).
+  refusals (the web front and the MySQL session, where each limit is applied;
+  the hub's own refusals arrive as ``Refused`` effects through the engine).
 - The dashboard's history (online users every 10 s for an hour, the message
   rate window, the last 50 errors) lives here too, in bounded deques filled by
-  ``run_sampler``.
+  ``run``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from prometheus_client import (
@@ -39,16 +39,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from .cluster import Cluster
-    from .engine import Engine
-    from .mysql import MysqlFront
-    from .web import WebFront
+from .observe import LIMITS, ClusterStatistics, Dashboard, ErrorRecord, OnlineSample, Statistics
 
-__all__ = ["CONTENT_TYPE", "LIMITS", "ErrorRecord", "Metrics", "OnlineSample"]
+__all__ = ["Metrics"]
 
-#: The classic text format (names here never need UTF-8 escaping), understood by every Prometheus version.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 disable_created_metrics()  # no ``*_created`` series: they double the output and nobody graphs them
 
 #: Seconds; INSERTs are sub-millisecond when the store is fast, seconds when the disk stalls.
@@ -58,33 +52,17 @@ RECENT_ERRORS = 50
 HISTORY_POINTS = 360  # an hour of samples ...
 HISTORY_INTERVAL = 10.0  # ... taken every 10 s
 RATE_WINDOW = 10  # messages per second: averaged over the last 10 one-second ticks
-#: The ``limit`` label values of ``cometql_limit_hits_total`` (one per setting in cometql.limits' users).
-LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions")
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorRecord:
-    time: float
-    code: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class OnlineSample:
-    time: float
-    users: int
-    sessions: int
 
 
 class Metrics:
-    """The collectors of one server, plus the dashboard's in-memory history."""
+    """The server's ``Observer``: Prometheus collectors plus the dashboard's in-memory history.
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    ``snapshot`` is the node's statistics reading; it is all this class knows of the server.
+    """
+
+    def __init__(self, snapshot: Callable[[], Statistics], *, clock: Callable[[], float] = time.time) -> None:
+        self.snapshot = snapshot
         self.clock = clock
-        self.web: WebFront | None = None
-        self.mysql: MysqlFront | None = None
-        self.cluster: Cluster | None = None
         self.registry = CollectorRegistry()
         r = self.registry
         self.statements = Counter("cometql_statements", "CometQL statements run, by table and verb",
@@ -108,21 +86,12 @@ class Metrics:
         self.limit_hits = Counter("cometql_limit_hits", "Requests refused by an abuse limit, by limit",
                                   ["limit"], registry=r)
         self._limit_children = {name: self.limit_hits.labels(name) for name in LIMITS}  # at 0 from the start
-        r.register(_LiveCollector(self))
+        r.register(_LiveCollector(snapshot))
         self._statement_children: dict[tuple[str, str], Any] = {}
         self._error_children: dict[int, Any] = {}
         self.recent_errors: deque[ErrorRecord] = deque(maxlen=RECENT_ERRORS)
         self.online_history: deque[OnlineSample] = deque(maxlen=HISTORY_POINTS)
         self._rate_window: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW + 1)
-
-    def attach(self, *, mysql: MysqlFront, web: WebFront, cluster: Cluster | None = None) -> None:
-        """Give every part of the server this object (their ``metrics`` attribute) and read their counters."""
-        self.mysql = mysql
-        self.web = web
-        self.cluster = cluster
-        self.engine.metrics = self
-        mysql.metrics = self
-        web.metrics = self
 
     # ------------------------------------------------------------ events
 
@@ -140,32 +109,40 @@ class Metrics:
         self.recent_errors.append(ErrorRecord(self.clock(), code, message))
 
     def limit_hit(self, limit: str) -> None:
-        """A limit refused something; ``limit`` is one of ``LIMITS``."""
         self._limit_children[limit].inc()
 
     def session_left(self, transport: str, closing: str | None, dropped: int) -> None:
-        """A browser session left; count it if it was disconnected as a slow consumer."""
         if closing is not None and closing.startswith("slow consumer"):
             self.slow_consumers.labels(transport).inc()
             if dropped:
                 self.dropped.inc(dropped)
 
-    # ----------------------------------------------------------- exposition
+    def insert_took(self, seconds: float) -> None:
+        self.insert_latency.observe(seconds)
+
+    def delivery_took(self, seconds: float) -> None:
+        self.delivery_latency.observe(seconds)
+
+    # ----------------------------------------------------------- readers
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def dashboard(self) -> Dashboard:
+        published_ps, delivered_ps = self._rates()
+        return Dashboard(tuple(self.online_history), published_ps, delivered_ps, tuple(reversed(self.recent_errors)))
+
     # ---------------------------------------------------- dashboard history
 
-    def online_now(self) -> OnlineSample:
-        stats = self.engine.hub.statistics()
-        return OnlineSample(self.clock(), stats.authorized_users, stats.sessions)
+    def _online_now(self) -> OnlineSample:
+        stats = self.snapshot()
+        return OnlineSample(stats.time, stats.authorized_users, stats.sessions)
 
     def _tick(self) -> None:
-        stats = self.engine.hub.statistics()
-        self._rate_window.append((time.monotonic(), stats.published, self.engine.delivered))
+        stats = self.snapshot()
+        self._rate_window.append((time.monotonic(), stats.published, stats.delivered))
 
-    def rates(self) -> tuple[float, float]:
+    def _rates(self) -> tuple[float, float]:
         """Messages published and frames delivered per second, over the last ~10 s."""
         if not self._rate_window:
             return 0.0, 0.0
@@ -173,33 +150,31 @@ class Metrics:
         elapsed = time.monotonic() - t0
         if elapsed <= 0.05:
             return 0.0, 0.0
-        stats = self.engine.hub.statistics()
-        return (stats.published - published0) / elapsed, (self.engine.delivered - delivered0) / elapsed
+        stats = self.snapshot()
+        return (stats.published - published0) / elapsed, (stats.delivered - delivered0) / elapsed
 
-    async def run_sampler(self) -> None:
+    async def run(self) -> None:
         """Every second: the rate window; every 10 s: one point of the online-users chart."""
         ticks_per_sample = int(HISTORY_INTERVAL)
         tick = 0
         while True:
             self._tick()
             if tick % ticks_per_sample == 0:
-                self.online_history.append(self.online_now())
+                self.online_history.append(self._online_now())
             tick += 1
             await trio.sleep(1.0)
 
 
 class _LiveCollector(Collector):
-    """Gauges and totals read from the hub and the fronts at scrape time."""
+    """Gauges and totals read from one statistics snapshot at scrape time."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, snapshot: Callable[[], Statistics]) -> None:
+        self.snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        m = self.metrics
-        engine = m.engine
-        stats = engine.hub.statistics()
+        stats = self.snapshot()
         sessions = GaugeMetricFamily("cometql_sessions", "Live browser sessions by transport", labels=["transport"])
-        by_transport = {"websocket": 0, "longpoll": 0, **engine.hub.sessions_by_transport()}
+        by_transport = {"websocket": 0, "longpoll": 0, **stats.sessions_by_transport}
         for transport, count in sorted(by_transport.items()):
             sessions.add_metric([transport], count)
         yield sessions
@@ -210,39 +185,35 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("cometql_channels", "Channels with at least one subscriber", value=stats.channels)
         yield GaugeMetricFamily("cometql_queue_depth", "Messages queued for offline users (users_messages)",
                                 value=stats.queued_messages)
-        mysql = m.mysql
         yield GaugeMetricFamily("cometql_mysql_connections", "Open CometQL (MySQL-protocol) connections",
-                                value=sum(mysql.online_by_dev.values()) if mysql is not None else 0)
+                                value=stats.mysql_connections)
         yield CounterMetricFamily("cometql_mysql_connections_opened", "CometQL connections accepted",
-                                  value=mysql.connections_total if mysql is not None else 0)
+                                  value=stats.mysql_opened)
         yield CounterMetricFamily("cometql_messages_published", "Messages published to channels",
                                   value=stats.published)
         yield CounterMetricFamily("cometql_messages_delivered", "Frames handed to browser sessions",
-                                  value=engine.delivered)
+                                  value=stats.delivered)
         yield CounterMetricFamily("cometql_messages_queued", "User messages queued because the user was offline",
                                   value=stats.queued)
-        yield GaugeMetricFamily("cometql_uptime_seconds", "Seconds since the server started",
-                                value=max(0.0, engine.clock() - engine.started))
-        if m.cluster is not None:
-            yield from _cluster_metrics(m.cluster)
+        yield GaugeMetricFamily("cometql_uptime_seconds", "Seconds since the server started", value=stats.uptime)
+        if stats.cluster is not None:
+            yield from _cluster_metrics(stats.cluster)
 
 
-def _cluster_metrics(cluster: Cluster) -> Iterator[Any]:
-    """Only with a Redis store: is Redis reachable, how often was it not, who else is in the cluster."""
-    store = cluster.store
+def _cluster_metrics(cluster: ClusterStatistics) -> Iterator[Any]:
     up = GaugeMetricFamily("cometql_redis_up", "1 while this node's Redis connection works, by connection",
                            labels=["connection"])
-    up.add_metric(["writer"], int(store.connected))
-    up.add_metric(["follower"], int(cluster.connected))
+    up.add_metric(["writer"], int(cluster.writer_up))
+    up.add_metric(["follower"], int(cluster.follower_up))
     yield up
     outages = CounterMetricFamily("cometql_redis_outages", "Times a Redis connection was lost, by connection",
                                   labels=["connection"])
-    outages.add_metric(["writer"], store.outages)
-    outages.add_metric(["follower"], cluster.outages)
+    outages.add_metric(["writer"], cluster.writer_outages)
+    outages.add_metric(["follower"], cluster.follower_outages)
     yield outages
     yield GaugeMetricFamily("cometql_cluster_nodes", "Nodes of the cluster this node hears from, itself included",
-                            value=len(cluster.heard) + 1)
+                            value=cluster.nodes)
     yield GaugeMetricFamily("cometql_cluster_remote_sessions", "Browser sessions held by the other nodes",
-                            value=sum(cluster.engine.hub.remote_nodes().values()) if cluster.engine else 0)
+                            value=cluster.remote_sessions)
     yield CounterMetricFamily("cometql_cluster_bus_entries", "Bus entries read (batches of records and events)",
-                              value=cluster.entries)
+                              value=cluster.bus_entries)

@@ -3,6 +3,7 @@
 Nothing in this package does I/O, imports trio or reads a clock (a test checks).
 """
 
+from ._browser import handle_command, open_session
 from ._cluster import (
     ClusterEvent,
     Kick,
@@ -13,8 +14,8 @@ from ._cluster import (
     SessionSubscribed,
     UserMessage,
 )
-from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
-from ._frames import encode_frame
+from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
+from ._frames import encode_frame, error_frame, sys_frame
 from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._records import HistoryEntry, QueuedMessage, Record
@@ -38,6 +39,7 @@ __all__ = [
     "Published",
     "QueuedMessage",
     "Record",
+    "Refused",
     "RemoteSession",
     "SessionClosed",
     "SessionOpened",
@@ -46,7 +48,11 @@ __all__ = [
     "UserMessage",
     "channel_problem",
     "encode_frame",
+    "error_frame",
     "event_problem",
+    "handle_command",
     "hash_problem",
     "is_valid_channel",
+    "open_session",
+    "sys_frame",
 ]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from . import _frames as frames
-from ._effects import Deliver, Effect
+from ._effects import Deliver, Effect, Refused
 from ._hub import Hub
 from ._names import CHANNEL_MAX, EVENT_MAX
 from ._subscriber import Subscriber
@@ -58,6 +58,7 @@ def _subscription(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect
             continue
         if len(names) >= hub.max_subscriptions:
             effects += _error(sub, "Too many letters", now, code="403")
+            effects.append(Refused("subscriptions"))
             break
         names.append(token)
     return effects + hub.subscribe(sub, names, now)

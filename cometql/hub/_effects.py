@@ -3,7 +3,8 @@
 Hub methods are synchronous and never touch sockets or disks; they return a
 list of these effects, which the engine applies in order (await the store for
 ``Persist``, hand bytes to subscribers for ``Deliver``, close for ``Disconnect``,
-ship ``Broadcast`` to the other nodes of a cluster).
+ship ``Broadcast`` to the other nodes of a cluster, tell the observer about
+``Refused`` requests).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from ._records import Record
     from ._subscriber import Subscriber
 
-__all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist"]
+__all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist", "Refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +50,14 @@ class Broadcast:
     events: tuple[ClusterEvent, ...]
 
 
-Effect = Deliver | Persist | Disconnect | Broadcast
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A limit refused part of a request (the error frame saying so is a ``Deliver`` of its own).
+
+    Counting refusals is the I/O layer's business; this says which limit, as data.
+    """
+
+    limit: str
+
+
+Effect = Deliver | Persist | Disconnect | Broadcast | Refused

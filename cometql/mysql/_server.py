@@ -11,15 +11,13 @@ rules, and a failed login ends the connection.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import io
 import logging
 import os
-import sys
 import types
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import mysql_mimic.connection
 import mysql_mimic.packets
@@ -31,23 +29,19 @@ from mysql_mimic.constants import DEFAULT_SERVER_CAPABILITIES
 from mysql_mimic.control import LocalControl
 from mysql_mimic.errors import ErrorCode, MysqlError
 from mysql_mimic.prepared import REGEX_PARAM, PreparedStatement
+from mysql_mimic.results import ResultSet, ensure_result_set
 from mysql_mimic.stream import ConnectionClosed
-from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len
+from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len, uint_len
+from mysql_mimic.utils import aiterate, cooperative_iterate
 
-from .._version import SERVER_VERSION
-from ..cluster import Cluster
-from ..config import Config
-from ..engine import Engine
 from ..listen import open_listeners
+from ..node import Node
+from ..observe import Observer
 from ..sql import Ok
-from ..sql._values import Value
-from ..tls import server_context
 from . import _nul_guard
+from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
 from ._tls import TlsUpgrade
-
-if TYPE_CHECKING:
-    from ..metrics import Metrics
 
 __all__ = ["MysqlFront"]
 
@@ -140,37 +134,79 @@ class PasswordIdentity(IdentityProvider):
 
 
 class CometConnection(Connection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """mysql-mimic's connection with CometQL's OK values, error accounting and login rules."""
+
+    def __init__(self, *args: Any, observer: Observer, tls_upgrade: TlsUpgrade, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.status_flags = ServerStatus.SERVER_STATUS_AUTOCOMMIT
-        self.pending_ok: Ok | None = None
-        self.tls_upgrade: TlsUpgrade | None = None
-
-    def ok(self, **kwargs: Any) -> bytes:
-        pending = self.pending_ok
-        if pending is not None and not kwargs.get("eof"):
-            self.pending_ok = None
-            kwargs["affected_rows"] = pending.affected_rows
-            kwargs["last_insert_id"] = pending.insert_id
-        return super().ok(**kwargs)
+        self.observer = observer
+        self.tls_upgrade = tls_upgrade
 
     def error(self, **kwargs: Any) -> bytes:
         """Every ERR packet is built here: count it by code and keep it for the admin dashboard."""
-        metrics = self.session.front.metrics
-        if metrics is not None:
-            metrics.error(int(kwargs.get("code", ErrorCode.UNKNOWN_ERROR)), str(kwargs.get("msg", "")))
+        self.observer.error(int(kwargs.get("code", ErrorCode.UNKNOWN_ERROR)), str(kwargs.get("msg", "")))
         return super().error(**kwargs)
 
+    async def _run(self, sql: str, attrs: dict[str, str]) -> Ok | ResultSet:
+        """The session's answer: CometQL's ``Ok`` (with its affected rows and insert id) or a result set."""
+        result = await self.session.handle_query(sql, attrs)
+        if isinstance(result, Ok):
+            return result
+        return await ensure_result_set(result)
+
+    def _ok_for(self, result: Ok | ResultSet) -> bytes:
+        if isinstance(result, Ok):
+            return self.ok(affected_rows=result.affected_rows, last_insert_id=result.insert_id)
+        return self.ok()
+
     async def handle_query(self, data: bytes) -> None:
-        self.pending_ok = None
+        """COM_QUERY, as mysql-mimic answers it, with the OK's values taken from the result."""
         try:
-            await super().handle_query(data)
+            com_query = mysql_mimic.packets.parse_com_query(
+                capabilities=self.capabilities, client_charset=self.client_charset, data=data
+            )
+            result = await self._run(com_query.sql, com_query.query_attrs)
         except UnicodeDecodeError:  # a clear CometQL error instead of 1105 with Python's text
             raise MysqlError("Syntax error in query (the statement is not valid UTF-8)", 3) from None  # type: ignore[arg-type]
+        if isinstance(result, Ok) or not result:
+            await self.stream.write(self._ok_for(result))
+            return
+        await self.write_text_resultset(result)
 
     async def handle_stmt_execute(self, data: bytes) -> None:
-        self.pending_ok = None
-        await super().handle_stmt_execute(data)
+        """COM_STMT_EXECUTE, as mysql-mimic answers it, with the OK's values taken from the result."""
+        execute = mysql_mimic.packets.parse_com_stmt_execute(
+            capabilities=self.capabilities, client_charset=self.client_charset, data=data, get_stmt=self.get_stmt
+        )
+        execute.stmt.param_buffers = None
+        result = await self._run(execute.sql, execute.query_attrs)
+        if isinstance(result, Ok) or not result:
+            await self.stream.write(self._ok_for(result))
+            return
+        await self._write_binary_resultset(result, execute)
+
+    async def _write_binary_resultset(self, result: ResultSet, execute: Any) -> None:
+        packets = mysql_mimic.packets
+        await self.stream.write(uint_len(len(result.columns)))
+        for column in result.columns:
+            await self.stream.write(packets.make_column_definition_41(
+                server_charset=self.server_charset, name=column.name, column_type=column.type,
+                character_set=column.character_set,
+            ))
+
+        async def rows() -> AsyncIterator[bytes]:
+            async for row in cooperative_iterate(aiterate(result.rows)):
+                yield packets.make_binary_resultrow(row, result.columns)
+
+        if execute.use_cursor:
+            execute.stmt.cursor = rows()
+            await self.stream.write(self.ok_or_eof(flags=ServerStatus.SERVER_STATUS_CURSOR_EXISTS))
+            return
+        if not self.deprecate_eof():
+            await self.stream.write(self.eof())
+        async for packet in rows():
+            await self.stream.write(packet)
+        await self.stream.write(self.ok_or_eof())
 
     async def authenticate(self, username: str, *args: Any, **kwargs: Any) -> None:
         database = self.session.database
@@ -185,7 +221,7 @@ class CometConnection(Connection):
     async def run(self) -> None:
         """Handshake, then commands until the client leaves. Never raises for client faults."""
         real_stream = self.stream
-        if self.ssl is not None and self.tls_upgrade is not None:
+        if self.ssl is not None:
             self.stream = self.tls_upgrade.handshake_proxy()  # type: ignore[assignment]  # adds start_tls on trio
         try:
             await self.connection_phase()
@@ -212,7 +248,7 @@ class CometConnection(Connection):
 
 
 class MysqlFront:
-    """Accepts MySQL clients and keeps the counters SHOW STATUS reports."""
+    """Accepts MySQL clients; each connection runs as a trio task of ``serve``'s nursery."""
 
     capabilities = (
         DEFAULT_SERVER_CAPABILITIES
@@ -221,95 +257,27 @@ class MysqlFront:
         | Capabilities.CLIENT_TRANSACTIONS
     )
 
-    def __init__(self, config: Config, engine: Engine) -> None:
-        self.config = config
-        self.engine = engine
-        #: Share the port with sibling worker processes (``--workers``).
-        self.reuse_port = False
-        #: This node's cluster link when the store is Redis (for SHOW GLOBAL STATUS).
-        self.cluster: Cluster | None = None
+    def __init__(self, node: Node, options: MysqlOptions) -> None:
+        self.node = node
+        self.options = options
         self.global_variables = make_global_variables()
-        self.identity = PasswordIdentity(config.password, config.dev_index_size)
-        self.tls = server_context(config)
+        self.identity = PasswordIdentity(options.password, options.dev_index_size)
         self.control = LocalControl()
-        self.online_by_dev: collections.Counter[int] = collections.Counter()
-        self.statements = 0
-        self.connections_total = 0
-        self.disconnections_total = 0
-        self.metrics: Metrics | None = None  # set by the server (cometql.metrics)
-
-    # ---------------------------------------------------------------- counters
-
-    def session_opened(self, session: CometSession) -> None:
-        self.online_by_dev[session.dev_id] += 1
-
-    def session_closed(self, session: CometSession) -> None:
-        self.online_by_dev[session.dev_id] -= 1
-        if self.online_by_dev[session.dev_id] <= 0:
-            del self.online_by_dev[session.dev_id]
-
-    def status_for(self, session: CometSession) -> Callable[[bool], list[tuple[str, Value]]]:
-        def status(global_: bool) -> list[tuple[str, Value]]:
-            hub = self.engine.hub
-            if not global_:
-                return [
-                    ("flag", "session"),
-                    ("id", session.dev_id),
-                    ("user_online", hub.sessions(session.dev_id)),
-                    ("server_online", self.online_by_dev.get(session.dev_id, 0)),
-                    ("messages", self.statements),
-                ]
-            uptime = max(0.0, self.engine.clock() - self.engine.started)
-            stats = hub.statistics()
-            return [
-                ("flag", "global"),
-                ("uptime", int(uptime)),
-                ("uptime_in_hours", f"{uptime / 3600:.2f}"),
-                ("uptime_in_days", f"{uptime / 86400:.2f}"),
-                ("frontend_name", "ws"),
-                ("backend_name", "cometql"),
-                ("frontend_stat_interval", 0),
-                ("backend_stat_interval", 0),
-                ("frontend_online", stats.sessions),
-                ("backend_online", sum(self.online_by_dev.values())),
-                ("frontend_messages", self.engine.delivered),
-                ("backend_messages", self.statements),
-                ("frontend_add_client", 0),
-                ("backend_add_client", self.connections_total),
-                ("frontend_delete_client", 0),
-                ("backend_delete_client", self.disconnections_total),
-                ("frontend_messages_ps", f"{0:.2f}"),
-                ("backend_messages_ps", f"{self.statements / uptime if uptime else 0:.2f}"),
-                ("frontend_add_client_ps", f"{0:.2f}"),
-                ("backend_add_client_ps", f"{self.connections_total / uptime if uptime else 0:.2f}"),
-                ("frontend_delete_client_ps", f"{0:.2f}"),
-                ("backend_delete_client_ps", f"{self.disconnections_total / uptime if uptime else 0:.2f}"),
-                ("network_events", self.statements + self.engine.delivered),
-                ("messages_published", stats.published),
-                ("messages_queued", stats.queued),
-                # browser sessions on every node of a cluster (= frontend_online without a cluster)
-                ("cluster_frontend_online", stats.sessions + sum(hub.remote_nodes().values())),
-                ("cluster_nodes", 1 + len(self.cluster.heard) if self.cluster is not None else 1),
-                ("server_version", SERVER_VERSION),
-                ("python", sys.version.split()[0]),
-            ]
-
-        return status
-
-    # -------------------------------------------------------------- serving
 
     async def handle(self, stream: trio.SocketStream) -> None:
-        self.connections_total += 1
+        counters = self.node.mysql
+        counters.opened += 1
         trio_side = TlsUpgrade(stream, max_payload=MAX_PACKET)
         connection = CometConnection(
             stream=trio_side.mysql_stream,
-            session=CometSession(self),
+            session=CometSession(self.node, self.options, self.global_variables),
             control=self.control,
             identity_provider=self.identity,
             server_capabilities=self.capabilities,
-            ssl=self.tls,  # None: CLIENT_SSL is not advertised
+            ssl=self.options.tls,  # None: CLIENT_SSL is not advertised
+            observer=self.node.observer,
+            tls_upgrade=trio_side,
         )
-        connection.tls_upgrade = trio_side
         connection_id = await self.control.add(connection)
         connection.connection_id = connection_id
         try:
@@ -317,7 +285,7 @@ class MysqlFront:
         except Exception:  # a bug of ours must not take the server down with it
             log.exception("MySQL connection %s failed", connection_id)
         finally:
-            self.disconnections_total += 1
+            counters.closed += 1
             await self.control.remove(connection_id)
             with trio.move_on_after(1) as scope:
                 scope.shield = True
@@ -326,6 +294,7 @@ class MysqlFront:
     async def serve(
         self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        listeners = await open_listeners(self.config.mysql_port, self.config.mysql_host, reuse_port=self.reuse_port)
+        options = self.options
+        listeners = await open_listeners(options.port, options.host, reuse_port=options.reuse_port)
         task_status.started(listeners)
         await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]

@@ -24,14 +24,13 @@ from sqlglot import expressions as exp
 from .._version import SERVER_VERSION, VERSION_COMMENT
 from ..errors import SQLError, StoreError
 from ..limits import insert_message_too_long
-from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, Statement, execute, parse
-from ..sql import _codes as codes
+from ..node import Node
+from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, ShowStatus, Statement, codes, execute, parse
+from ._options import MysqlOptions
+from ._status import global_status, session_status
 
 if TYPE_CHECKING:
     from mysql_mimic.results import AllowedResult
-
-    from ..metrics import Metrics
-    from ._server import MysqlFront
 
 __all__ = ["CometSession", "dev_id_for_login", "make_global_variables"]
 
@@ -75,28 +74,33 @@ def _text_columns(names: tuple[str, ...]) -> list[ResultColumn]:
     return [ResultColumn(name, ColumnType.VAR_STRING) for name in names]
 
 
+def _status_result(rows: list[tuple[str, str | int]]) -> ResultSet:
+    return ResultSet(rows=rows, columns=_text_columns(("Variable_name", "Value")))
+
+
 class CometSession(Session):
-    def __init__(self, front: MysqlFront) -> None:
-        super().__init__(variables=SessionVariables(front.global_variables))
-        self.front = front
+    def __init__(self, node: Node, options: MysqlOptions, global_variables: GlobalVariables) -> None:
+        super().__init__(variables=SessionVariables(global_variables))
+        self.node = node
+        self.options = options
+        self.observer = node.observer
         self.dev_id = 0
         self.statements = 0
-        self._status = front.status_for(self)
-        self.opened = False  # counted in front.online_by_dev (from init() on)
+        self.opened = False  # counted in node.mysql.online_by_dev (from init() on)
 
     # ------------------------------------------------------------ lifecycle
 
     async def init(self, connection: Any) -> None:
         await super().init(connection)
-        dev = dev_id_for_login(self.username, self.front.config.dev_index_size)
+        dev = dev_id_for_login(self.username, self.options.dev_index_size)
         self.dev_id = dev if dev is not None else 0
         if self.database and self.database.startswith("db_"):  # db_N named at login (use() accepted it)
             self.dev_id = int(self.database[3:])
-        self.front.session_opened(self)
+        self.node.mysql.session_opened(self.dev_id)
         self.opened = True
 
     async def close(self) -> None:
-        self.front.session_closed(self)
+        self.node.mysql.session_closed(self.dev_id)
         await super().close()
 
     async def use(self, database: str) -> None:
@@ -106,12 +110,12 @@ class CometSession(Session):
             return
         if database.startswith("db_") and database[3:].isdigit():
             dev = int(database[3:])
-            if dev < self.front.config.dev_index_size:
+            if dev < self.options.dev_index_size:
                 if self.opened:  # at login, init() counts the session once the dev_id is final
-                    self.front.session_closed(self)
+                    self.node.mysql.session_closed(self.dev_id)
                 self.dev_id = dev
                 if self.opened:
-                    self.front.session_opened(self)
+                    self.node.mysql.session_opened(self.dev_id)
                 self.database = database
                 return
         raise MysqlError("Select database failure", codes.ERR_NOT_EXIST)  # type: ignore[arg-type]
@@ -120,9 +124,9 @@ class CometSession(Session):
 
     async def handle_query(self, sql: str, attrs: dict[str, str]) -> AllowedResult:
         self.statements += 1
-        self.front.statements += 1
+        self.node.mysql.statements += 1
         size = len(sql)
-        if size >= self.front.config.max_query_size:
+        if size >= self.options.max_query_size:
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
         if size <= 3 and sql.strip(" \t\r\n;"):
             raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
@@ -132,43 +136,40 @@ class CometSession(Session):
             statements = parse(sql)
         except SQLError as exc:
             raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
-        limit = self.front.config.max_message_size
+        limit = self.options.max_message_size
         # a message is part of the statement: at most 4 bytes per character, so short statements skip the check
         if size * 4 > limit and any(insert_message_too_long(stmt, limit) for stmt in statements):
-            if self.front.metrics is not None:
-                self.front.metrics.limit_hit("message_size")
+            self.observer.limit_hit("message_size")
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
         result: AllowedResult = None
-        metrics = self.front.metrics
         for stmt in statements:
             if isinstance(stmt, Passthrough):
-                if metrics is not None:
-                    metrics.statement("none", stmt.expression.key)
+                self.observer.statement("none", stmt.expression.key)
                 result = await self._passthrough(stmt.expression, sql, attrs)
-            elif metrics is not None:
-                result = await self._run_measured(stmt, metrics)
             else:
-                result = await self.run(stmt)
+                result = await self._run_counted(stmt)
         return result
 
-    async def _run_measured(self, stmt: Statement, metrics: Metrics) -> AllowedResult:
-        """``run`` counted by table and verb; an INSERT's run time goes to the latency histogram."""
+    async def _run_counted(self, stmt: Statement) -> AllowedResult:
+        """``run`` counted by table and verb; an INSERT's run time is reported too."""
         table = getattr(stmt, "table", None)
-        is_insert = type(stmt) is Insert
-        metrics.statement(table.name if table is not None else "none", _VERBS.get(type(stmt).__name__, "other"))
-        if not is_insert:
+        self.observer.statement(table.name if table is not None else "none", _VERBS.get(type(stmt).__name__, "other"))
+        if type(stmt) is not Insert:
             return await self.run(stmt)
         start = time.perf_counter()
         try:
             return await self.run(stmt)
         finally:
-            metrics.insert_latency.observe(time.perf_counter() - start)
+            self.observer.insert_took(time.perf_counter() - start)
 
     async def run(self, stmt: Statement) -> AllowedResult:
-        engine = self.front.engine
-        ctx = Context(self.dev_id, engine.now(), self._status)
+        if type(stmt) is ShowStatus:
+            return _status_result(self._status(stmt.global_))
+        node = self.node
+        engine = node.engine
+        ctx = Context(self.dev_id, engine.now())
         try:
-            effects, result = execute(stmt, engine.hub, ctx)
+            effects, result = execute(stmt, node.hub, ctx)
             await engine.apply(effects)
         except SQLError as exc:
             raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
@@ -176,9 +177,16 @@ class CometSession(Session):
             log.error("store failure: %s", exc)
             raise MysqlError(f"internal server error: {exc}", codes.ERR_INTERNAL) from None  # type: ignore[arg-type]
         if isinstance(result, Ok):
-            self.connection.pending_ok = result
-            return None
+            return result  # type: ignore[return-value]  # CometConnection turns it into the OK packet
         return ResultSet(rows=result.rows, columns=_text_columns(result.columns))
+
+    def _status(self, global_: bool) -> list[tuple[str, str | int]]:
+        node = self.node
+        if global_:
+            return global_status(node.statistics())
+        counters = node.mysql
+        return session_status(self.dev_id, node.hub.sessions(self.dev_id), counters.online_by_dev.get(self.dev_id, 0),
+                              counters.statements)
 
     async def _passthrough(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
         if _is_select_database(expression):  # CppComet's column name, and '' rather than NULL

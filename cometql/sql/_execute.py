@@ -9,7 +9,7 @@ texts follow CppComet (column list, then required fields, then values).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import expressions as exp
@@ -19,7 +19,7 @@ from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
 from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
-from . import _codes as codes
+from . import codes
 from ._statements import (
     Delete,
     Describe,
@@ -54,17 +54,12 @@ class Ok:
 Result = Rows | Ok
 
 
-def _no_status(global_: bool) -> list[tuple[str, Value]]:
-    return []
-
-
 @dataclass(slots=True)
 class Context:
     """What a statement may know about the session that runs it."""
 
     dev_id: int
     now: int
-    status: Callable[[bool], list[tuple[str, Value]]] = field(default=_no_status)
 
 
 def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
@@ -78,15 +73,13 @@ def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Resu
         return [], Rows(("Tables",), [(name,) for name in LISTED_TABLES])
     if isinstance(stmt, ShowDatabases):
         return [], Rows(("Database",), [(DATABASE,)])
-    if isinstance(stmt, ShowStatus):
-        return [], Rows(("Variable_name", "Value"), [(k, v) for k, v in ctx.status(stmt.global_)])
     if isinstance(stmt, Describe):
         t = stmt.table
         return [], Rows(
             ("Field", "Type", "Null", "Key", "Default", "Extra"),
             [(c, ty, "NO", "PRI" if c == t.key else "", "", "") for c, ty in zip(t.columns, t.types, strict=True)],
         )
-    if isinstance(stmt, Passthrough):  # pragma: no cover - the session answers these itself
+    if isinstance(stmt, (Passthrough, ShowStatus)):  # pragma: no cover - the MySQL session answers these itself
         raise codes.syntax()
     raise TypeError(f"not a statement: {stmt!r}")
 

@@ -17,7 +17,7 @@ from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
 
 from ..errors import SQLError
-from . import _codes as codes
+from . import codes
 from ._fastpath import fast_insert
 from ._statements import (
     Delete,

@@ -6,7 +6,7 @@ short-lived token from ``/admin/token`` and opens the WebSocket
 ``/admin/live`` (``_adminlive.py``), which pushes the JSON of ``stats()`` once
 a second. Polling ``/admin/stats`` every 2 s is its fallback while the socket
 cannot be opened, and the endpoint stays for operators' tools. The numbers
-come from the hub, the fronts and ``Metrics``' in-memory history. Any user name
+come from the node's statistics snapshot and the observer's dashboard memory. Any user name
 is accepted; the password is ``[admin] password`` (``COMETQL_ADMIN_PASSWORD``)
 if set, else the CometQL password, compared in constant time.
 
@@ -26,15 +26,14 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
+from ..node import Node
+from ..observe import OnlineSample
 from ._http import HttpError, Request, Response
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["LIVE_PATH", "TOKEN_TTL", "admin_response", "authorized", "check_token", "is_admin_path",
            "issue_token", "stats", "token_of"]
@@ -111,12 +110,11 @@ def token_of(request: Request) -> str:
 # ------------------------------------------------------------------------------ routes
 
 
-def admin_response(front: WebFront, request: Request) -> Response:
-    password = front.config.effective_admin_password
+def admin_response(node: Node, password: str, request: Request) -> Response:
     if not authorized(request, password):
         return Response(401, b'{"error":"authentication required"}', headers=[("WWW-Authenticate", REALM)])
     if request.path == "/admin/stats":
-        return Response(200, orjson.dumps(stats(front)))
+        return Response(200, orjson.dumps(stats(node)))
     if request.path == "/admin/token":
         return Response(200, orjson.dumps({"token": issue_token(password), "expires_in": TOKEN_TTL,
                                            "url": LIVE_PATH}))
@@ -129,38 +127,32 @@ def admin_response(front: WebFront, request: Request) -> Response:
     return Response(200, (ADMIN_STATIC / name).read_bytes(), ctype)
 
 
-def stats(front: WebFront) -> dict[str, Any]:
+def stats(node: Node) -> dict[str, Any]:
     """What the dashboard shows, as one JSON object (answered by /admin/stats, pushed by /admin/live)."""
-    metrics = front.metrics
-    assert metrics is not None
-    engine = front.engine
-    hub = engine.hub
-    hub_stats = hub.statistics()
-    mysql = metrics.mysql
-    published_ps, delivered_ps = metrics.rates()
-    now = metrics.online_now()
-    history = [*metrics.online_history, now]
+    snapshot = node.statistics()
+    dashboard = node.observer.dashboard()
+    history = [*dashboard.online_history, OnlineSample(snapshot.time, snapshot.authorized_users, snapshot.sessions)]
     return {
-        "time": now.time,
-        "uptime": max(0.0, engine.clock() - engine.started),
+        "time": snapshot.time,
+        "uptime": snapshot.uptime,
         "online": {
-            "users": hub_stats.authorized_users,
-            "sessions": hub_stats.sessions,
-            "transports": hub.sessions_by_transport(),
-            "mysql_connections": sum(mysql.online_by_dev.values()) if mysql is not None else 0,
+            "users": snapshot.authorized_users,
+            "sessions": snapshot.sessions,
+            "transports": snapshot.sessions_by_transport,
+            "mysql_connections": snapshot.mysql_connections,
         },
         "channels": [{"dev_id": dev, "channel": channel, "subscribers": count}
-                     for dev, channel, count in hub.busiest_channels(TOP_CHANNELS)],
-        "channel_count": hub_stats.channels,
-        "subscriptions": hub_stats.subscriptions,
+                     for dev, channel, count in node.hub.busiest_channels(TOP_CHANNELS)],
+        "channel_count": snapshot.channels,
+        "subscriptions": snapshot.subscriptions,
         "messages": {
-            "published": hub_stats.published,
-            "delivered": engine.delivered,
-            "queued": hub_stats.queued,
-            "queue_depth": hub_stats.queued_messages,
-            "published_per_second": round(published_ps, 2),
-            "delivered_per_second": round(delivered_ps, 2),
+            "published": snapshot.published,
+            "delivered": snapshot.delivered,
+            "queued": snapshot.queued,
+            "queue_depth": snapshot.queued_messages,
+            "published_per_second": round(dashboard.published_per_second, 2),
+            "delivered_per_second": round(dashboard.delivered_per_second, 2),
         },
         "online_history": [{"time": s.time, "users": s.users, "sessions": s.sessions} for s in history],
-        "errors": [{"time": e.time, "code": e.code, "message": e.message} for e in reversed(metrics.recent_errors)],
+        "errors": [{"time": e.time, "code": e.code, "message": e.message} for e in dashboard.recent_errors],
     }

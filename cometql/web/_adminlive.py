@@ -20,18 +20,14 @@ dropped after ``SEND_TIMEOUT`` and never holds up anything but its own task.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import orjson
 import trio
 
+from ..node import Node
 from ._admin import check_token, stats, token_of
 from ._http import Request
 from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, handshake_response
 from ._wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
 
@@ -41,25 +37,25 @@ MAX_CLIENT_MESSAGE = 4096  # the page sends nothing; this bounds what a client c
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError)
 
 
-async def serve_admin_live(front: WebFront, stream: trio.abc.Stream, request: Request) -> None:
+async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, request: Request) -> None:
     """Answer an ``/admin/live`` upgrade: a 1008 close for a bad token, else stats until either side closes."""
     reply = handshake_response(request)
     if reply is None:
         await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return
-    refusal = check_token(front.config.effective_admin_password, token_of(request))
+    refusal = check_token(password, token_of(request))
     if refusal is not None:
         await stream.send_all(reply + close_frame(CLOSE_POLICY, refusal))
         return
     await stream.send_all(reply)
-    await AdminSocket(front, stream).run()
+    await AdminSocket(node, stream).run()
 
 
 class AdminSocket:
     """One open admin socket: a pusher and a reader sharing the stream under a lock."""
 
-    def __init__(self, front: WebFront, stream: trio.abc.Stream) -> None:
-        self.front = front
+    def __init__(self, node: Node, stream: trio.abc.Stream) -> None:
+        self.node = node
         self.stream = stream
         self._lock = trio.Lock()  # a pong or close reply must not interleave with a stats frame
         self._finished = False  # a close was exchanged or the stream broke: nothing more to send
@@ -84,7 +80,7 @@ class AdminSocket:
         next_at = trio.current_time()
         try:
             while True:
-                await self._send(text_frame(orjson.dumps(stats(self.front))))
+                await self._send(text_frame(orjson.dumps(stats(self.node))))
                 next_at += PUSH_INTERVAL
                 await trio.sleep_until(max(next_at, trio.current_time()))
         except _GONE:

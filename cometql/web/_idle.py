@@ -11,14 +11,11 @@ re-armed.
 from __future__ import annotations
 
 import select
-from typing import TYPE_CHECKING
 
 import trio
 
+from ._host import SessionHost
 from ._wsconn import CLOSE_GOING_AWAY, WsSession
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["IdlePoller"]
 
@@ -26,8 +23,8 @@ _EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
 
 
 class IdlePoller:
-    def __init__(self, front: WebFront) -> None:
-        self.front = front
+    def __init__(self, host: SessionHost) -> None:
+        self.host = host
         self._epoll = select.epoll()
         self._sessions: dict[int, WsSession] = {}
         self._nursery: trio.Nursery | None = None
@@ -49,8 +46,8 @@ class IdlePoller:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self.front.config.max_uptime > 0:
-                    nursery.start_soon(self._expire, self.front.config.max_uptime)
+                if self.host.options.max_uptime > 0:
+                    nursery.start_soon(self._expire, self.host.options.max_uptime)
                 while True:
                     await trio.lowlevel.wait_readable(self._epoll.fileno())
                     for fd, _ in self._epoll.poll(0, 1024):
@@ -73,7 +70,7 @@ class IdlePoller:
     async def _serve(self, fd: int, session: WsSession) -> None:
         messages = session.read()
         for payload in messages or ():
-            await self.front.run_command(session, payload.decode())
+            await self.host.run_command(session, payload.decode())
             if session.closing is not None:
                 break
         if messages is None or (session.closing is not None and session._backlog is None):
@@ -89,7 +86,7 @@ class IdlePoller:
         except OSError:
             pass
         session.release()
-        await self.front.detach(session)
+        await self.host.detach(session)
 
     async def _close_all(self) -> None:
         """Server shutdown: tell every browser to reconnect (1001), take it offline. Concurrently: with

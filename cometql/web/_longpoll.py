@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import orjson
 import trio
 
 from ..hub import ConnInfo
+from ._host import SessionHost
 from ._http import HttpError, Request, Response
 from ._params import ParamsError, parse_params
 from ._relay import relay, relay_path
 from ._session import BrowserSession
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["LongPoll"]
 
@@ -48,8 +45,8 @@ def _json(status: int, obj: object) -> Response:
 class LongPoll:
     """The long-poll routes and the registry of live long-poll sessions."""
 
-    def __init__(self, front: WebFront) -> None:
-        self.front = front
+    def __init__(self, host: SessionHost) -> None:
+        self.host = host
         self.sessions: dict[str, BrowserSession] = {}
 
     @staticmethod
@@ -69,7 +66,7 @@ class LongPoll:
         if action == "poll" and request.method == "GET":
             return await self._poll(sid, session, request)
         if action == "send" and request.method == "POST":
-            await self.front.run_command(session, request.body.decode("utf-8", "replace"))
+            await self.host.run_command(session, request.body.decode("utf-8", "replace"))
             return Response(204)
         if action == "close" and request.method == "POST":
             await self._drop(sid, session)
@@ -77,34 +74,34 @@ class LongPoll:
         raise HttpError(404, "no such long-poll action")
 
     async def _connect(self, request: Request, info: ConnInfo) -> Response:
-        front = self.front
-        if not front.origin_ok(info.origin or None):
+        host = self.host
+        if not host.origin_ok(info.origin or None):
             return _json(403, {"error": "Error code 423(Access denied, Request from unauthorized domain.)"})
         try:
             params = parse_params(request.body.decode("utf-8", "replace").strip(),
-                                 dev_index_size=front.config.dev_index_size)
+                                 dev_index_size=host.options.dev_index_size)
         except ParamsError as exc:
             return _json(400, {"error": exc.text, "error_code": exc.code})
         info.uuid = params.uuid
         session = BrowserSession(params.dev_id, info, transport="longpoll",
-                                 max_queued_bytes=front.config.max_queued_bytes)
-        if not front.admit(session, info.ip):
+                                 max_queued_bytes=host.options.max_queued_bytes)
+        if not host.admit(session, info.ip):
             return _json(429, {"error": "Error code 429(Too many sessions from this address.)", "error_code": 429})
         session.idle_since = trio.current_time()
         sid = secrets.token_urlsafe(18)
-        if front.relay_dir is not None:
-            sid = f"{front.node_id}.{sid}"  # which worker holds it (see _relay)
+        if host.options.relay_dir is not None:
+            sid = f"{host.options.node_id}.{sid}"  # which worker holds it (see _relay)
         self.sessions[sid] = session
-        await front.attach(session, params)
+        await host.attach(session, params)
         return _json(200, {"cursor": 0, "sid": sid})
 
     async def _elsewhere(self, sid: str, request: Request) -> Response | None:
         """A session of a sibling worker (``--workers``): its owner answers."""
-        front = self.front
+        host = self.host
         owner = sid.split(".", 1)[0] if "." in sid else ""
-        if front.relay_dir is None or not _NODE_ID.fullmatch(owner) or owner == front.node_id:
+        if host.options.relay_dir is None or not _NODE_ID.fullmatch(owner) or owner == host.options.node_id:
             return None
-        return await relay(relay_path(front.relay_dir, owner), request, front.config.longpoll_timeout + 10)
+        return await relay(relay_path(host.options.relay_dir, owner), request, host.options.longpoll_timeout + 10)
 
     async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
         try:
@@ -115,7 +112,7 @@ class LongPoll:
         session.idle_since = None
         try:
             if not session.pending() and session.closing is None:
-                with trio.move_on_after(self.front.config.longpoll_timeout):
+                with trio.move_on_after(self.host.options.longpoll_timeout):
                     await session.wait()
         finally:
             session.idle_since = trio.current_time()
@@ -129,11 +126,11 @@ class LongPoll:
 
     async def _drop(self, sid: str, session: BrowserSession) -> None:
         if self.sessions.pop(sid, None) is not None:
-            await self.front.detach(session)
+            await self.host.detach(session)
 
     async def reap(self) -> None:
         """Take sessions offline whose browser stopped polling."""
-        ttl = self.front.config.session_ttl
+        ttl = self.host.options.session_ttl
         while True:
             await trio.sleep(min(5.0, ttl / 2))
             now = trio.current_time()

@@ -1,10 +1,14 @@
 """The browser port: WebSocket, long-poll and a few plain HTTP routes on one listener.
 
-Each TCP connection is read with h11; a WebSocket upgrade on one of
-CppComet's paths is handed to trio-websocket, everything else is answered
-here (keep-alive, CORS on every reply). An upgrade on ``/admin/live`` is the
-dashboard's stats feed (``_adminlive.py``), served in the connection's task and
-never a browser session.
+A connection's first bytes are checked for a plain WebSocket upgrade on one of
+CppComet's paths (parsed directly: the common case, kept cheap); anything else
+is read with h11 and answered here (keep-alive, CORS on every reply). An
+upgraded session leaves its task for the idle poller (``_wsconn.py``,
+``_idle.py``); over TLS it keeps a task (``_tls.py``). An upgrade on
+``/admin/live`` is the dashboard's stats feed (``_adminlive.py``), served in
+the connection's task and never a browser session. The front is the
+``SessionHost`` of every transport: the limits, and bringing sessions into
+and out of the hub.
 """
 
 from __future__ import annotations
@@ -13,36 +17,30 @@ import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h11
 import orjson
 import trio
 
 from .._version import __version__
-from ..config import Config, origin_allowed
-from ..engine import Engine
+from ..config import origin_allowed
 from ..errors import StoreError
-from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber
-from ..hub import _frames as frames
-from ..hub._browser import handle_command, open_session
+from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
 from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
 from ..listen import open_listeners
-from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..tls import server_context
+from ..node import Node
+from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, admin_response, is_admin_path
 from ._adminlive import serve_admin_live
+from ._host import WebSession
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
+from ._options import WebOptions
 from ._params import ConnectParams, ws_tail
 from ._relay import open_relay_listener, relay_path
-from ._session import BrowserSession
 from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
 from ._wsconn import WsSession, accept_websocket
-
-if TYPE_CHECKING:
-    from ..metrics import Metrics
 
 __all__ = ["WebFront"]
 
@@ -53,32 +51,23 @@ SERVER_NAME = f"CometQL {__version__}"
 _LIBRARY = {"/cometql.js": "cometql.js", "/cometql.mjs": "cometql.mjs", "/CometServerApi.js": "cometql.js"}
 
 
-def _refused_subscriptions(effects: list[Effect]) -> bool:
-    """True if the hub refused channels over ``max_subscriptions`` (its "Too many letters" error frame).
-
-    The hub stays free of metrics; its reply is the one place that says the limit was hit.
-    """
-    return any(isinstance(e, Deliver) and b'"Too many letters"' in e.frame for e in effects)
-
-
 class WebFront:
-    def __init__(self, config: Config, engine: Engine) -> None:
-        self.config = config
-        self.engine = engine
-        #: Share the port with sibling worker processes (``--workers``).
-        self.reuse_port = False
-        #: With ``--workers``: this node's id and the directory of the workers' long-poll relay sockets.
-        self.node_id = ""
-        self.relay_dir: Path | None = None
+    """The browser port, and the ``SessionHost`` of its transports."""
+
+    def __init__(self, node: Node, options: WebOptions) -> None:
+        self.node = node
+        self.engine = node.engine
+        self.observer = node.observer
+        self.options = options
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
-        self.base_dir = Path(config.base_dir).resolve() if config.base_dir else None
         self._nursery: trio.Nursery | None = None
-        self.metrics: Metrics | None = None  # set by the server: /metrics, /admin, slow-consumer counts
-        self.tls = server_context(config)
-        self.ip_sessions = IpSessions(config.max_sessions_per_ip)
+        self.ip_sessions = IpSessions(options.max_sessions_per_ip)
         self._session_ip: dict[int, str] = {}
         self._limiters: dict[int, RateLimiter] = {}
+
+    def now(self) -> int:
+        return self.engine.now()
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Start a helper task (a session's send-backlog flusher) in the front's nursery."""
@@ -86,11 +75,11 @@ class WebFront:
         self._nursery.start_soon(fn)
 
     def origin_ok(self, origin: str | None) -> bool:
-        return origin_allowed(self.config.allowed_origins, origin)
+        return origin_allowed(self.options.allowed_origins, origin)
 
     # ---------------------------------------------------------------- sessions
 
-    async def attach(self, session: BrowserSession, params: ConnectParams) -> None:
+    async def attach(self, session: WebSession, params: ConnectParams) -> None:
         """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
         session is taken out again and closed: no half-open session stays behind."""
         engine = self.engine
@@ -105,7 +94,7 @@ class WebFront:
                 return
             raise
 
-    async def detach(self, session: BrowserSession) -> None:
+    async def detach(self, session: WebSession) -> None:
         ip = self._session_ip.pop(session.conn_id, None)
         if ip is not None:
             self.ip_sessions.release(ip)
@@ -115,8 +104,7 @@ class WebFront:
                 await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
             except StoreError as exc:  # the session is gone from the hub all the same; only its last-seen is lost
                 log.error("could not store that session %d left: %s", session.conn_id, exc)
-        if self.metrics is not None:
-            self.metrics.session_left(session.transport, session.closing, getattr(session, "dropped", 0))
+        self.observer.session_left(session.transport, session.closing, session.dropped)
 
     # ------------------------------------------------------------------ limits
 
@@ -131,52 +119,50 @@ class WebFront:
     async def run_command(self, session: Subscriber, text: str) -> None:
         """One browser command, after the rate and size limits (an error frame when one is hit)."""
         engine = self.engine
-        config = self.config
+        options = self.options
         limiter = self._limiters.get(session.conn_id)
         if limiter is None:
-            limiter = self._limiters[session.conn_id] = RateLimiter(config.command_rate, config.command_burst)
+            limiter = self._limiters[session.conn_id] = RateLimiter(options.command_rate, options.command_burst)
         # error frames go through the engine like every reply, so they keep their place in the session's order
         verdict = limiter.take(trio.current_time())
         if verdict is not Verdict.OK:
             self._limit_hit("command_rate")
-            effects: list[Effect] = [Deliver((session,), frames.error_frame("rate limit", engine.now(),
-                                                                           number_messages=-1))]
+            effects: list[Effect] = [Deliver((session,), error_frame("rate limit", engine.now(),
+                                                                    number_messages=-1))]
             if verdict is Verdict.ABUSE:
                 effects.append(Disconnect((session,), "rate limit: too many commands"))
             await engine.apply(effects)
-        elif web_message_size(text) > config.max_message_size:
+        elif web_message_size(text) > options.max_message_size:
             self._limit_hit("message_size")
-            await engine.apply([Deliver((session,), frames.error_frame(
-                "Data is too long", engine.now(), number_messages=-1, max_message_size=config.max_message_size))])
+            await engine.apply([Deliver((session,), error_frame(
+                "Data is too long", engine.now(), number_messages=-1, max_message_size=options.max_message_size))])
         else:
             effects = handle_command(engine.hub, session, text, engine.now())
-            if self.metrics is not None and text.startswith("subscription") and _refused_subscriptions(effects):
-                self.metrics.limit_hit("subscriptions")
             try:
                 await engine.apply(effects)
             except StoreError as exc:  # one failed command: tell the page, keep the session and the server
                 log.error("browser command failed, the store failed: %s", exc)
-                await engine.apply([Deliver((session,), frames.error_frame("store unavailable", engine.now(),
-                                                                           number_messages=-1))])
+                await engine.apply([Deliver((session,), error_frame("store unavailable", engine.now(),
+                                                                    number_messages=-1))])
 
     def _limit_hit(self, limit: str) -> None:
-        if self.metrics is not None:
-            self.metrics.limit_hit(limit)
+        self.observer.limit_hit(limit)
 
     # ----------------------------------------------------------------- serving
 
     async def serve(
         self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        listeners = await open_listeners(self.config.ws_port, self.config.ws_host, reuse_port=self.reuse_port)
+        options = self.options
+        listeners = await open_listeners(options.port, options.host, reuse_port=options.reuse_port)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
             nursery.start_soon(self.idle.run)
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
-            if self.relay_dir is not None:  # sibling workers pass long-poll requests for our sessions here
-                path = relay_path(self.relay_dir, self.node_id)
+            if options.relay_dir is not None:  # sibling workers pass long-poll requests for our sessions here
+                path = relay_path(options.relay_dir, options.node_id)
                 nursery.start_soon(self._relay_accept, await open_relay_listener(path), path, nursery)
             task_status.started(listeners)
 
@@ -207,8 +193,8 @@ class WebFront:
                 nursery.start_soon(self.handle, stream, tls)
 
     async def handle(self, stream: trio.abc.Stream, tls: bool = True) -> None:
-        if self.tls is not None and tls:
-            stream = trio.SSLStream(stream, self.tls, server_side=True)
+        if self.options.tls is not None and tls:
+            stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
             if isinstance(stream, trio.SSLStream):
                 with trio.fail_after(10):
@@ -236,7 +222,7 @@ class WebFront:
     async def _handle(self, stream: trio.abc.Stream) -> WsSession | TlsWsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket."""
         first = None
-        with trio.move_on_after(self.config.longpoll_timeout + 30):
+        with trio.move_on_after(self.options.longpoll_timeout + 30):
             first = await stream.receive_some(65536)
             quick = quick_upgrade(first)
             if quick is not None and ws_tail(quick.path) is not None:
@@ -248,7 +234,7 @@ class WebFront:
         while True:
             origin = None
             try:
-                with trio.fail_after(self.config.longpoll_timeout + 30):
+                with trio.fail_after(self.options.longpoll_timeout + 30):
                     request = await read_request(conn, stream)
                 if request is None:
                     return None
@@ -256,8 +242,9 @@ class WebFront:
                 info = self._info(stream, request)
                 if request.is_websocket and ws_tail(request.path) is not None:
                     return await self._upgrade(stream, request, info)
-                if request.is_websocket and request.path == LIVE_PATH and self.metrics is not None:
-                    await serve_admin_live(self, stream, request)  # the dashboard's feed: not a browser session
+                if request.is_websocket and request.path == LIVE_PATH:
+                    # the dashboard's feed: not a browser session
+                    await serve_admin_live(self.node, self.options.admin_password, stream, request)
                     return None
                 response = await self.route(request, info)
             except HttpError as exc:
@@ -300,11 +287,10 @@ class WebFront:
             raise HttpError(405, f"{request.method} is not served here")
         if path in ("/info", "/comet-server/info"):
             return Response(200, orjson.dumps({"node": SERVER_NAME, "status": "ok", "version": __version__}))
-        if self.metrics is not None:
-            if path == "/metrics":
-                return Response(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
-            if is_admin_path(path):
-                return admin_response(self, request)
+        if path == "/metrics":
+            return Response(200, self.observer.exposition(), EXPOSITION_CONTENT_TYPE)
+        if is_admin_path(path):
+            return admin_response(self.node, self.options.admin_password, request)
         if path in _LIBRARY:
             return Response(200, (STATIC / _LIBRARY[path]).read_bytes(), "application/javascript; charset=utf-8")
         if ws_tail(path) is not None:
@@ -312,10 +298,11 @@ class WebFront:
         return self._static(path)
 
     def _static(self, path: str) -> Response:
-        if self.base_dir is not None:
+        base_dir = self.options.base_dir
+        if base_dir is not None:
             rel = path.removeprefix("/comet-server").lstrip("/") or "index.html"
-            target = (self.base_dir / rel).resolve()
-            if target.is_relative_to(self.base_dir) and target.is_file():
+            target = (base_dir / rel).resolve()
+            if target.is_relative_to(base_dir) and target.is_file():
                 ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
                 if ctype.startswith("text/") or ctype.endswith("javascript"):
                     ctype += "; charset=utf-8"

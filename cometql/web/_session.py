@@ -1,9 +1,10 @@
-"""A browser session as the hub sees it, with a bounded outbox.
+"""A browser session with a bounded outbox of numbered frames, for transports that need a task to send.
 
-The same object serves a WebSocket and a long-poll session: frames are
-numbered as they are queued, a WebSocket writer sends and drops them, a
-long-poll drops them only when the next poll acknowledges their number — so a
-lost poll response loses nothing. The outbox is bounded in bytes; a session
+Long-poll sessions use it as it is; TLS WebSocket sessions (``_tls.py``)
+subclass it, with a writer task that sends and drops frames. (Plain WebSocket
+sessions write to their socket directly: ``_wsconn.py``.) Frames are numbered
+as they are queued; a long-poll drops them only when the next poll
+acknowledges their number — so a lost poll response loses nothing. The outbox is bounded in bytes; a session
 that does not keep up is closed rather than allowed to grow memory.
 """
 
@@ -24,7 +25,7 @@ next_conn_id = itertools.count(1).__next__
 
 class BrowserSession:
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
-                 "_wake", "closing", "max_queued_bytes", "idle_since")
+                 "_wake", "closing", "max_queued_bytes", "idle_since", "dropped")
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()
@@ -39,6 +40,7 @@ class BrowserSession:
         self.closing: str | None = None
         self.max_queued_bytes = max_queued_bytes
         self.idle_since: float | None = None
+        self.dropped = 0  # a slow consumer is closed with its outbox kept: nothing is discarded
 
     # ---- the Subscriber protocol (called by the engine, never blocks)
 

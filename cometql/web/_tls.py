@@ -12,11 +12,10 @@ many idle browsers behind TLS can terminate TLS in front (nginx) instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import trio
 
 from ..hub import ConnInfo
+from ._host import SessionHost
 from ._http import Request
 from ._params import ParamsError
 from ._session import BrowserSession
@@ -30,9 +29,6 @@ from ._wsconn import (
     refusal_frame,
 )
 from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
 
@@ -52,34 +48,34 @@ class TlsWsSession(BrowserSession):
         super().close(reason)
 
 
-async def accept_tls_websocket(front: WebFront, stream: trio.SSLStream[trio.abc.Stream], request: Request,
+async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.abc.Stream], request: Request,
                                info: ConnInfo) -> TlsWsSession | None:
     """Answer the upgrade and bring the session online; None if refused (already answered)."""
     reply = handshake_response(request)
     if reply is None:
         await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return None
-    session = TlsWsSession(info, front.config.max_queued_bytes)
+    session = TlsWsSession(info, host.options.max_queued_bytes)
     try:
-        params = admit_websocket(front, request, info, session)
+        params = admit_websocket(host, request, info, session)
     except ParamsError as exc:
-        refusal = text_frame(refusal_frame(exc, front.engine.now())) + close_frame(CLOSE_POLICY, exc.text)
+        refusal = text_frame(refusal_frame(exc, host.now())) + close_frame(CLOSE_POLICY, exc.text)
         await stream.send_all(reply + refusal)
         return None
     await stream.send_all(reply)
     session.dev_id = params.dev_id
     info.uuid = params.uuid
-    await front.attach(session, params)
+    await host.attach(session, params)
     return session
 
 
-async def run_tls_websocket(front: WebFront, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
+async def run_tls_websocket(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
     """Serve the session until either side closes; it leaves the hub at the end."""
     lock = trio.Lock()  # the reader answers pings while the writer sends frames
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_write, session, stream, lock, nursery.cancel_scope)
-            await _read(front, session, stream, lock)
+            await _read(host, session, stream, lock)
             session.close(session.closing or "closed by the browser")
             with trio.move_on_after(1):  # let the writer send what is queued and the close frame
                 await trio.sleep_forever()
@@ -92,7 +88,7 @@ async def run_tls_websocket(front: WebFront, session: TlsWsSession, stream: trio
                     await stream.send_all(close_frame(CLOSE_GOING_AWAY, "server shutting down"))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                     pass
-        await front.detach(session)
+        await host.detach(session)
 
 
 async def _send(stream: trio.SSLStream[trio.abc.Stream], lock: trio.Lock, data: bytes) -> None:
@@ -116,7 +112,7 @@ async def _write(session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream],
     done.cancel()
 
 
-async def _read(front: WebFront, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream],
+async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream],
                 lock: trio.Lock) -> None:
     reader = FrameReader(MAX_MESSAGE)
     while session.closing is None:
@@ -133,7 +129,7 @@ async def _read(front: WebFront, session: TlsWsSession, stream: trio.SSLStream[t
             return
         for opcode, payload in items:
             if opcode == TEXT:
-                await front.run_command(session, payload.decode())
+                await host.run_command(session, payload.decode())
             elif opcode == PING:
                 await _send(stream, lock, encode(PONG, payload))
             elif opcode == CLOSE:

@@ -22,19 +22,15 @@ import logging
 import socket as stdsocket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import trio
 
-from ..hub import ConnInfo, Subscriber
-from ..hub import _frames as frames
+from ..hub import ConnInfo, Subscriber, sys_frame
+from ._host import SessionHost
 from ._http import Request
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
 from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
-
-if TYPE_CHECKING:
-    from ._server import WebFront
 
 __all__ = ["WsSession", "accept_websocket", "admit_websocket", "handshake_response", "refusal_frame"]
 
@@ -214,25 +210,25 @@ class WsSession:
             sock.close()
 
 
-def admit_websocket(front: WebFront, request: Request, info: ConnInfo, session: Subscriber) -> ConnectParams:
+def admit_websocket(host: SessionHost, request: Request, info: ConnInfo, session: Subscriber) -> ConnectParams:
     """The checks every WebSocket session passes (plain or TLS): Origin, parameters, sessions per IP.
 
     Raises ``ParamsError`` with CppComet's code and text; the IP is counted only when all pass.
     """
-    if not front.origin_ok(info.origin or None):
+    if not host.origin_ok(info.origin or None):
         raise ParamsError(423, "Error code 423(Access denied, Request from unauthorized domain.)")
-    params = parse_params(ws_tail(request.target) or "", dev_index_size=front.config.dev_index_size)
-    if not front.admit(session, info.ip):
+    params = parse_params(ws_tail(request.target) or "", dev_index_size=host.options.dev_index_size)
+    if not host.admit(session, info.ip):
         raise ParamsError(429, "Error code 429(Too many sessions from this address.)")
     return params
 
 
 def refusal_frame(exc: ParamsError, now: int) -> bytes:
     error = {"error": exc.text, "error_code": exc.code, "info": "Closed due to error. See last message."}
-    return frames.sys_frame("error", error, now)
+    return sys_frame("error", error, now)
 
 
-async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: Request,
+async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request: Request,
                            info: ConnInfo) -> WsSession | None:
     """Finish the handshake and bring the session online; None if it was refused (already answered).
 
@@ -246,17 +242,16 @@ async def accept_websocket(front: WebFront, stream: trio.SocketStream, request: 
     # Our own descriptor: trio closes the stream when the accepting task ends, the session lives on.
     sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
     sock.setblocking(False)
-    engine = front.engine
-    session = WsSession(next_conn_id(), 0, info, sock, front.spawn, front.config.max_queued_bytes)
+    session = WsSession(next_conn_id(), 0, info, sock, host.spawn, host.options.max_queued_bytes)
     session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
     try:
-        params = admit_websocket(front, request, info, session)
+        params = admit_websocket(host, request, info, session)
     except ParamsError as exc:
-        session.send(refusal_frame(exc, engine.now()))
+        session.send(refusal_frame(exc, host.now()))
         session.close(exc.text)
         session.release()
         return None
     session.dev_id = params.dev_id
     info.uuid = params.uuid
-    await front.attach(session, params)
+    await host.attach(session, params)
     return session

@@ -13,7 +13,7 @@ import json
 import jwt
 import pytest
 
-from cometql.hub import ConnInfo, Hub, ListSubscriber
+from cometql.hub import ConnInfo, Hub, ListSubscriber, Refused
 from cometql.hub._browser import MAX_SUBSCRIPTIONS, handle_command, open_session
 
 from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
@@ -109,6 +109,16 @@ def test_subscription_keeps_32_and_reports_too_many() -> None:
     assert run(hub, sub, "subscription\n" + "\n".join(names)) == [error("Too many letters", code="403")]
     assert hub.subscriptions(sub.conn_id) == sorted(names[:MAX_SUBSCRIPTIONS])
     assert sub.closed is None
+
+
+def test_refused_subscriptions_are_reported_as_data() -> None:
+    """The I/O layer counts the refusal from a ``Refused`` effect, not by reading the error frame."""
+    hub = make_hub()
+    sub = browser(hub)
+    few = handle_command(hub, sub, "subscription\nchan1\nchan2", NOW)
+    assert not [e for e in few if isinstance(e, Refused)]
+    many = handle_command(hub, sub, "subscription\n" + "\n".join(f"c{i}" for i in range(40)), NOW)
+    assert [e for e in many if isinstance(e, Refused)] == [Refused("subscriptions")]
 
 
 def test_subscription_skips_a_too_long_name_with_an_error() -> None:

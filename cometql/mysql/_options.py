@@ -1,0 +1,30 @@
+"""The MySQL port's slice of the configuration, frozen when the front is built."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from ..config import Config
+from ..tls import server_context
+
+__all__ = ["MysqlOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class MysqlOptions:
+    host: str
+    port: int
+    password: str
+    dev_index_size: int
+    max_query_size: int
+    max_message_size: int
+    #: None: CLIENT_SSL is not advertised.
+    tls: ssl.SSLContext | None = None
+    #: Share the port with sibling worker processes (``--workers``).
+    reuse_port: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, *, reuse_port: bool = False) -> MysqlOptions:
+        return cls(config.mysql_host, config.mysql_port, config.password, config.dev_index_size,
+                   config.max_query_size, config.max_message_size, server_context(config), reuse_port)

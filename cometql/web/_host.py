@@ -1,0 +1,57 @@
+"""What a browser session's transport needs from the front that accepted it.
+
+WebSocket (plain and TLS), long-poll and the idle poller depend on this small
+protocol, not on ``WebFront``: they never reach back into the front's other
+state, and the front's module can import them without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..hub import Subscriber
+from ._options import WebOptions
+from ._params import ConnectParams
+
+__all__ = ["SessionHost", "WebSession"]
+
+
+class WebSession(Subscriber, Protocol):
+    """A browser session of any transport, as the front accounts for it."""
+
+    transport: str
+    #: Why the server is closing it (None while open or when the browser left).
+    closing: str | None
+    #: Frames discarded when it was closed as a slow consumer.
+    dropped: int
+
+
+class SessionHost(Protocol):
+    options: WebOptions
+
+    def now(self) -> int:
+        """Seconds since the epoch, as the hub counts them."""
+        ...
+
+    def origin_ok(self, origin: str | None) -> bool: ...
+
+    def admit(self, session: Subscriber, ip: str) -> bool:
+        """Count a new session against the per-address limit; False if the address has too many."""
+        ...
+
+    async def attach(self, session: WebSession, params: ConnectParams) -> None:
+        """Bring the session online in the hub (closed at once if the store cannot take it)."""
+        ...
+
+    async def detach(self, session: WebSession) -> None:
+        """Take the session out of the hub and release what the front counted for it."""
+        ...
+
+    async def run_command(self, session: Subscriber, text: str) -> None:
+        """One browser command, after the rate and size limits."""
+        ...
+
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Start a helper task (a send-backlog flusher) that lives as long as the port."""
+        ...

@@ -1,0 +1,61 @@
+"""The browser port's slice of the configuration, frozen when the front is built."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..tls import server_context
+
+__all__ = ["WebOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    host: str = "127.0.0.1"
+    port: int = 8087
+    dev_index_size: int = 100000
+    allowed_origins: str = "*"
+    base_dir: Path | None = None
+    admin_password: str = ""
+    longpoll_timeout: float = 25.0
+    session_ttl: float = 60.0
+    max_uptime: float = 0.0
+    max_queued_bytes: int = 4 * 1024 * 1024
+    max_sessions_per_ip: int = 0
+    command_rate: float = 100.0
+    command_burst: int = 200
+    max_message_size: int = 1048576
+    #: None: plain ws:// and http://.
+    tls: ssl.SSLContext | None = None
+    #: Share the port with sibling worker processes (``--workers``).
+    reuse_port: bool = False
+    #: With ``--workers`` on a cluster: this node's id, and where the workers' long-poll relay sockets live.
+    node_id: str = ""
+    relay_dir: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, *, reuse_port: bool = False, node_id: str = "",
+                    relay_dir: Path | None = None) -> WebOptions:
+        return cls(
+            host=config.ws_host,
+            port=config.ws_port,
+            dev_index_size=config.dev_index_size,
+            allowed_origins=config.allowed_origins,
+            base_dir=Path(config.base_dir).resolve() if config.base_dir else None,
+            admin_password=config.effective_admin_password,
+            longpoll_timeout=config.longpoll_timeout,
+            session_ttl=config.session_ttl,
+            max_uptime=config.max_uptime,
+            max_queued_bytes=config.max_queued_bytes,
+            max_sessions_per_ip=config.max_sessions_per_ip,
+            command_rate=config.command_rate,
+            command_burst=config.command_burst,
+            max_message_size=config.max_message_size,
+            tls=server_context(config),
+            reuse_port=reuse_port,
+            node_id=node_id,
+            relay_dir=relay_dir,
+        )
