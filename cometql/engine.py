@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist
-from .store import SharedStore, Store
+from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Hub, Persist
+from .store import Store
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -28,8 +28,6 @@ class Engine:
     def __init__(self, hub: Hub, store: Store, *, clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.store = store
-        #: A shared store (Redis) takes records and cluster events together, in one ordered write.
-        self._shared = store if isinstance(store, SharedStore) else None
         self.clock = clock
         self.started = clock()
         self.delivered = 0
@@ -52,29 +50,23 @@ class Engine:
         """
         # the hub has just decided these effects: the start of publish-to-delivery latency
         published = time.perf_counter() if self.metrics is not None else 0.0
-        shared: list[object] = []
-        durable = False
+        # records and cluster events, in the order the hub produced them: the store decides what waits
+        changes: list[Change] = []
         for effect in effects:
             t = type(effect)
             if t is Persist:
-                if self._shared is None:
-                    await self.store.write(effect.records)  # type: ignore[union-attr]
-                else:
-                    shared.extend(effect.records)  # type: ignore[union-attr]
-                    durable = True
+                changes.extend(effect.records)  # type: ignore[union-attr]
             elif t is Broadcast:
-                shared.extend(effect.events)  # type: ignore[union-attr]
+                changes.extend(effect.events)  # type: ignore[union-attr]
             elif self._deferring:
                 self._outgoing.append((effect, published))  # type: ignore[arg-type]
                 self._wake.set()
             else:
                 self._deliver(effect)  # type: ignore[arg-type]
-        if not shared:
-            return
-        # records: acknowledged only once the store has them (and the events before them, in order);
-        # events alone are queued in the same order, unless Redis is far behind (then wait for it)
-        if durable or not self._shared.post(shared):  # type: ignore[union-attr]
-            await self._shared.submit(shared)  # type: ignore[union-attr]
+        if changes:
+            # records: acknowledged only once the store has them (and the changes before them, in order);
+            # a clustered store queues events alone without waiting, unless Redis is far behind
+            await self.store.commit(changes)
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:

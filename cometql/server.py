@@ -13,14 +13,13 @@ from pathlib import Path
 
 import trio
 
-from .cluster import Cluster
+from .cluster import Bus, Cluster, open_bus
 from .config import Config
 from .engine import Engine
 from .hub import Hub
 from .metrics import Metrics
 from .mysql import MysqlFront
 from .store import Store, open_sqlite_store
-from .store.redis import RedisStore, open_redis_store
 from .web import WebFront
 
 __all__ = ["Running", "serve"]
@@ -50,9 +49,9 @@ WORKER_ENV = "COMETQL_WORKER_INDEX"
 async def open_store(config: Config) -> AsyncIterator[Store]:
     if config.store:
         node_id = uuid.uuid4().hex[:12]
-        async with open_redis_store(config.store, node_id, heartbeat=config.node_timeout / 3,
-                                    node_ttl=config.node_timeout + 4) as redis:
-            yield redis
+        async with open_bus(config.store, node_id, heartbeat=config.node_timeout / 3,
+                            node_ttl=config.node_timeout + 4) as bus:
+            yield bus
         return
     path = Path(config.data_dir) / "cometql.sqlite3"
     async with open_sqlite_store(path, durability=config.durability) as store:
@@ -76,7 +75,7 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Running] = trio.
     if limit < 100_000:
         log.info("open-files limit %d: at most about %d browser connections", limit, max(0, limit - 100))
     async with open_store(config) as store:
-        cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, RedisStore) else None
+        cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, Bus) else None
         hub = Hub(
             password=config.password,
             send_user_online_events=config.send_user_online_events,
