@@ -3,7 +3,7 @@
     .venv/bin/python bench/redis_clients.py --port 6379        # ours only
     python bench/redis_clients.py --port 6379                  # + redis-py, if installed with trio-asyncio
 
-Compares CometQL's own connection (hiredis parser on a trio stream, cometql/store/_resp.py)
+Compares CometQL's own connection (hiredis parser on a trio stream, cometql/store/resp.py)
 with redis-py's asyncio client, once on plain asyncio (its best case) and once under
 trio-asyncio (how it would run inside the trio server). Each does N single XADDs one after
 the other (the latency-bound path: one INSERT alone) and N/100 pipelines of 100 XADDs
@@ -31,7 +31,8 @@ PUBLISH = ("PUBLISH", "bench:ours", FIELDS[-1])
 
 
 async def ours(port: int, n: int, command: tuple[str | int, ...] = XADD) -> tuple[float, float]:
-    from cometql.store._resp import RedisAddress, RedisConnection
+    from cometql.redisurl import RedisAddress
+    from cometql.store.resp import RedisConnection
 
     conn = await RedisConnection.open(RedisAddress.parse(f"redis://127.0.0.1:{port}/0"))
     t0 = time.perf_counter()

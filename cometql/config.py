@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .redisurl import RedisAddress
 
 __all__ = ["EXAMPLE_PASSWORD", "SETTINGS", "Config", "Setting", "load_config"]
 
@@ -152,14 +153,10 @@ class Config:
         """The store url without its password, for banners, logs and check-config."""
         if not self.store:
             return ""
-        from .store._resp import RedisAddress
-
         return str(RedisAddress.parse(self.store))
 
     @property
     def store_password(self) -> str:
-        from .store._resp import RedisAddress
-
         return (RedisAddress.parse(self.store).password or "") if self.store else ""
 
     @property
@@ -189,9 +186,7 @@ class Config:
 
             server_context(self)
         if self.store:
-            from .store._resp import RedisAddress  # checks the url: a typo fails here, at start-up
-
-            RedisAddress.parse(self.store)
+            RedisAddress.parse(self.store)  # checks the url: a typo fails here, at start-up
         if self.workers < 1:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.workers > 1 and not self.store:

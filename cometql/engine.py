@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import assert_never
 
 import trio
 
-from .hub import Broadcast, Deliver, Disconnect, Effect, Hub, Persist, Refused
+from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Hub, Persist, Refused
 from .observe import NULL_OBSERVER, Observer
-from .store import SharedStore, Store
+from .store import Store
 
 __all__ = ["Engine"]
 
@@ -26,8 +27,6 @@ class Engine:
                  clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.store = store
-        #: A shared store (Redis) takes records and cluster events together, in one ordered write.
-        self._shared = store if isinstance(store, SharedStore) else None
         self.clock = clock
         self.started = clock()
         self.delivered = 0
@@ -50,31 +49,33 @@ class Engine:
         """
         # the hub has just decided these effects: the start of publish-to-delivery latency
         published = time.perf_counter()
-        shared: list[object] = []
+        # records and cluster events, in the order the hub produced them: the store decides what waits
+        changes: list[Change] = []
         durable = False
         for effect in effects:
-            t = type(effect)
-            if t is Persist:
-                if self._shared is None:
-                    await self.store.write(effect.records)  # type: ignore[union-attr]
-                else:
-                    shared.extend(effect.records)  # type: ignore[union-attr]
+            match effect:
+                case Persist(records):
+                    changes.extend(records)
                     durable = True
-            elif t is Broadcast:
-                shared.extend(effect.events)  # type: ignore[union-attr]
-            elif t is Refused:
-                self.observer.limit_hit(effect.limit)  # type: ignore[union-attr]
-            elif self._deferring:
-                self._outgoing.append((effect, published))  # type: ignore[arg-type]
-                self._wake.set()
-            else:
-                self._deliver(effect)  # type: ignore[arg-type]
-        if not shared:
-            return
-        # records: acknowledged only once the store has them (and the events before them, in order);
-        # events alone are queued in the same order, unless Redis is far behind (then wait for it)
-        if durable or not self._shared.post(shared):  # type: ignore[union-attr]
-            await self._shared.submit(shared)  # type: ignore[union-attr]
+                case Broadcast(events):
+                    changes.extend(events)
+                case Refused(limit):
+                    self.observer.limit_hit(limit)
+                case Deliver() | Disconnect():
+                    if durable:  # a frame never leaves before the records decided ahead of it are stored
+                        await self.store.commit(changes)
+                        changes, durable = [], False
+                    if self._deferring:
+                        self._outgoing.append((effect, published))
+                        self._wake.set()
+                    else:
+                        self._deliver(effect)
+                case _:
+                    assert_never(effect)
+        if changes:
+            # records: acknowledged only once the store has them (and the changes before them, in order);
+            # a clustered store queues events alone without waiting, unless Redis is far behind
+            await self.store.commit(changes)
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import trio
 
-from .cluster import Cluster
+from .cluster import Bus, Cluster, open_bus
 from .config import Config
 from .engine import Engine
 from .hub import Hub, Record
 from .metrics import Metrics
 from .observe import NULL_OBSERVER, ClusterStatistics, MysqlCounters, Observer, Statistics
 from .store import Store, open_sqlite_store
-from .store.redis import RedisStore, open_redis_store
 
 __all__ = ["Node", "open_node"]
 
@@ -102,9 +101,9 @@ class Node:
 async def _open_store(config: Config) -> AsyncIterator[Store]:
     if config.store:
         node_id = uuid.uuid4().hex[:12]
-        async with open_redis_store(config.store, node_id, heartbeat=config.node_timeout / 3,
-                                    node_ttl=config.node_timeout + 4) as redis:
-            yield redis
+        async with open_bus(config.store, node_id, heartbeat=config.node_timeout / 3,
+                            node_ttl=config.node_timeout + 4) as bus:
+            yield bus
         return
     path = Path(config.data_dir) / "cometql.sqlite3"
     async with open_sqlite_store(path, durability=config.durability) as store:
@@ -115,7 +114,7 @@ async def _open_store(config: Config) -> AsyncIterator[Store]:
 async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
     """Open the store, restore the hub from it, join the cluster; yields the node and what was restored."""
     async with _open_store(config) as store:
-        cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, RedisStore) else None
+        cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, Bus) else None
         hub = Hub(
             password=config.password,
             send_user_online_events=config.send_user_online_events,

@@ -17,7 +17,7 @@ import pytest
 
 import cometql.hub
 
-PACKAGES = ["cometql", "cometql.hub", "cometql.sql"]
+PACKAGES = ["cometql", "cometql.hub", "cometql.sql", "cometql.store", "cometql.cluster"]
 FORBIDDEN_IN_HUB = {"trio", "socket", "time", "asyncio", "sqlite3"}
 
 

@@ -1,30 +1,38 @@
 """Sans-IO core: channels, sessions, presence, queues, history and auth.
 
-Nothing in this package does I/O, imports trio or reads a clock (a test checks).
+Nothing in this package does I/O, imports trio or reads a clock (a test checks),
+and it imports nothing else of CometQL: it is the bottom of the package graph.
+The public modules ``records`` and ``events`` are the registries of what is
+persisted and what nodes tell each other; stores and codecs derive from them.
 """
 
 from ._browser import handle_command, open_session
-from ._cluster import (
+from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
+from ._frames import encode_frame, error_frame, sys_frame
+from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
+from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
+from ._remote import RemoteSession
+from ._subscriber import ConnInfo, ListSubscriber, Subscriber
+from .events import (
+    EVENT_TYPES,
+    Change,
     ClusterEvent,
     Kick,
     Published,
-    RemoteSession,
     SessionClosed,
     SessionOpened,
     SessionSubscribed,
     UserMessage,
 )
-from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
-from ._frames import encode_frame, error_frame, sys_frame
-from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
-from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
-from ._records import HistoryEntry, QueuedMessage, Record
-from ._subscriber import ConnInfo, ListSubscriber, Subscriber
+from .records import RECORD_TYPES, HistoryEntry, QueuedMessage, Record, is_record
 
 __all__ = [
     "MAX_HISTORY",
     "MAX_USER_CONNECTIONS",
+    "EVENT_TYPES",
+    "RECORD_TYPES",
     "Broadcast",
+    "Change",
     "ClusterEvent",
     "ConnInfo",
     "Deliver",
@@ -52,6 +60,7 @@ __all__ = [
     "event_problem",
     "handle_command",
     "hash_problem",
+    "is_record",
     "is_valid_channel",
     "open_session",
     "sys_frame",

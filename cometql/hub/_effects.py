@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._cluster import ClusterEvent
-    from ._records import Record
     from ._subscriber import Subscriber
+    from .events import ClusterEvent
+    from .records import Record
 
 __all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist", "Refused"]
 

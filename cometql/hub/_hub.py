@@ -12,7 +12,7 @@ Rules of this module:
 Subscribers are opaque handles (see ``_subscriber``): the hub indexes them by
 channel and by user and decides who gets which frame.
 
-A hub given a ``node_id`` is one node of a cluster (see ``_cluster``): it also
+A hub given a ``node_id`` is one node of a cluster (see ``events``): it also
 returns ``Broadcast`` effects for the other nodes, and keeps their sessions as
 ``RemoteSession`` views so that counts, presence and events are cluster-wide.
 """
@@ -24,23 +24,15 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from . import _frames
 from ._auth import hash_matches, jwt_secret, jwt_user_id
-from ._cluster import (
-    ClusterEvent,
-    Kick,
-    Published,
-    RemoteSession,
-    SessionClosed,
-    SessionOpened,
-    SessionSubscribed,
-    UserMessage,
-    opened_event,
-)
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
-from ._records import (
+from ._remote import RemoteSession, opened_event
+from ._subscriber import Subscriber
+from .events import ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
+from .records import (
     AddRevokedToken,
     AppendHistory,
     ClearHistory,
@@ -59,7 +51,6 @@ from ._records import (
     SetPipeSettings,
     SetUserData,
 )
-from ._subscriber import Subscriber
 
 __all__ = ["Hub", "HubStatistics", "MAX_HISTORY", "MAX_USER_CONNECTIONS"]
 
@@ -137,57 +128,57 @@ class Hub:
             self._apply(rec)
 
     def _apply(self, rec: Record) -> None:
-        t = type(rec)
-        if t is SetAuth:
-            self._auth[(rec.dev_id, rec.user_id)] = rec.hash
-        elif t is DeleteAuth:
-            self._auth.pop((rec.dev_id, rec.user_id), None)
-        elif t is SetUserData:
-            self._user_data[(rec.dev_id, rec.user_id)] = rec.data
-        elif t is DeleteUserData:
-            self._user_data.pop((rec.dev_id, rec.user_id), None)
-        elif t is AddRevokedToken:
-            self._revoked.setdefault(rec.dev_id, {})[rec.token] = None
-        elif t is DeleteRevokedToken:
-            self._revoked.get(rec.dev_id, {}).pop(rec.token, None)
-        elif t is SetPipeSettings:
-            self._settings[(rec.dev_id, rec.channel)] = rec.length
-        elif t is DeletePipeSettings:
-            self._settings.pop((rec.dev_id, rec.channel), None)
-            self._history.pop((rec.dev_id, rec.channel), None)
-        elif t is AppendHistory:
-            log = self._history.setdefault((rec.dev_id, rec.channel), deque())
-            log.append(rec.entry)
-            while rec.keep and len(log) > rec.keep:
-                log.popleft()
-        elif t is ClearHistory:
-            self._history.pop((rec.dev_id, rec.channel), None)
-        elif t is DeleteHistoryIds:
-            wanted = set(rec.ids)
-            for (dev, channel), log in list(self._history.items()):
-                if dev == rec.dev_id and any(e.id in wanted for e in log):
-                    kept = deque(e for e in log if e.id not in wanted)
-                    if kept:
-                        self._history[(dev, channel)] = kept
-                    else:
-                        del self._history[(dev, channel)]
-        elif t is QueueMessage:
-            self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = rec.entry
-        elif t is DeleteQueued:
-            key = (rec.dev_id, rec.user_id)
-            if rec.ids is None:
-                self._queues.pop(key, None)
-            else:
-                queue = self._queues.get(key)
-                if queue is not None:
-                    for mid in rec.ids:
-                        queue.pop(mid, None)
-                    if not queue:
-                        del self._queues[key]
-        elif t is SetLastSeen:
-            self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
-        else:  # pragma: no cover - the Record union is closed
-            raise TypeError(f"not a hub record: {rec!r}")
+        match rec:
+            case SetAuth():
+                self._auth[(rec.dev_id, rec.user_id)] = rec.hash
+            case DeleteAuth():
+                self._auth.pop((rec.dev_id, rec.user_id), None)
+            case SetUserData():
+                self._user_data[(rec.dev_id, rec.user_id)] = rec.data
+            case DeleteUserData():
+                self._user_data.pop((rec.dev_id, rec.user_id), None)
+            case AddRevokedToken():
+                self._revoked.setdefault(rec.dev_id, {})[rec.token] = None
+            case DeleteRevokedToken():
+                self._revoked.get(rec.dev_id, {}).pop(rec.token, None)
+            case SetPipeSettings():
+                self._settings[(rec.dev_id, rec.channel)] = rec.length
+            case DeletePipeSettings():
+                self._settings.pop((rec.dev_id, rec.channel), None)
+                self._history.pop((rec.dev_id, rec.channel), None)
+            case AppendHistory():
+                log = self._history.setdefault((rec.dev_id, rec.channel), deque())
+                log.append(rec.entry)
+                while rec.keep and len(log) > rec.keep:
+                    log.popleft()
+            case ClearHistory():
+                self._history.pop((rec.dev_id, rec.channel), None)
+            case DeleteHistoryIds():
+                wanted = set(rec.ids)
+                for (dev, channel), entries in list(self._history.items()):
+                    if dev == rec.dev_id and any(e.id in wanted for e in entries):
+                        kept = deque(e for e in entries if e.id not in wanted)
+                        if kept:
+                            self._history[(dev, channel)] = kept
+                        else:
+                            del self._history[(dev, channel)]
+            case QueueMessage():
+                self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = rec.entry
+            case DeleteQueued():
+                key = (rec.dev_id, rec.user_id)
+                if rec.ids is None:
+                    self._queues.pop(key, None)
+                else:
+                    queue = self._queues.get(key)
+                    if queue is not None:
+                        for mid in rec.ids:
+                            queue.pop(mid, None)
+                        if not queue:
+                            del self._queues[key]
+            case SetLastSeen():
+                self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
+            case _:
+                assert_never(rec)
 
     def _persist(self, *records: Record) -> Persist:
         for rec in records:
@@ -481,29 +472,29 @@ class Hub:
         """Apply another node's events: update the view of its sessions, deliver to ours."""
         effects: list[Effect] = []
         for ev in events:
-            t = type(ev)
-            if t is Published:
-                subs = self._channels.get((ev.dev_id, ev.channel))
-                if subs:
-                    frame = _frames.pipe_frame(ev.channel, ev.event, ev.message, ev.time, ev.user_id)
-                    effects.append(Deliver(tuple(subs.values()), frame))
-            elif t is UserMessage:
-                effects.extend(self._remote_user_message(ev))
-            elif t is SessionOpened:
-                effects.extend(self._remote_open(node, ev, now))
-            elif t is SessionSubscribed:
-                rs = self._remote.get(node, {}).get(ev.conn_id)
-                if rs is not None:
-                    effects.extend(self._remote_subscribe(rs, ev.channels, now))
-            elif t is SessionClosed:
-                effects.extend(self._remote_close(node, ev.conn_id, now, persist=False))
-            elif t is Kick:
-                for uid in ev.user_ids:
-                    conns = self._users.get((ev.dev_id, uid))
-                    if conns:
-                        effects.append(Disconnect(tuple(conns.values()), ev.reason))
-            else:  # pragma: no cover - the ClusterEvent union is closed
-                raise TypeError(f"not a cluster event: {ev!r}")
+            match ev:
+                case Published():
+                    subs = self._channels.get((ev.dev_id, ev.channel))
+                    if subs:
+                        frame = _frames.pipe_frame(ev.channel, ev.event, ev.message, ev.time, ev.user_id)
+                        effects.append(Deliver(tuple(subs.values()), frame))
+                case UserMessage():
+                    effects.extend(self._remote_user_message(ev))
+                case SessionOpened():
+                    effects.extend(self._remote_open(node, ev, now))
+                case SessionSubscribed():
+                    rs = self._remote.get(node, {}).get(ev.conn_id)
+                    if rs is not None:
+                        effects.extend(self._remote_subscribe(rs, ev.channels, now))
+                case SessionClosed():
+                    effects.extend(self._remote_close(node, ev.conn_id, now, persist=False))
+                case Kick():
+                    for uid in ev.user_ids:
+                        conns = self._users.get((ev.dev_id, uid))
+                        if conns:
+                            effects.append(Disconnect(tuple(conns.values()), ev.reason))
+                case _:
+                    assert_never(ev)
         return effects
 
     def remote_records(self, records: Iterable[Record]) -> list[Effect]:
@@ -511,11 +502,11 @@ class Hub:
         connected here (the other node did not know yet) is delivered at once."""
         effects: list[Effect] = []
         for rec in records:
-            if type(rec) is AppendHistory and any(e.id == rec.entry.id for e in self._history.get(
+            if isinstance(rec, AppendHistory) and any(e.id == rec.entry.id for e in self._history.get(
                     (rec.dev_id, rec.channel), ())):
                 continue  # seen already: at start-up the bus replays what the loaded snapshot may hold
             self._apply(rec)
-            if type(rec) is QueueMessage:
+            if isinstance(rec, QueueMessage):
                 conns = self._users.get((rec.dev_id, rec.user_id))
                 if conns:
                     effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))

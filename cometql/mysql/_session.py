@@ -85,7 +85,6 @@ class CometSession(Session):
         self.options = options
         self.observer = node.observer
         self.dev_id = 0
-        self.statements = 0
         self.opened = False  # counted in node.mysql.online_by_dev (from init() on)
 
     # ------------------------------------------------------------ lifecycle
@@ -123,7 +122,6 @@ class CometSession(Session):
     # -------------------------------------------------------------- queries
 
     async def handle_query(self, sql: str, attrs: dict[str, str]) -> AllowedResult:
-        self.statements += 1
         self.node.mysql.statements += 1
         size = len(sql)
         if size >= self.options.max_query_size:

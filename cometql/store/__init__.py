@@ -1,6 +1,13 @@
-"""Durable state behind one small interface: SQLite by default, Redis (``store.redis``) for a cluster."""
+"""Durable state behind one small interface: records <-> SQLite (the default) or Redis keys.
 
-from ._base import MemoryStore, SharedStore, Store
+``Store`` is what the engine holds; ``MemoryStore`` and ``SQLiteStore`` serve a
+single node. With Redis, the store the engine holds is the cluster's bus writer
+(``cometql.cluster``), which uses ``store.redis`` for the record keys,
+``store.resp`` for the connection and ``store.codec`` for the wire format.
+This package imports only ``hub``, ``errors`` and ``redisurl`` of CometQL.
+"""
+
+from ._base import MemoryStore, Store, records_only
 from .sqlite import SQLiteStore, open_sqlite_store
 
-__all__ = ["MemoryStore", "SQLiteStore", "SharedStore", "Store", "open_sqlite_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_sqlite_store", "records_only"]

@@ -2,18 +2,26 @@
 
 A store is opened as an async context manager (it may run background tasks,
 such as a group-commit writer). ``load`` returns the records that rebuild the
-hub's durable state; ``write`` returns only once the records are durable, which
-is what lets an INSERT that queues a message be acknowledged honestly.
+hub's durable state; ``commit`` is the one call the engine makes with what one
+``apply`` must store or ship, and the store decides whether that waits:
+
+* records: ``commit`` returns only once they are durable, which is what lets an
+  INSERT that queues a message be acknowledged honestly;
+* cluster events alone (only a clustered store, ``cometql.cluster``, gets any):
+  queued in order without waiting, unless the store is far behind.
+
+A single node's stores (memory, SQLite) never see cluster events: the hub
+returns them only when it is one node of a cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol
 
-from ..hub import Record
+from ..hub import Change, Record, is_record
 
-__all__ = ["MemoryStore", "SharedStore", "Store"]
+__all__ = ["MemoryStore", "Store", "records_only"]
 
 
 class Store(Protocol):
@@ -24,30 +32,21 @@ class Store(Protocol):
         """Records that rebuild durable state, in the order they must be applied."""
         ...
 
-    async def write(self, records: Sequence[Record]) -> None:
-        """Make records durable; raises ``StoreError`` if that is impossible."""
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Store records and ship cluster events, in this order.
+
+        Returns once the records are durable (raises ``StoreError`` if that is
+        impossible); changes without a record may return at once.
+        """
         ...
 
 
-@runtime_checkable
-class SharedStore(Protocol):
-    """A store several nodes share (Redis): it also carries the hub's ``Broadcast`` events.
-
-    ``submit`` takes records and cluster events of one ``apply``, in order, and
-    returns once the store has them all: the other nodes then see a record and
-    the events around it in the order this node produced them. ``post`` queues
-    events alone (nothing durable) in the same order without waiting.
-    """
-
-    description: str
-
-    async def load(self) -> list[Record]: ...
-
-    async def write(self, records: Sequence[Record]) -> None: ...
-
-    async def submit(self, values: Sequence[Any]) -> None: ...
-
-    def post(self, values: Sequence[Any]) -> bool: ...
+def records_only(changes: Sequence[Change]) -> list[Record]:
+    """The records of a single node's commit; a cluster event there is a wiring mistake."""
+    records = [c for c in changes if is_record(c)]
+    if len(records) != len(changes):
+        raise TypeError("cluster events reached a single node's store (a hub with a node_id needs a cluster)")
+    return records
 
 
 class MemoryStore:
@@ -61,5 +60,5 @@ class MemoryStore:
     async def load(self) -> list[Record]:
         return list(self.records)
 
-    async def write(self, records: Sequence[Record]) -> None:
-        self.records.extend(records)
+    async def commit(self, changes: Sequence[Change]) -> None:
+        self.records.extend(records_only(changes))

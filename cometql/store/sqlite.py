@@ -1,6 +1,6 @@
 """SQLite store: the embedded default, one file under the data directory.
 
-Writes are group-committed: every ``write`` call adds its records to a pending
+Writes are group-committed: every ``commit`` (``write``) call adds its records to a pending
 batch and waits; one writer task commits whatever is pending in one
 transaction (in a worker thread, so trio keeps serving) and wakes all the
 waiters. Under load that turns many small fsync-bound commits into few.
@@ -14,12 +14,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import assert_never
 
 import trio
 
 from ..errors import StoreError
-from ..hub import HistoryEntry, QueuedMessage, Record
-from ..hub._records import (
+from ..hub import Change
+from ..hub.records import (
     AddRevokedToken,
     AppendHistory,
     ClearHistory,
@@ -29,12 +30,16 @@ from ..hub._records import (
     DeleteQueued,
     DeleteRevokedToken,
     DeleteUserData,
+    HistoryEntry,
+    QueuedMessage,
     QueueMessage,
+    Record,
     SetAuth,
     SetLastSeen,
     SetPipeSettings,
     SetUserData,
 )
+from ._base import records_only
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
@@ -58,58 +63,58 @@ CREATE TABLE IF NOT EXISTS users_time (dev INTEGER, uid INTEGER, time INTEGER, P
 
 def _apply(db: sqlite3.Connection, rec: Record) -> None:
     """Translate one record into SQL. Runs in the writer thread."""
-    t = type(rec)
-    if t is SetAuth:
-        db.execute("REPLACE INTO users_auth VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.hash))
-    elif t is DeleteAuth:
-        db.execute("DELETE FROM users_auth WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
-    elif t is SetUserData:
-        db.execute("REPLACE INTO users_data VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.data))
-    elif t is DeleteUserData:
-        db.execute("DELETE FROM users_data WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
-    elif t is AddRevokedToken:
-        db.execute("INSERT OR IGNORE INTO revoked_tokens (dev, token) VALUES (?, ?)", (rec.dev_id, rec.token))
-    elif t is DeleteRevokedToken:
-        db.execute("DELETE FROM revoked_tokens WHERE dev = ? AND token = ?", (rec.dev_id, rec.token))
-    elif t is SetPipeSettings:
-        db.execute("REPLACE INTO pipes_settings VALUES (?, ?, ?)", (rec.dev_id, rec.channel, rec.length))
-    elif t is DeletePipeSettings:
-        db.execute("DELETE FROM pipes_settings WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-        db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-    elif t is AppendHistory:
-        e = rec.entry
-        db.execute(
-            "INSERT INTO history (dev, channel, id, time, event, message, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rec.dev_id, rec.channel, e.id, e.time, e.event, e.message, e.user_id),
-        )
-        if rec.keep:
+    match rec:
+        case SetAuth():
+            db.execute("REPLACE INTO users_auth VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.hash))
+        case DeleteAuth():
+            db.execute("DELETE FROM users_auth WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
+        case SetUserData():
+            db.execute("REPLACE INTO users_data VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.data))
+        case DeleteUserData():
+            db.execute("DELETE FROM users_data WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
+        case AddRevokedToken():
+            db.execute("INSERT OR IGNORE INTO revoked_tokens (dev, token) VALUES (?, ?)", (rec.dev_id, rec.token))
+        case DeleteRevokedToken():
+            db.execute("DELETE FROM revoked_tokens WHERE dev = ? AND token = ?", (rec.dev_id, rec.token))
+        case SetPipeSettings():
+            db.execute("REPLACE INTO pipes_settings VALUES (?, ?, ?)", (rec.dev_id, rec.channel, rec.length))
+        case DeletePipeSettings():
+            db.execute("DELETE FROM pipes_settings WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
+            db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
+        case AppendHistory():
+            e = rec.entry
             db.execute(
-                "DELETE FROM history WHERE dev = ?1 AND channel = ?2 AND seq <= (SELECT seq FROM history"
-                " WHERE dev = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
-                (rec.dev_id, rec.channel, rec.keep),
+                "INSERT INTO history (dev, channel, id, time, event, message, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rec.dev_id, rec.channel, e.id, e.time, e.event, e.message, e.user_id),
             )
-    elif t is ClearHistory:
-        db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-    elif t is DeleteHistoryIds:
-        db.executemany("DELETE FROM history WHERE dev = ? AND id = ?", [(rec.dev_id, i) for i in rec.ids])
-    elif t is QueueMessage:
-        e = rec.entry
-        db.execute(
-            "INSERT INTO queue (dev, uid, id, time, event, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (rec.dev_id, rec.user_id, e.id, e.time, e.event, e.message),
-        )
-    elif t is DeleteQueued:
-        if rec.ids is None:
-            db.execute("DELETE FROM queue WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
-        else:
-            db.executemany(
-                "DELETE FROM queue WHERE dev = ? AND uid = ? AND id = ?",
-                [(rec.dev_id, rec.user_id, i) for i in rec.ids],
+            if rec.keep:
+                db.execute(
+                    "DELETE FROM history WHERE dev = ?1 AND channel = ?2 AND seq <= (SELECT seq FROM history"
+                    " WHERE dev = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
+                    (rec.dev_id, rec.channel, rec.keep),
+                )
+        case ClearHistory():
+            db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
+        case DeleteHistoryIds():
+            db.executemany("DELETE FROM history WHERE dev = ? AND id = ?", [(rec.dev_id, i) for i in rec.ids])
+        case QueueMessage():
+            q = rec.entry
+            db.execute(
+                "INSERT INTO queue (dev, uid, id, time, event, message) VALUES (?, ?, ?, ?, ?, ?)",
+                (rec.dev_id, rec.user_id, q.id, q.time, q.event, q.message),
             )
-    elif t is SetLastSeen:
-        db.execute("REPLACE INTO users_time VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.time))
-    else:  # pragma: no cover - the Record union is closed
-        raise TypeError(f"not a store record: {rec!r}")
+        case DeleteQueued():
+            if rec.ids is None:
+                db.execute("DELETE FROM queue WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
+            else:
+                db.executemany(
+                    "DELETE FROM queue WHERE dev = ? AND uid = ? AND id = ?",
+                    [(rec.dev_id, rec.user_id, i) for i in rec.ids],
+                )
+        case SetLastSeen():
+            db.execute("REPLACE INTO users_time VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.time))
+        case _:
+            assert_never(rec)
 
 
 def _load(db: sqlite3.Connection) -> list[Record]:
@@ -168,7 +173,11 @@ class SQLiteStore:
         assert self._db is not None
         return await trio.to_thread.run_sync(_load, self._db)
 
+    async def commit(self, changes: Sequence[Change]) -> None:
+        await self.write(records_only(changes))
+
     async def write(self, records: Sequence[Record]) -> None:
+        """Make records durable (in the next group commit); raises ``StoreError`` if that fails."""
         if not records:
             return
         self._pending.extend(records)

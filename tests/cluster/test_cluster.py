@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from cometql.store._resp import RedisAddress, RedisConnection
+from cometql.redisurl import RedisAddress
+from cometql.store.resp import RedisConnection
 
 from ..servers import ServerProcess
 from ..web._wire import eventually, mysql_rows, open_browser

@@ -1,6 +1,6 @@
 """The hub as one node of a cluster, without Redis: three hubs wired by an in-memory bus.
 
-``Cluster`` does here what the Redis store and ``cometql.cluster`` do for real:
+``Cluster`` does here what ``cometql.cluster`` (bus writer and follower) does for real:
 every ``Broadcast`` and every persisted record of one hub reaches the other
 hubs, in order, through ``remote_events``/``remote_records``. That makes the
 cluster rules (who delivers, who queues, who is told online/offline) testable
@@ -31,8 +31,8 @@ from cometql.hub import (
     SessionOpened,
     UserMessage,
 )
-from cometql.hub._records import AppendHistory, HistoryEntry, QueueMessage, SetLastSeen
-from cometql.store import _codec
+from cometql.hub.records import AppendHistory, HistoryEntry, QueueMessage, SetLastSeen, is_record
+from cometql.store import codec
 
 from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
 
@@ -66,8 +66,8 @@ class Cluster:
                 origin, values = self.bus.popleft()
                 for name, hub in self.hubs.items():
                     if name != origin:
-                        records = [v for v in values if type(v).__name__ in _RECORDS]
-                        events = [v for v in values if type(v).__name__ not in _RECORDS]
+                        records = [v for v in values if is_record(v)]
+                        events = [v for v in values if not is_record(v)]
                         self.run(name, hub.remote_records(records) + hub.remote_events(origin, events, NOW))
         finally:
             self._flushing = False
@@ -82,11 +82,6 @@ class Cluster:
 
     def leave(self, node: str, sub: ListSubscriber) -> None:
         self.run(node, self.hubs[node].disconnect(sub, NOW + 5))
-
-
-_RECORDS = {"SetAuth", "DeleteAuth", "SetUserData", "DeleteUserData", "AddRevokedToken", "DeleteRevokedToken",
-            "SetPipeSettings", "DeletePipeSettings", "AppendHistory", "ClearHistory", "DeleteHistoryIds",
-            "QueueMessage", "DeleteQueued", "SetLastSeen"}
 
 
 @pytest.fixture
@@ -278,15 +273,15 @@ ints = st.integers(-(2**40), 2**40)
     st.builds(AppendHistory, ints, names, st.builds(HistoryEntry, names, ints, names, names, ints), ints),
 ))
 def test_codec_round_trips_every_value(value: Any) -> None:
-    assert _codec.decode(_codec.encode(value)) == value
-    assert _codec.decode_many(_codec.encode_many([value, value])) == [value, value]
+    assert codec.decode(codec.encode(value)) == value
+    assert codec.decode_many(codec.encode_many([value, value])) == [value, value]
 
 
 def test_codec_refuses_what_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="not a CometQL record"):
-        _codec.decode(b'["DropDatabase", 1]')
+        codec.decode(b'["DropDatabase", 1]')
     with pytest.raises(ValueError, match="fields"):
-        _codec.decode(b'["SetAuth", 1, 2]')
+        codec.decode(b'["SetAuth", 1, 2]')
 
 
 def test_a_user_message_follows_a_user_who_moved_to_another_node_meanwhile(c: Cluster) -> None:

@@ -1,4 +1,4 @@
-"""Every store gives back what it was given: the same suite runs on MemoryStore and SQLiteStore.
+"""Every store gives back what it was given: the same suite runs on MemoryStore, SQLiteStore and Redis.
 
 The hub persists durable state as records and rebuilds it by replaying what
 ``load()`` returns, so the contract of a store is simple to state: write records,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -20,9 +19,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from cometql.cluster import open_bus
 from cometql.errors import StoreError
 from cometql.hub import HistoryEntry, Hub, QueuedMessage, Record
-from cometql.hub._records import (
+from cometql.hub.records import (
+    RECORD_TYPES,
     AddRevokedToken,
     AppendHistory,
     ClearHistory,
@@ -39,7 +40,6 @@ from cometql.hub._records import (
     SetUserData,
 )
 from cometql.store import MemoryStore, SQLiteStore, Store, open_sqlite_store
-from cometql.store.redis import open_redis_store
 
 from ..redis_server import RedisServer
 
@@ -120,7 +120,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
         db = next(_redis_dbs) % 15 + 1  # db 0 belongs to the cluster tests' nodes
         url = f"redis://127.0.0.1:{redis.port}/{db}"
         _flush(redis, db)
-        return lambda: open_redis_store(url, "store-test")
+        return lambda: open_bus(url, "store-test")
     if request.param == "memory":
         memory = MemoryStore()
 
@@ -144,14 +144,14 @@ def _flush(redis: RedisServer, db: int) -> None:
 
 def test_scenario_covers_every_record_type() -> None:
     written = {type(rec) for batch in scenario() for rec in batch}
-    assert written == set(typing.get_args(Record))
+    assert written == set(RECORD_TYPES)
 
 
 async def test_reopened_store_rebuilds_the_same_hub(open_store: OpenStore) -> None:
     reference = fresh_hub()
     async with open_store() as store:
         for batch in scenario():
-            await store.write(batch)
+            await store.commit(batch)
             reference.restore(batch)
     async with open_store() as store:
         restored = fresh_hub()
@@ -162,7 +162,7 @@ async def test_reopened_store_rebuilds_the_same_hub(open_store: OpenStore) -> No
 async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> None:
     async with open_store() as store:
         for batch in scenario():
-            await store.write(batch)
+            await store.commit(batch)
     async with open_store() as store:
         hub = fresh_hub()
         hub.restore(await store.load())

@@ -2,7 +2,9 @@
 
 Each value becomes ``[tag, field1, field2, ...]`` in field order: smaller and
 faster than a dict per value, and fields are checked against the dataclass on
-the way back (a node of another version fails loudly, not subtly).
+the way back (a node of another version fails loudly, not subtly). The classes
+it knows are the hub's registries (``RECORD_TYPES``, ``EVENT_TYPES``,
+``ENTRY_TYPES``): a new record or event needs nothing here.
 """
 
 from __future__ import annotations
@@ -14,22 +16,19 @@ from typing import Any
 
 import orjson
 
-from ..hub import _cluster, _records
+from ..hub.events import EVENT_TYPES, Change
+from ..hub.records import ENTRY_TYPES, RECORD_TYPES
 
-__all__ = ["decode", "decode_many", "encode", "encode_many"]
+__all__ = ["decode", "decode_many", "encode", "encode_many", "from_list", "to_list"]
 
-_CLASSES: tuple[type, ...] = (
-    _records.SetAuth, _records.DeleteAuth, _records.SetUserData, _records.DeleteUserData,
-    _records.AddRevokedToken, _records.DeleteRevokedToken, _records.SetPipeSettings, _records.DeletePipeSettings,
-    _records.AppendHistory, _records.ClearHistory, _records.DeleteHistoryIds, _records.QueueMessage,
-    _records.DeleteQueued, _records.SetLastSeen,
-    _cluster.Published, _cluster.UserMessage, _cluster.SessionOpened, _cluster.SessionSubscribed,
-    _cluster.SessionClosed, _cluster.Kick,
-)
-_ENTRIES = {"HistoryEntry": _records.HistoryEntry, "QueuedMessage": _records.QueuedMessage}
+_CLASSES: tuple[type[Change], ...] = (*RECORD_TYPES, *EVENT_TYPES)
+_ENTRIES: dict[str, type[Any]] = {cls.__name__: cls for cls in ENTRY_TYPES}
+
+#: Turns one JSON field back into the dataclass field (None: the JSON value as it is).
+FieldDecoder = Callable[[Any], Any] | None
 
 
-def _field_decoder(annotation: str) -> Callable[[Any], Any] | None:
+def _field_decoder(annotation: str) -> FieldDecoder:
     """How a JSON value turns back into a field of this annotation (None: as it is)."""
     entry = _ENTRIES.get(annotation)
     if entry is not None:
@@ -39,7 +38,7 @@ def _field_decoder(annotation: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def _decoders(cls: type) -> tuple[type, int, tuple[Callable[[Any], Any] | None, ...]]:
+def _decoders(cls: type[Change]) -> tuple[type[Change], int, tuple[FieldDecoder, ...]]:
     fields = dataclasses.fields(cls)
     return cls, len(fields), tuple(_field_decoder(str(f.type)) for f in fields)
 
@@ -47,29 +46,34 @@ def _decoders(cls: type) -> tuple[type, int, tuple[Callable[[Any], Any] | None, 
 _BY_TAG = {cls.__name__: _decoders(cls) for cls in _CLASSES}
 
 
-def _encoder(cls: type) -> Callable[[Any], list[Any]]:
+def _encoder(cls: type[Change]) -> Callable[[Change], list[Any]]:
     """Built once per class: encoding runs for every published message."""
     name = cls.__name__
-    getters = []
+    getters: list[Callable[[Any], Any]] = []
     for f in dataclasses.fields(cls):
         entry = _ENTRIES.get(str(f.type))
         if entry is None:
             getters.append(operator.attrgetter(f.name))
         else:  # a nested entry becomes a list of its fields
-            inner = operator.attrgetter(*(g.name for g in dataclasses.fields(entry)))
-            outer = operator.attrgetter(f.name)
-            getters.append(lambda v, inner=inner, outer=outer: list(inner(outer(v))))
+            getters.append(_nested(f.name, entry))
     return lambda value: [name, *(g(value) for g in getters)]
+
+
+def _nested(name: str, entry: type[Any]) -> Callable[[Any], list[Any]]:
+    """Reads field ``name`` (an entry) as the list of the entry's fields."""
+    inner = operator.attrgetter(*(g.name for g in dataclasses.fields(entry)))
+    outer = operator.attrgetter(name)
+    return lambda v: list(inner(outer(v)))
 
 
 _ENCODE = {cls: _encoder(cls) for cls in _CLASSES}
 
 
-def to_list(value: Any) -> list[Any]:
+def to_list(value: Change) -> list[Any]:
     return _ENCODE[type(value)](value)
 
 
-def from_list(item: Sequence[Any]) -> Any:
+def from_list(item: Sequence[Any]) -> Change:
     try:
         cls, count, decoders = _BY_TAG[item[0]]
     except (KeyError, IndexError, TypeError):
@@ -80,17 +84,17 @@ def from_list(item: Sequence[Any]) -> Any:
     return cls(*(v if d is None else d(v) for d, v in zip(decoders, values, strict=True)))
 
 
-def encode(value: Any) -> bytes:
+def encode(value: Change) -> bytes:
     return orjson.dumps(to_list(value))
 
 
-def decode(data: bytes | str) -> Any:
+def decode(data: bytes | str) -> Change:
     return from_list(orjson.loads(data))
 
 
-def encode_many(values: Sequence[Any]) -> bytes:
+def encode_many(values: Sequence[Change]) -> bytes:
     return orjson.dumps([to_list(v) for v in values])
 
 
-def decode_many(data: bytes | str) -> list[Any]:
+def decode_many(data: bytes | str) -> list[Change]:
     return [from_list(item) for item in orjson.loads(data)]

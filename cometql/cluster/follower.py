@@ -10,6 +10,10 @@ The hub decides everything (``remote_events``, ``remote_records``,
 * the reaper drops a node it has not heard from for ``node_timeout`` seconds
   (every node writes at least a heartbeat every ``node_timeout / 3``), so a
   killed node's users go offline for everyone else in bounded time.
+
+What another node causes here is applied through the engine (``Applier``:
+anything with a hub, a clock and ``apply``); this package does not import the
+engine, which sits above it.
 """
 
 from __future__ import annotations
@@ -17,28 +21,40 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Protocol, cast
 
 import trio
 
-from .engine import Engine
-from .errors import StoreError
-from .hub import Effect
-from .store import _codec
-from .store._resp import RedisConnection, RedisDown, ReplyError
-from .store.redis import BUS, RedisStore, is_record
+from ..errors import StoreError
+from ..hub import Change, ClusterEvent, Effect, Hub, Record, is_record
+from ..store import codec
+from ..store.resp import RedisConnection, RedisDown, ReplyError
+from ._keys import BUS, last_bus_id, read_node, read_nodes
+from .bus import Bus
 
-__all__ = ["Cluster"]
+__all__ = ["Applier", "Cluster"]
 
 log = logging.getLogger("cometql.cluster")
 
 
+class Applier(Protocol):
+    """What the follower needs of the engine."""
+
+    hub: Hub
+
+    def now(self) -> int: ...
+
+    async def apply(self, effects: Iterable[Effect]) -> None: ...
+
+
 class Cluster:
-    def __init__(self, store: RedisStore, *, node_timeout: float = 6.0) -> None:
+    def __init__(self, store: Bus, *, node_timeout: float = 6.0) -> None:
+        #: The bus writer: this node's store, and where the follower opens its connections.
         self.store = store
         self.node_id = store.node_id
         self.node_timeout = node_timeout
-        self.engine: Engine | None = None
+        self.engine: Applier | None = None
         #: Other nodes and when this node last heard from them (monotonic seconds).
         self.heard: dict[str, float] = {}
         self.last_id = "0-0"
@@ -52,10 +68,10 @@ class Cluster:
         """Before the durable state is loaded: remember where the bus is, so that every
         change made while loading is replayed afterwards (replays are idempotent)."""
         self._conn = await self.store.connect("follower")
-        self.last_id = await self.store.last_bus_id(self._conn)
+        self.last_id = await last_bus_id(self._conn)
         self.connected = True
 
-    async def join(self, engine: Engine) -> None:
+    async def join(self, engine: Applier) -> None:
         """Learn the other nodes' sessions before this node serves anyone."""
         self.engine = engine
         assert self._conn is not None
@@ -99,7 +115,7 @@ class Cluster:
             log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
             self.connected = True
         reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
-        for _stream, entries in reply or ():  # type: ignore[attr-defined]
+        for _stream, entries in reply or ():
             for entry_id, fields in entries:
                 try:
                     await self._entry(self._conn, entry_id.decode(), fields)
@@ -122,28 +138,28 @@ class Cluster:
         if node not in self.heard:
             log.info("node %s joined the cluster", node)
             self.heard[node] = time.monotonic()
-            await self._apply(self._hub.sync_node(node, await self.store.read_node(conn, node), now))
+            await self._apply(self._hub.sync_node(node, await read_node(conn, node), now))
         self.heard[node] = time.monotonic()
         try:
-            values = _codec.decode_many(data[b"d"])
+            values = codec.decode_many(data[b"d"])
         except ValueError as exc:
             log.error("skipped bus entry %s from node %s: %s", entry_id, node, exc)
             return
         await self._apply(self._remote(node, values, now))
 
-    def _remote(self, node: str, values: list[Any], now: int) -> list[Effect]:
+    def _remote(self, node: str, values: list[Change], now: int) -> list[Effect]:
         """Records and events of one batch, applied in their order (runs of each kind)."""
         effects: list[Effect] = []
         for records, run in itertools.groupby(values, key=is_record):
             if records:
-                effects.extend(self._hub.remote_records(run))
+                effects.extend(self._hub.remote_records(cast(Iterator[Record], run)))
             else:
-                effects.extend(self._hub.remote_events(node, run, now))
+                effects.extend(self._hub.remote_events(node, cast(Iterator[ClusterEvent], run), now))
         return effects
 
     async def _resync(self, conn: RedisConnection) -> None:
         """Make the view of every node equal to what Redis holds now."""
-        nodes = await self.store.read_nodes(conn)
+        nodes = await read_nodes(conn, self.node_id, self.store.node_ttl_ms)
         now = self._now()
         effects: list[Effect] = []
         for node in set(self._hub.remote_nodes()) - set(nodes):
@@ -175,7 +191,7 @@ class Cluster:
     # ------------------------------------------------------------------ glue
 
     @property
-    def _hub(self) -> Any:
+    def _hub(self) -> Hub:
         assert self.engine is not None
         return self.engine.hub
 

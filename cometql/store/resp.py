@@ -5,60 +5,34 @@ replies out. That lets the Redis store run on the server's own trio loop with
 no second event loop, no thread and no lock: each task that talks to Redis
 owns its connection, and a batch of commands goes out in one write
 (pipelining) with the replies read back in order.
+
+Used by the Redis store (loading) and by the cluster (bus writer, follower).
+Connection failures are raised as ``RedisDown``; callers turn them into
+``StoreError`` where a statement is waiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from typing import Any, TypeAlias
 
 import hiredis
 import trio
 
-from ..errors import ConfigError
+from ..redisurl import RedisAddress
 
-__all__ = ["RedisAddress", "RedisConnection", "RedisDown", "ReplyError", "encode_command"]
+__all__ = ["Arg", "Command", "RedisConnection", "RedisDown", "Reply", "ReplyError", "encode_command"]
 
 ReplyError = hiredis.ReplyError
-Arg = str | bytes | int | float
+Arg: TypeAlias = str | bytes | int | float
+#: One command: its name and arguments.
+Command: TypeAlias = list[Arg]
+#: What hiredis parsed: bytes, int, None, a list of replies, or a ``ReplyError`` (untyped by nature).
+Reply: TypeAlias = Any
 
 
 class RedisDown(ConnectionError):
     """The connection to Redis is gone (refused, reset, closed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RedisAddress:
-    host: str
-    port: int
-    db: int
-    password: str | None
-    username: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> RedisAddress:
-        """``redis://[[user]:password@]host[:port][/db]``; the error names what is wrong."""
-        parts = urlsplit(url)
-        if parts.scheme != "redis":
-            raise ConfigError(f"store url {url!r}: only redis://host:port/db is supported")
-        try:
-            port = parts.port or 6379
-        except ValueError:
-            raise ConfigError(f"store url {url!r}: the port is not a number") from None
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ConfigError(f"store url {url!r}: the database after / must be a number")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            db=int(path or 0),
-            password=unquote(parts.password) if parts.password else None,
-            username=unquote(parts.username) if parts.username else None,
-        )
-
-    def __str__(self) -> str:  # never shows the password
-        return f"redis://{self.host}:{self.port}/{self.db}"
 
 
 def _arg(value: Arg) -> bytes:
@@ -109,18 +83,18 @@ class RedisConnection:
                 raise RedisDown(f"{address} refused the connection set-up: {reply}")
         return conn
 
-    async def call(self, *args: Arg) -> object:
+    async def call(self, *args: Arg) -> Reply:
         """One command; a Redis error reply is raised as ``ReplyError``."""
         (reply,) = await self.pipeline([args])
         if isinstance(reply, ReplyError):
             raise reply
         return reply
 
-    async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[object]:
+    async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
         """Send every command in one write, return every reply (errors as values)."""
         try:
             await self._stream.send_all(b"".join(encode_command(c) for c in commands))
-            replies: list[object] = []
+            replies: list[Reply] = []
             while len(replies) < len(commands):
                 reply = self._reader.gets()
                 if reply is False:

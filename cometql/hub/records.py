@@ -1,14 +1,22 @@
-"""Durable changes, as plain values.
+"""Durable changes, as plain values: the one registry of record types.
 
 The hub never writes anything itself: each state change that must survive a
 restart is described by one of these records and handed to the store, which
 applies it. The store replays the same records into a fresh hub at start-up, so
 "what is persisted" and "what is restored" cannot drift apart.
+
+``Record`` is the closed union of record types and ``RECORD_TYPES`` is derived
+from it: codecs, stores and tests take their lists from here, and code that
+dispatches over records uses ``match`` + ``assert_never``, so adding a record is
+the record class here plus one case per store (a type checker finds them).
+Imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import TypeAlias, TypeGuard
 
 __all__ = [
     "AddRevokedToken",
@@ -20,14 +28,17 @@ __all__ = [
     "DeleteQueued",
     "DeleteRevokedToken",
     "DeleteUserData",
+    "ENTRY_TYPES",
     "HistoryEntry",
     "QueueMessage",
     "QueuedMessage",
+    "RECORD_TYPES",
     "Record",
     "SetAuth",
     "SetLastSeen",
     "SetPipeSettings",
     "SetUserData",
+    "is_record",
 ]
 
 
@@ -150,7 +161,7 @@ class SetLastSeen:
     time: int
 
 
-Record = (
+Record: TypeAlias = (
     SetAuth
     | DeleteAuth
     | SetUserData
@@ -166,3 +177,15 @@ Record = (
     | DeleteQueued
     | SetLastSeen
 )
+
+#: Every record type, in the union's order.
+RECORD_TYPES: tuple[type[Record], ...] = typing.get_args(Record)
+#: Values nested in records (a field of ``AppendHistory`` / ``QueueMessage``).
+ENTRY_TYPES: tuple[type[HistoryEntry | QueuedMessage], ...] = (HistoryEntry, QueuedMessage)
+
+_RECORD_SET: frozenset[type] = frozenset(RECORD_TYPES)
+
+
+def is_record(value: object) -> TypeGuard[Record]:
+    """True for a record (not a cluster event nor anything else)."""
+    return type(value) in _RECORD_SET

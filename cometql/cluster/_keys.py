@@ -1,0 +1,71 @@
+"""The keys a cluster keeps in Redis besides the durable records, and how nodes read them.
+
+::
+
+    cq:node:<node>                 HASH conn id -> that node's live session (expires)
+    cq:nodes                       ZSET node -> last heartbeat (ms)
+    cq:bus                         STREAM of batches: records and cluster events, in order
+
+Written by the bus writer (``bus``), read by the follower (``follower``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..hub import SessionOpened
+from ..store import codec
+from ..store.redis import hash_pairs
+from ..store.resp import RedisConnection, Reply
+
+__all__ = ["BUS", "NODES", "NODES_FORGET_MS", "STREAM_MAXLEN", "last_bus_id", "node_key", "read_node",
+           "read_nodes"]
+
+log = logging.getLogger("cometql.redis")
+
+BUS = "cq:bus"
+NODES = "cq:nodes"
+#: Bus entries Redis keeps (approximately). Each entry is one batch (often many messages); what a node
+#: can catch up on after losing its connection. Bounded so that big messages cannot fill Redis' memory.
+STREAM_MAXLEN = 20_000
+
+#: Nodes silent this long leave the ``cq:nodes`` index (every restart adds one: a new node id).
+NODES_FORGET_MS = 3_600_000
+
+
+def node_key(node: str) -> str:
+    return f"cq:node:{node}"
+
+
+def _sessions(node: str, reply: Reply) -> list[SessionOpened]:
+    """A node's session hash; a field no node could have written is logged and skipped."""
+    out = []
+    for field, value in hash_pairs(reply):
+        try:
+            ev = codec.decode(value)
+        except ValueError as exc:
+            log.error("skipped session %s of node %s: %s", field, node, exc)
+            continue
+        if isinstance(ev, SessionOpened):
+            out.append(ev)
+    return out
+
+
+async def read_nodes(conn: RedisConnection, own: str, ttl_ms: int) -> dict[str, list[SessionOpened]]:
+    """Every other live node and its sessions (nodes heard from within ``ttl_ms``)."""
+    since = int(time.time() * 1000) - ttl_ms
+    ids = [n.decode() for n in await conn.call("ZRANGEBYSCORE", NODES, since, "+inf")]
+    ids = [n for n in ids if n != own]
+    replies = await conn.pipeline([["HGETALL", node_key(n)] for n in ids])
+    return {n: _sessions(n, r) for n, r in zip(ids, replies, strict=True)}
+
+
+async def read_node(conn: RedisConnection, node: str) -> list[SessionOpened]:
+    return _sessions(node, await conn.call("HGETALL", node_key(node)))
+
+
+async def last_bus_id(conn: RedisConnection) -> str:
+    """Where a follower starts: after the newest entry now (earlier ones are in the keys)."""
+    newest = await conn.call("XREVRANGE", BUS, "+", "-", "COUNT", 1)
+    return str(newest[0][0].decode()) if newest else "0-0"

@@ -1,0 +1,312 @@
+"""The bus writer: the store of a clustered node, and its side of the Redis bus.
+
+Why a stream, not pub/sub: a node that loses its connection resumes reading
+after the last entry it saw, so a Redis hiccup delays messages instead of
+dropping them; with pub/sub, whatever was published meanwhile is gone for
+that node. The cost is one XADD (~same as PUBLISH) and a capped stream.
+
+Every write is group-committed: whatever records and events are pending go
+out as one ``MULTI`` (the materialised keys of ``store.redis`` *and* one XADD
+of the batch), so the keys and the stream never disagree, and an INSERT that
+queues a message is acknowledged only once Redis has taken it.
+
+The store decides wait-or-queue (``commit``): changes with a record wait until
+Redis has the batch; events alone (a publish, a browser's subscribe) join the
+next batch in order without waiting, unless Redis is so far behind
+(``MAX_UNSENT``) that writers should wait. The writer also keeps this node's
+session hash and heartbeat (``_keys``), and re-announces the node after an
+outage (its hash may have expired, or Redis restarted empty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+
+from ..errors import StoreError
+from ..hub import (
+    Change,
+    Kick,
+    Published,
+    Record,
+    SessionClosed,
+    SessionOpened,
+    SessionSubscribed,
+    UserMessage,
+    is_record,
+)
+from ..redisurl import RedisAddress
+from ..store import codec
+from ..store import redis as keys
+from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
+from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
+
+__all__ = ["MAX_UNSENT", "Bus", "open_bus"]
+
+log = logging.getLogger("cometql.redis")
+
+#: Values waiting for Redis beyond which writers wait (``submit``) instead of queueing (``post``):
+#: during an outage, publishes are held up to this many, then refused after the write timeout.
+MAX_UNSENT = 100_000
+
+
+@dataclasses.dataclass(eq=False)
+class _Batch:
+    values: list[Change] = dataclasses.field(default_factory=list)
+    done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    error: str | None = None
+
+
+class Bus:
+    """The Store for a cluster: ``commit`` makes records durable and ships events, in order."""
+
+    def __init__(self, address: RedisAddress, node_id: str, *, timeout: float = 10.0,
+                 heartbeat: float = 2.0, node_ttl: float = 10.0) -> None:
+        self.address = address
+        self.node_id = node_id
+        self.description = f"{address} (node {node_id})"
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self.node_ttl_ms = int(node_ttl * 1000)
+        self._batch = _Batch()
+        self._wake = trio.Event()
+        self._beat = False
+        self._own: dict[int, SessionOpened] = {}  # this node's sessions, to rewrite after an outage
+        self._conn: RedisConnection | None = None
+        #: Redis outages seen by the writer, and whether it is connected now (for logs and metrics).
+        self.outages = 0
+        self.connected = False
+        self._writer_scope: trio.CancelScope | None = None
+        self._in_flight: _Batch | None = None
+
+    # ------------------------------------------------------------- Store API
+
+    async def connect(self, name: str) -> RedisConnection:
+        return await RedisConnection.open(self.address, name=f"cometql-{self.node_id}-{name}")
+
+    async def load(self) -> list[Record]:
+        conn = await self.connect("load")
+        try:
+            return await keys.load(conn)
+        finally:
+            await conn.aclose()
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Records (and the events around them): wait until Redis has them. Events alone: queue them."""
+        if any(is_record(c) for c in changes) or not self.post(changes):
+            await self.submit(changes)
+
+    def post(self, values: Sequence[Change]) -> bool:
+        """Cluster events with nothing durable among them: into the next batch, in order, without
+        waiting (a publish or a browser's subscribe need not wait for Redis; a later ``submit`` is
+        ordered after). False while Redis is so far behind that the caller should ``submit`` and wait."""
+        if len(self._batch.values) >= MAX_UNSENT:
+            return False
+        if values:
+            self._batch.values.extend(values)
+            self._wake.set()
+        return True
+
+    async def submit(self, values: Sequence[Change]) -> None:
+        """Records and cluster events, in order: returns once Redis has them all."""
+        if not values:
+            return
+        batch = self._batch
+        batch.values.extend(values)
+        self._wake.set()
+        with trio.move_on_after(self.timeout) as scope:
+            await batch.done.wait()
+        if scope.cancelled_caught:
+            raise StoreError(f"Redis ({self.address}) did not take the write within {self.timeout:g} s")
+        if batch.error is not None:
+            raise StoreError(f"Redis refused a write: {batch.error}")
+
+    # ---------------------------------------------------------------- writer
+
+    async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit pending batches for the server's lifetime, reconnecting as needed."""
+        await self._reconnect(first=True)
+        task_status.started()
+        # shielded: on shutdown the sessions being closed still write (last-seen times, their leaving);
+        # ``stop`` ends the writer once they are done
+        with trio.CancelScope(shield=True) as self._writer_scope:
+            await self._write_loop()
+
+    async def _write_loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeats)
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                batch, self._batch = self._batch, _Batch()
+                self._in_flight = batch
+                commands = self._batch_commands(batch.values, beat=self._beat)
+                self._beat = False
+                replies = await self._send(commands)
+                batch.error = _batch_error(replies[-1])
+                if batch.error is not None:
+                    log.error("Redis refused a batch: %s", batch.error)
+                batch.done.set()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await trio.sleep(self.heartbeat)
+            self._beat = True
+            self._wake.set()
+
+    async def _send(self, commands: list[Command]) -> list[Reply]:
+        while True:
+            if self._conn is None:
+                await self._reconnect(first=False)
+            assert self._conn is not None
+            try:
+                return await self._conn.pipeline(commands)
+            except RedisDown as exc:
+                self._lost(exc)
+
+    def _lost(self, exc: Exception) -> None:
+        if self.connected:
+            self.outages += 1
+            log.warning("Redis connection lost (%s); writes wait until it is back", exc)
+        self.connected = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+
+    async def _reconnect(self, *, first: bool) -> None:
+        """Connect (with backoff) and re-announce this node: its hash may have expired or Redis restarted."""
+        delay = 0.1
+        down_since = time.monotonic()
+        while True:
+            try:
+                conn = await self.connect("writer")
+                try:
+                    refused = [r for r in await conn.pipeline(self._announce()) if isinstance(r, ReplyError)]
+                    if refused:  # LOADING, READONLY, OOM...: not usable yet
+                        raise RedisDown(f"Redis refused to register this node: {refused[0]}")
+                except BaseException:
+                    conn.abort()
+                    raise
+                break
+            except RedisDown as exc:
+                if first:
+                    raise StoreError(f"cannot use Redis at {self.address}: {exc}") from exc
+                self.connected = False
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if not first:
+            log.warning("Redis connection back after %.1f s", time.monotonic() - down_since)
+        self._conn = conn
+        self.connected = True
+
+    def _announce(self) -> list[Command]:
+        key = node_key(self.node_id)
+        cmds: list[Command] = [["DEL", key]]
+        if self._own:
+            fields: list[Arg] = []
+            for cid, ev in self._own.items():
+                fields += [cid, codec.encode(ev)]
+            cmds.append(["HSET", key, *fields])
+        cmds.append(["PEXPIRE", key, self.node_ttl_ms])
+        cmds.append(["ZADD", NODES, int(time.time() * 1000), self.node_id])
+        return cmds
+
+    def _batch_commands(self, values: list[Change], *, beat: bool) -> list[Command]:
+        cmds: list[Command] = [["MULTI"]]
+        touched = False
+        for v in values:
+            match v:
+                case Published() | UserMessage() | Kick():
+                    pass  # only on the bus
+                case SessionOpened():
+                    self._own[v.conn_id] = v
+                    cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(v)])
+                    touched = True
+                case SessionSubscribed():
+                    opened = self._own.get(v.conn_id)
+                    if opened is not None:
+                        opened = self._own[v.conn_id] = dataclasses.replace(opened, channels=v.channels)
+                        cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(opened)])
+                case SessionClosed():
+                    if self._own.pop(v.conn_id, None) is not None:
+                        cmds.append(["HDEL", node_key(self.node_id), v.conn_id])
+                case _:  # a record: its keys
+                    cmds.extend(keys.record_commands(v))
+        if touched or beat:
+            cmds.append(["PEXPIRE", node_key(self.node_id), self.node_ttl_ms])
+        if beat:
+            now_ms = int(time.time() * 1000)
+            cmds.append(["ZADD", NODES, now_ms, self.node_id])
+            cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
+        cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
+                     "d", codec.encode_many(values)])
+        cmds.append(["EXEC"])
+        return cmds
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the writer send what is pending (for at most ``grace`` s: Redis may be gone), then end it."""
+        with trio.move_on_after(grace):
+            if self._in_flight is not None:
+                await self._in_flight.done.wait()
+            if self._batch.values:
+                batch = self._batch
+                self._wake.set()
+                await batch.done.wait()
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
+
+    async def say_goodbye(self) -> None:
+        """On a clean stop: remove this node at once, so others need not wait for its expiry."""
+        with trio.move_on_after(2):
+            try:  # a fresh connection: the writer's may have been cut in the middle of a batch
+                conn = await self.connect("goodbye")
+                try:
+                    await conn.pipeline([["DEL", node_key(self.node_id)], ["ZREM", NODES, self.node_id],
+                                         ["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
+                                          "bye", "1"]])
+                finally:
+                    await conn.aclose()
+            except RedisDown:
+                pass
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.aclose()
+            self._conn = None
+
+
+def _batch_error(exec_reply: Reply) -> str | None:
+    """EXEC answers an error (the batch was refused), None (aborted) or each command's reply."""
+    if isinstance(exec_reply, ReplyError):
+        return str(exec_reply)
+    if exec_reply is None:
+        return "the transaction was aborted"
+    for reply in exec_reply:
+        if isinstance(reply, ReplyError):
+            return str(reply)
+    return None
+
+
+@asynccontextmanager
+async def open_bus(url: str, node_id: str, *, timeout: float = 10.0, heartbeat: float = 2.0,
+                   node_ttl: float = 10.0) -> AsyncIterator[Bus]:
+    """A Bus whose writer runs in its own nursery until the block ends."""
+    bus = Bus(RedisAddress.parse(url), node_id, timeout=timeout, heartbeat=heartbeat, node_ttl=node_ttl)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(bus.run_writer)
+            try:
+                yield bus
+            finally:
+                with trio.CancelScope(shield=True):
+                    await bus.stop()
+                    await bus.say_goodbye()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await bus.aclose()
