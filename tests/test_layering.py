@@ -40,10 +40,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("cometql._version", "cometql.errors"),
     # the sans-IO core; small helpers that need nothing of CometQL (sockets, TLS files, log format, streams)
     ("cometql.hub", "cometql.listen", "cometql.logs", "cometql.streams", "cometql.tls"),
-    # the Observer protocol and its statistics snapshot (metrics.py until it becomes observe.py)
-    ("cometql.observe", "cometql.metrics"),
-    # statement text -> statements -> hub calls; records <-> SQLite / Redis
-    ("cometql.sql", "cometql.store"),
+    # the Observer protocol and the statistics snapshot
+    ("cometql.observe",),
+    # statement text -> statements -> hub calls; records <-> SQLite / Redis; the Prometheus observer
+    ("cometql.sql", "cometql.store", "cometql.metrics"),
     # the cluster bus over the store; settings (they check store urls); abuse limits over statements
     ("cometql.cluster", "cometql.config", "cometql.limits"),
     # applies the hub's effects: awaits the store, writes frames
@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cometql.node",),
     # the fronts
     ("cometql.mysql", "cometql.web"),
-    # what starts the fronts (server.py until node.py and the command line take its parts); check-config
+    # what starts the node and the fronts; check-config
     ("cometql.server", "cometql.checkconfig"),
     # the --workers supervisor; the benchmark (a client of a server it starts)
     ("cometql.workers", "cometql.bench"),
