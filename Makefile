@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: serve test venv deps system-deps node-deps bench clean
+.PHONY: serve test check venv deps system-deps node-deps bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,13 @@ node-deps:
 
 deps: venv system-deps node-deps
 
-test: deps
+# Types (pyproject.toml [tool.mypy]: strict for hub, sql, store, cluster) and lint; the package graph is
+# tests/test_layering.py.
+check: venv
+	$(PY) -m mypy cometql
+	$(PY) -m ruff check cometql tests bench
+
+test: deps check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: venv

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from .config import describe, load_config
 from .errors import ConfigError
@@ -18,7 +17,7 @@ from .errors import ConfigError
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``check-config`` on ``cometql``'s subcommands (``func=run``)."""
     p = subparsers.add_parser("check-config", help="validate a comet.ini and show the effective settings",
                               description=__doc__.split("\n\n", 1)[1] if __doc__ else None)

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import trio
 
@@ -23,7 +23,7 @@ from .workers import is_worker, supervise
 __all__ = ["main"]
 
 
-def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the server", description="Run the CometQL server. "
                        "Settings come from defaults, then --config, then COMETQL_* variables, then these flags.")
     p.add_argument("--config", metavar="FILE", help="comet.ini-style file (CppComet's files load too)")
@@ -72,7 +72,7 @@ async def _run(config_flags: dict[str, object], config_file: str | None, argv: S
             await _stop_on_signal(signals, nursery)
 
 
-async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int], nursery: trio.Nursery) -> None:
+async def _stop_on_signal(signals: AsyncIterator[int], nursery: trio.Nursery) -> None:
     async for signum in signals:
         print(f"received {signal.Signals(signum).name}, shutting down (again to exit at once)", flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: no more waiting

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .redisurl import RedisAddress
+from .tls import server_context
 
 __all__ = ["EXAMPLE_PASSWORD", "SETTINGS", "Config", "Setting", "load_config"]
 
@@ -182,9 +183,7 @@ class Config:
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: {self.log_level!r} is not debug, info, warning or error")
         if self.tls_cert or self.tls_key:
-            from .tls import server_context  # loads the files: a bad path fails here, at start-up
-
-            server_context(self)
+            server_context(self)  # loads the files: a bad path fails here, at start-up
         if self.store:
             RedisAddress.parse(self.store)  # checks the url: a typo fails here, at start-up
         if self.workers < 1:

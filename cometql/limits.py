@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from enum import Enum
 
-from .sql._statements import Insert, Statement
+from .sql import Insert, Statement
 
 __all__ = ["IpSessions", "RateLimiter", "Verdict", "insert_message_too_long", "web_message_size"]
 
@@ -95,4 +95,5 @@ def insert_message_too_long(stmt: Statement, limit: int) -> bool:
         return False
     col = stmt.columns.index("message")
     # a row of the wrong width is left for execute() to refuse with its own error
-    return any(col < len(row) and isinstance(row[col], str) and len(row[col].encode()) > limit for row in stmt.rows)
+    return any(col < len(row) and isinstance(value := row[col], str) and len(value.encode()) > limit
+               for row in stmt.rows)

@@ -78,6 +78,7 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def connect(self, user: str | int = "root", database: str | None = "CometQL_v1", **kw: object) -> pymysql.Connection:
+    def connect(self, user: str | int = "root", database: str | None = "CometQL_v1",
+                **kw: object) -> pymysql.Connection:
         return pymysql.connect(host=self.host, port=self.port, user=str(user), password=self.password,
                                database=database, autocommit=True, connect_timeout=5, read_timeout=10, **kw)

@@ -25,7 +25,7 @@ _FIXED_HEADER = 32  # capabilities 4, max packet 4, charset 1, filler 23
 
 
 def _malformed() -> MysqlError:
-    return MysqlError("Malformed packet", ErrorCode.MALFORMED_PACKET)  # type: ignore[arg-type]
+    return MysqlError("Malformed packet", ErrorCode.MALFORMED_PACKET)
 
 
 def _after_nul(data: bytes, pos: int) -> int:
@@ -98,4 +98,4 @@ def install() -> None:
         ("parse_com_change_user", check_com_change_user),
     ):
         setattr(p, name, _guarded(getattr(p, name), check))
-    mysql_mimic.connection.parse_com_field_list = _parse_com_field_list  # type: ignore[attr-defined]
+    mysql_mimic.connection.parse_com_field_list = _parse_com_field_list

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 from mysql_mimic.stream import ConnectionClosed, MysqlStream
 
-from ..web._http import PrefixedStream
+from ..streams import PrefixedStream
 from ._adapter import TrioReader, TrioWriter
 
 __all__ = ["TlsUpgrade"]
@@ -34,6 +34,7 @@ class TlsUpgrade:
         self.raw = stream
         self.reader = TrioReader(stream, max_payload=max_payload)
         self.writer = TrioWriter(stream)
+        # mysql-mimic annotates asyncio's StreamReader/StreamWriter; the trio adapters have the methods it calls
         self.mysql_stream = MysqlStream(self.reader, self.writer)  # type: ignore[arg-type]
         self.tls: trio.SSLStream[trio.abc.Stream] | None = None
 
@@ -47,7 +48,7 @@ class TlsUpgrade:
 
     async def start_tls(self, ssl_context: ssl.SSLContext) -> None:
         unread = self.reader.switch(self.raw)
-        transport = PrefixedStream(self.raw, unread) if unread else self.raw
+        transport: trio.abc.Stream = PrefixedStream(self.raw, unread) if unread else self.raw
         tls = trio.SSLStream(transport, ssl_context, server_side=True)
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):

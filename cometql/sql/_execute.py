@@ -275,7 +275,7 @@ def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
     return Rows(stmt.columns, rows)
 
 
-def _output_name(projection: exp.Expression) -> str:
+def _output_name(projection: exp.Expr) -> str:
     if isinstance(projection, exp.Alias):
         return projection.alias
     if isinstance(projection, exp.Column):

@@ -53,7 +53,7 @@ def parse(sql: str) -> list[Statement]:
     return [parse_expression(e) for e in expressions if e is not None]
 
 
-def parse_expression(e: exp.Expression) -> Statement:
+def parse_expression(e: exp.Expr) -> Statement:
     if isinstance(e, exp.Insert):
         return _insert(e)
     if isinstance(e, exp.Select):
@@ -71,13 +71,15 @@ def parse_expression(e: exp.Expression) -> Statement:
         raise codes.syntax()
     if isinstance(e, (exp.Union, exp.Intersect, exp.Except, exp.Subquery)):
         raise codes.syntax()
-    return Passthrough(e)
+    if isinstance(e, exp.Expression):  # every node sqlglot builds; ``Expr`` is only their common base
+        return Passthrough(e)
+    raise codes.syntax()
 
 
 # ------------------------------------------------------------------- helpers
 
 
-def _table(node: exp.Expression) -> Table:
+def _table(node: exp.Expr) -> Table:
     """Our table for a table reference, or ERR 15. Names are case-sensitive, lower case."""
     if not isinstance(node, exp.Table) or node.args.get("catalog"):
         raise codes.no_table()
@@ -103,14 +105,14 @@ def _table_of_select(e: exp.Select) -> Table | None:
     return _table(node)
 
 
-def literal(node: exp.Expression) -> Value:
+def literal(node: exp.Expr) -> Value:
     """A literal's value, or ERR 3 for anything computed (functions, columns, subqueries)."""
     if isinstance(node, exp.Paren):
         return literal(node.this)
     if isinstance(node, exp.Literal):
+        text: str = node.this
         if node.is_string:
-            return node.this
-        text = node.this
+            return text
         try:
             return int(text)
         except ValueError:
@@ -148,7 +150,7 @@ def _insert(e: exp.Insert) -> Insert:
     return Insert(table, columns, tuple(rows))
 
 
-def _columns_in(node: exp.Expression | None) -> Iterable[exp.Column]:
+def _columns_in(node: exp.Expr | None) -> Iterable[exp.Column]:
     if node is None:
         return ()
     return node.find_all(exp.Column)
@@ -160,7 +162,7 @@ def _check_columns(table: Table, nodes: Iterable[exp.Column], aliases: frozenset
             raise codes.bad_column()
 
 
-def key_values(cond: exp.Expression, keys: tuple[str, ...]) -> tuple[str, tuple[Value, ...]] | None:
+def key_values(cond: exp.Expr, keys: tuple[str, ...]) -> tuple[str, tuple[Value, ...]] | None:
     """The key column and the values a WHERE condition pins it to, if it does.
 
     ``k = v``, ``k IN (...)``, their ORs, and ANDs where one side pins the key.
@@ -187,7 +189,7 @@ def key_values(cond: exp.Expression, keys: tuple[str, ...]) -> tuple[str, tuple[
     return None
 
 
-def _only_keys(cond: exp.Expression) -> bool:
+def _only_keys(cond: exp.Expr) -> bool:
     """True when the condition is nothing but key equalities/IN lists joined by OR."""
     if isinstance(cond, exp.Paren):
         return _only_keys(cond.this)
@@ -196,7 +198,7 @@ def _only_keys(cond: exp.Expression) -> bool:
     return isinstance(cond, (exp.EQ, exp.In))
 
 
-def _int_arg(node: exp.Expression | None) -> int | None:
+def _int_arg(node: exp.Expr | None) -> int | None:
     if node is None:
         return None
     value = literal(node.args.get("expression") or node.this)

@@ -1,8 +1,7 @@
 """Small HTTP/1.1 plumbing on h11 for the browser port: read a request, send a response.
 
 Kept apart from the routes so the handlers only deal in (status, headers,
-body). ``quick_upgrade`` parses a plain WebSocket handshake without h11;
-``PrefixedStream`` hands already-read bytes back to a TLS layer.
+body). ``quick_upgrade`` parses a plain WebSocket handshake without h11.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
-__all__ = ["HttpError", "PrefixedStream", "Request", "Response", "quick_upgrade", "read_request", "send_response"]
+__all__ = ["HttpError", "Request", "Response", "quick_upgrade", "read_request", "send_response"]
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
@@ -54,13 +53,15 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-async def _next_event(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> h11.Event | type[h11.NEED_DATA]:
+async def _next_event(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> h11.Event | type[h11.PAUSED]:
     while True:
         event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event  # type: ignore[no-any-return]
+        if isinstance(event, h11.Event):
+            return event
+        if event is h11.PAUSED:
+            return h11.PAUSED
         data = await stream.receive_some(65536)
-        conn.receive_data(data)
+        conn.receive_data(bytes(data))  # no copy: a socket gives bytes (bytearray only in theory)
 
 
 async def read_request(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> Request | None:
@@ -89,13 +90,14 @@ async def read_request(conn: h11.Connection, stream: trio.abc.ReceiveStream) -> 
     return request
 
 
-def quick_upgrade(data: bytes) -> Request | None:
+def quick_upgrade(received: bytes | bytearray) -> Request | None:
     """A WebSocket upgrade request parsed without h11, or None to let h11 handle the bytes.
 
     Browsers open one connection per session and send just the handshake, so
     this covers nearly every connection of a busy server at a fraction of
     h11's cost; anything unusual (partial, pipelined, malformed) returns None.
     """
+    data = bytes(received)  # no copy: a socket gives bytes (a trio stream may in theory give a bytearray)
     if not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n") or len(data) > MAX_HEAD:
         return None
     lines = data[:-4].split(b"\r\n")
@@ -136,31 +138,3 @@ async def send_response(conn: h11.Connection, stream: trio.abc.SendStream, respo
     data += conn.send(h11.Data(data=response.body)) if response.body else b""
     data += conn.send(h11.EndOfMessage())
     await stream.send_all(data)
-
-
-
-class PrefixedStream(trio.abc.Stream):
-    """A stream that first yields ``prefix``, then reads from the wrapped stream."""
-
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
-        self.stream = stream
-        self._prefix = prefix
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix, b""
-            await trio.lowlevel.checkpoint()
-            return data
-        return await self.stream.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.stream.wait_send_all_might_not_block()
-
-    async def send_eof(self) -> None:
-        await self.stream.send_eof()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()

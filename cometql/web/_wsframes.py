@@ -106,8 +106,9 @@ class FrameReader:
         """No partial frame or message held (the reader can be dropped)."""
         return not self._buf and self._parts is None
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        buf = self._buf + data if self._buf else data
+    def feed(self, data: bytes | bytearray) -> list[tuple[int, bytes]]:
+        """The frames ``data`` completes (a trio stream may hand a bytearray; a socket gives bytes, not copied)."""
+        buf = self._buf + data if self._buf else bytes(data)
         out: list[tuple[int, bytes]] = []
         pos, end = 0, len(buf)
         while end - pos >= 2:

@@ -55,14 +55,14 @@ def native_scramble(password: str, nonce: bytes) -> bytes:
         return b""
     stage1 = hashlib.sha1(password.encode()).digest()
     mix = hashlib.sha1(nonce + hashlib.sha1(stage1).digest()).digest()
-    return bytes(a ^ b for a, b in zip(stage1, mix))
+    return bytes(a ^ b for a, b in zip(stage1, mix, strict=True))
 
 
 def sha256_scramble(password: str, nonce: bytes) -> bytes:
     """caching_sha2_password's 32-byte first response (what a MySQL 8 client sends by default)."""
     p1 = hashlib.sha256(password.encode()).digest()
     p2 = hashlib.sha256(hashlib.sha256(p1).digest() + nonce).digest()
-    return bytes(a ^ b for a, b in zip(p1, p2))
+    return bytes(a ^ b for a, b in zip(p1, p2, strict=True))
 
 
 def _lenenc(data: bytes, pos: int) -> tuple[int, int]:

@@ -83,7 +83,7 @@ def test_describe_every_table(db: Cursor, table: str, form: str) -> None:
     assert columns(db, sql) == ["Field", "Type", "Null", "Key", "Default", "Extra"]
     got = rows(db, sql)
     assert [(f, k) for f, _, _, k, _, _ in got] == [(f, k) for f, _, k in DECLARED[table]]
-    for (_, type_, null, _, default, extra), (_, want_type, _) in zip(got, DECLARED[table]):
+    for (_, type_, null, _, default, extra), (_, want_type, _) in zip(got, DECLARED[table], strict=True):
         assert (null, default, extra) == ("NO", "", "")
         assert type_ == want_type if want_type else type_
     if table == "users_auth":

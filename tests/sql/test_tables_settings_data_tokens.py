@@ -46,9 +46,9 @@ class TestPipesSettingsForms(KeyedTableTests):
         name="pipes_settings",
         columns=("name", "length"),
         key="name",
-        rows=tuple({"name": f"'set_{k}'", "length": str(n)} for k, n in zip("abc", (5, 6, 7))),
+        rows=tuple({"name": f"'set_{k}'", "length": str(n)} for k, n in zip("abc", (5, 6, 7), strict=True)),
         shown=("name", "length"),
-        expected=tuple((f"set_{k}", str(n)) for k, n in zip("abc", (5, 6, 7))),
+        expected=tuple((f"set_{k}", str(n)) for k, n in zip("abc", (5, 6, 7), strict=True)),
         oks=((1, 0),) * 3,
         positional=("('set_d', 8)", ("set_d", "8")),
     )

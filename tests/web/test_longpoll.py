@@ -81,7 +81,7 @@ def _publish(server: ServerProcess, dev: int, channel: str, message: str) -> Non
 
 
 def _frame(channel: str, message: str) -> str:
-    return '{"data":"%s","event":"e","message_send_time":{T},"pipe":"%s"}' % (message, channel)
+    return f'{{"data":"{message}","event":"e","message_send_time":{{T}},"pipe":"{channel}"}}'
 
 
 async def test_first_poll_carries_server_info(tuned_server: ServerProcess, dev: int) -> None:
@@ -92,7 +92,7 @@ async def test_first_poll_carries_server_info(tuned_server: ServerProcess, dev: 
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("application/json")
     assert_frame(reply.body.decode(), '{"cursor":1,"frames":[{"authorized":true,"data":"h7","event":"serverInfo",'
-                                      '"message_send_time":{T},"pipe":"sys","server":"%s"}]}' % SERVER_NAME, since=t0)
+                                      f'"message_send_time":{{T}},"pipe":"sys","server":"{SERVER_NAME}"}}]}}', since=t0)
 
 
 async def test_publish_arrives_in_a_held_poll(tuned_server: ServerProcess, dev: int) -> None:

@@ -32,8 +32,8 @@ Query = Callable[[str], list[tuple[str, ...]]]
 
 
 def _error_frame(text: str, code: int) -> str:
-    return ('{"data":{"error":"%s","error_code":%d,"info":"Closed due to error. See last message."},'
-            '"event":"error","message_send_time":{T},"pipe":"sys"}' % (text, code))
+    return (f'{{"data":{{"error":"{text}","error_code":{code},"info":"Closed due to error. See last message."}},'
+            '"event":"error","message_send_time":{T},"pipe":"sys"}')
 
 
 # ----------------------------------------------------------------- URL forms

@@ -20,8 +20,9 @@ Query = Callable[[str], list[tuple[str, ...]]]
 
 
 def _hello(authorized: bool, data: str) -> str:
-    return ('{"authorized":%s,"data":"%s","event":"serverInfo","message_send_time":{T},"pipe":"sys","server":"%s"}'
-            % ("true" if authorized else "false", data, SERVER_NAME))
+    flag = "true" if authorized else "false"
+    return (f'{{"authorized":{flag},"data":"{data}","event":"serverInfo","message_send_time":{{T}},"pipe":"sys",'
+            f'"server":"{SERVER_NAME}"}}')
 
 
 # ------------------------------------------------------------------ serverInfo
@@ -70,8 +71,8 @@ async def test_offline_queue_is_delivered_in_full_then_emptied(ws_server: Server
     async with open_browser(ws_server, dev, user_id=7, key="h7") as b:
         got = await b.recv_many(len(texts))
         for i, frame in enumerate(got[:-1]):
-            assert_frame(frame, '{"data":"queued %d","event":"ev%d","fromQueue":true,"message_send_time":{T},'
-                                '"pipe":"msg"}' % (i, i), since=t0)
+            assert_frame(frame, f'{{"data":"queued {i}","event":"ev{i}","fromQueue":true,"message_send_time":{{T}},'
+                                '"pipe":"msg"}', since=t0)
         assert_frame(got[-1], r'{"data":"it\u0027s","event":"ev14","fromQueue":true,"message_send_time":{T},'
                               r'"pipe":"msg"}', since=t0)
         await b.sync()
@@ -120,10 +121,10 @@ async def test_web_pipe2_goes_to_other_subscribers_unescaped_with_report(ws_serv
         # relayed as sent (README: web_pipe2 payloads are not MySQL-escaped), JSON-encoded once
         relayed = r'{\"t\":\"it\u0027s\",\"n\":\"a\\b\"}'
         for b in (other_tab, anonymous):
-            assert_frame(await b.recv(), '{"data":"%s","event":"say","message_send_time":{T},"pipe":"web_chat",'
-                                         '"user_id":7}' % relayed, since=t0)
-        assert_frame(await sender.recv(), '{"data":{"message":"%s","number_messages":2},"event":"answer",'
-                                          '"message_send_time":{T},"pipe":"_answer_to_web_chat"}' % relayed, since=t0)
+            assert_frame(await b.recv(), f'{{"data":"{relayed}","event":"say","message_send_time":{{T}},'
+                                         '"pipe":"web_chat","user_id":7}', since=t0)
+        assert_frame(await sender.recv(), f'{{"data":{{"message":"{relayed}","number_messages":2}},"event":"answer",'
+                                          '"message_send_time":{T},"pipe":"_answer_to_web_chat"}', since=t0)
         await sender.silence()
         await elsewhere.silence(0.05)
 
@@ -214,9 +215,9 @@ async def test_track_pipe_users_answer(ws_server: ServerProcess, dev: int, query
         await anon.subscribe("track_room")
         await user.recv()  # anon's subscription event
         await anon.send("track_pipe_users", "track_room", "mk2")
-        assert_frame(await anon.recv(), '{"_info":"answer for track_pipe_users","data":[{"user_id":7,"uuid":"%s"},'
-                                        '{"user_id":0,"uuid":"%s"}],"event":"answer","marker":"mk2",'
-                                        '"message_send_time":{T},"pipe":"_answer"}' % (user.uuid, anon.uuid))
+        assert_frame(await anon.recv(), '{"_info":"answer for track_pipe_users","data":['
+                                        f'{{"user_id":7,"uuid":"{user.uuid}"}},{{"user_id":0,"uuid":"{anon.uuid}"}}],'
+                                        '"event":"answer","marker":"mk2","message_send_time":{T},"pipe":"_answer"}')
         await anon.send("track_pipe_users", "web_room", "mk3")
         assert_frame(await anon.recv(), '{"data":{"error":"[track_pipe_users] Invalid channel name. The channel '
                                         'should start with track_","user_id":-1},"event":"error",'
@@ -224,8 +225,8 @@ async def test_track_pipe_users_answer(ws_server: ServerProcess, dev: int, query
 
 
 def _track(event: str, browser: Browser, user_id: int) -> str:
-    return ('{"data":{"user_id":%d,"uuid":"%s"},"event":"%s","message_send_time":{T},"pipe":"track_room"}'
-            % (user_id, browser.uuid, event))
+    return (f'{{"data":{{"user_id":{user_id},"uuid":"{browser.uuid}"}},"event":"{event}",'
+            '"message_send_time":{T},"pipe":"track_room"}')
 
 
 async def test_track_events_on_join_resubscribe_and_disconnect(ws_server: ServerProcess, dev: int,
@@ -264,8 +265,9 @@ async def test_user_data_answer(ws_server: ServerProcess, dev: int, query: Query
 async def _user_status(b: Browser, user_id: int) -> tuple[int, int]:
     """(answer time, seconds since last online) from a user_status request."""
     await b.send("user_status", str(user_id))
-    ago, ago2, t = assert_frame(await b.recv(), '{"data":{"data":{T},"last_online_time":{T}},"event":"user_status_%d",'
-                                                '"message_send_time":{T},"pipe":"_answer_user_status"}' % user_id)
+    ago, ago2, t = assert_frame(await b.recv(), '{"data":{"data":{T},"last_online_time":{T}},'
+                                                f'"event":"user_status_{user_id}",'
+                                                '"message_send_time":{T},"pipe":"_answer_user_status"}')
     assert ago == ago2
     return t, ago
 
