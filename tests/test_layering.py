@@ -38,13 +38,15 @@ MAX_LINES = 500
 LAYERS: list[tuple[str, ...]] = [
     # leaves that everyone may use
     ("cometql._version", "cometql.errors"),
-    # the sans-IO core; small helpers that need nothing of CometQL (sockets, TLS files, log format, streams)
-    ("cometql.hub", "cometql.listen", "cometql.logs", "cometql.streams", "cometql.tls"),
+    # the sans-IO core; small helpers that need nothing of CometQL (sockets, TLS files, log format, streams,
+    # Redis urls, WebSocket framing shared by the browser port and the benchmark's clients)
+    ("cometql.hub", "cometql.listen", "cometql.logs", "cometql.streams", "cometql.tls", "cometql.redisurl",
+     "cometql.wsframes"),
     # the Observer protocol and the statistics snapshot
     ("cometql.observe",),
     # statement text -> statements -> hub calls; records <-> SQLite / Redis; the Prometheus observer
     ("cometql.sql", "cometql.store", "cometql.metrics"),
-    # the cluster bus over the store; settings (they check store urls); abuse limits over statements
+    # the cluster bus over the store; settings; abuse limits over statements
     ("cometql.cluster", "cometql.config", "cometql.limits"),
     # applies the hub's effects: awaits the store, writes frames
     ("cometql.engine",),

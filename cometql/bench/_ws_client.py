@@ -17,7 +17,7 @@ import struct
 import time
 from array import array
 
-from ..web._wsframes import frame_header
+from ..wsframes import frame_header
 
 __all__ = ["Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
 

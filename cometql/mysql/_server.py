@@ -60,8 +60,8 @@ def _install_trio_shim() -> None:
         return result
 
     shim.sleep = sleep
-    mysql_mimic.utils.asyncio = shim  # type: ignore[attr-defined]
-    mysql_mimic.connection.asyncio = shim  # type: ignore[attr-defined]
+    mysql_mimic.utils.asyncio = shim  # type: ignore[assignment]
+    mysql_mimic.connection.asyncio = shim  # type: ignore[assignment]
 
 
 _install_trio_shim()
@@ -95,21 +95,21 @@ def _parse_com_stmt_execute(
     packets = mysql_mimic.packets
     r = io.BytesIO(data)
     stmt = get_stmt(read_uint_4(r))
-    use_cursor, param_count_available = packets._read_cursor_flags(r)  # type: ignore[attr-defined]
+    use_cursor, param_count_available = packets._read_cursor_flags(r)
     read_uint_4(r)  # iteration count, always 1
     count = stmt.num_params
     if Capabilities.CLIENT_QUERY_ATTRIBUTES in capabilities and (count > 0 or param_count_available):
         count = read_uint_len(r)
     sql, attrs = stmt.sql, {}
     if count > 0:
-        params = packets._read_params(capabilities, client_charset, r, count, stmt.param_buffers)  # type: ignore[attr-defined]
+        params = packets._read_params(capabilities, client_charset, r, count, stmt.param_buffers)
         literals = iter([_param_as_sql(value) for _, value in params[: stmt.num_params]])
         sql = REGEX_PARAM.sub(lambda _m: next(literals), sql, count=stmt.num_params)
         attrs = {k: v for k, v in params[stmt.num_params :] if k is not None}
     return packets.ComStmtExecute(sql=sql, query_attrs=attrs, stmt=stmt, use_cursor=use_cursor)
 
 
-mysql_mimic.packets.parse_com_stmt_execute = _parse_com_stmt_execute  # type: ignore[attr-defined]
+mysql_mimic.packets.parse_com_stmt_execute = _parse_com_stmt_execute
 
 
 class PasswordIdentity(IdentityProvider):
@@ -297,4 +297,4 @@ class MysqlFront:
         options = self.options
         listeners = await open_listeners(options.port, options.host, reuse_port=options.reuse_port)
         task_status.started(listeners)
-        await trio.serve_listeners(self.handle, listeners)  # type: ignore[arg-type]
+        await trio.serve_listeners(self.handle, listeners)

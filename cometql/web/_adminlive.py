@@ -27,7 +27,7 @@ from ..node import Node
 from ._admin import check_token, stats, token_of
 from ._http import Request
 from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, handshake_response
-from ._wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
+from ..wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
 

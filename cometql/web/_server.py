@@ -230,7 +230,7 @@ class WebFront:
         if first is None:  # nothing arrived in time
             return None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
-        conn.receive_data(first)
+        conn.receive_data(bytes(first))
         while True:
             origin = None
             try:
@@ -254,7 +254,7 @@ class WebFront:
             if conn.our_state not in (h11.SEND_RESPONSE,):
                 return None
             await send_response(conn, stream, response, origin, self.origin_ok(origin))
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            if h11.MUST_CLOSE in (conn.our_state, conn.their_state):
                 return None
             try:
                 conn.start_next_cycle()
@@ -265,7 +265,7 @@ class WebFront:
     def _info(stream: trio.abc.Stream, request: Request) -> ConnInfo:
         raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            ip = str(raw.socket.getpeername()[0])  # type: ignore[attr-defined]
+            ip = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
         except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
             ip = ""
         h = request.headers

@@ -28,7 +28,7 @@ from ._wsconn import (
     handshake_response,
     refusal_frame,
 )
-from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
+from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
 

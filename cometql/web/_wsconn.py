@@ -30,7 +30,7 @@ from ._host import SessionHost
 from ._http import Request
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
-from ._wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
+from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["WsSession", "accept_websocket", "admit_websocket", "handshake_response", "refusal_frame"]
 
@@ -126,6 +126,7 @@ class WsSession:
     async def _flush(self) -> None:
         """Drain the backlog as the socket becomes writable; runs only while there is one."""
         backlog = self._backlog
+        assert backlog is not None  # started by _write together with the backlog
         sock = self._sock
         try:
             while backlog:

@@ -15,7 +15,7 @@ import trio
 
 from cometql.hub import ConnInfo
 from cometql.web._wsconn import WsSession
-from cometql.web._wsframes import CLOSE, PING, TEXT, FrameReader, WsProtocolError, encode, text_frame
+from cometql.wsframes import CLOSE, PING, TEXT, FrameReader, WsProtocolError, encode, text_frame
 
 
 def masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
