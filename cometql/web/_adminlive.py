@@ -24,10 +24,10 @@ import orjson
 import trio
 
 from ..node import Node
+from ..wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._admin import check_token, stats, token_of
 from ._http import Request
 from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, handshake_response
-from ..wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import trio
 
 from ..hub import ConnInfo
+from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._host import SessionHost
 from ._http import Request
 from ._params import ParamsError
@@ -28,7 +29,6 @@ from ._wsconn import (
     handshake_response,
     refusal_frame,
 )
-from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
 

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ..hub import ConnInfo, Subscriber, sys_frame
+from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._host import SessionHost
 from ._http import Request
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
-from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 
 __all__ = ["WsSession", "accept_websocket", "admit_websocket", "handshake_response", "refusal_frame"]
 
