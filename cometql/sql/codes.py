@@ -1,17 +1,20 @@
-"""CometQL's error codes and exact messages (CppComet's, SQLSTATE HY000)."""
+"""CometQL's error codes and exact messages (CppComet's, SQLSTATE HY000).
+
+Only the codes CometQL sends are here. CppComet's 2 (not implemented) has no
+case left; its 16 and 403 (failed or missing login) are MySQL's own 1045 here,
+sent by the handshake, which every driver already understands.
+"""
 
 from __future__ import annotations
 
 from ..errors import SQLError
 
 __all__ = [
-    "ERR_AUTH",
     "ERR_COLUMNS",
     "ERR_EMPTY",
     "ERR_INTERNAL",
     "ERR_INVALID",
     "ERR_NOT_EXIST",
-    "ERR_NOT_IMPLEMENTED",
     "ERR_OVERFLOW",
     "ERR_READ_ONLY",
     "ERR_SYNTAX",
@@ -25,7 +28,6 @@ __all__ = [
     "syntax",
 ]
 
-ERR_NOT_IMPLEMENTED = 2
 ERR_SYNTAX = 3
 ERR_READ_ONLY = 10
 ERR_OVERFLOW = 11
@@ -33,9 +35,7 @@ ERR_INVALID = 12
 ERR_WHERE = 13
 ERR_COLUMNS = 14
 ERR_NOT_EXIST = 15
-ERR_AUTH = 16
 ERR_EMPTY = 17
-ERR_ACCESS_DENIED = 403
 ERR_INTERNAL = 500
 
 CHANNEL_CHARS = "The channel name can contain only the characters A-Za-z0-9_-"
