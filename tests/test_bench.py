@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from cometql.bench import Context, Server, add_parser, connect, fanout, idle, insert, latency, run, start_server
-from cometql.bench._cli import SCENARIOS, _plan
+from cometql.bench._cli import SCENARIOS, chosen
 from cometql.bench._report import BLOCK_END, BLOCK_START, write_performance_md
 from cometql.bench._results import Result, Target
+from cometql.bench._runner import _plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,11 +132,23 @@ def test_add_parser_registers_bench_with_run() -> None:
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench"])
     assert args.func is run
-    assert [name for name, _ in _plan(args)] == list(SCENARIOS)  # no scenario = the standard set
+    assert [name for name, _ in _plan(args, chosen(args))] == list(SCENARIOS)  # no scenario = the standard set
     args = parser.parse_args(["bench", "insert", "idle", "-n", "10,20"])
-    assert [name for name, _ in _plan(args)] == ["idle", "insert"] and args.n == [10, 20]
+    assert [name for name, _ in _plan(args, chosen(args))] == ["idle", "insert"] and args.n == [10, 20]
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "nosuch"])
+
+
+def test_serve_does_not_import_the_load_generator() -> None:
+    # a fresh interpreter: this one has imported the whole bench already; trio.run stubbed, so
+    # `serve` parses its flags and stops where it would start the server
+    code = ("import sys, trio, cometql.cli\n"
+            "trio.run = lambda *args: None\n"
+            "assert cometql.cli.main(['serve', '--mysql-port', '0']) == 0\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('cometql.bench') or m == 'rich')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cometql.bench", "cometql.bench._cli"]  # the argument parser, nothing more
 
 
 def test_write_performance_md_appends_then_replaces_its_block(tmp_path: Path) -> None:

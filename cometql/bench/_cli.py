@@ -1,28 +1,23 @@
-"""``cometql bench``: argument parsing and the run loop.
+"""``cometql bench``'s command line, cheap to register: no load generator is imported here.
 
-With no scenario (or ``all``) the standard set runs: idle, fanout, latency,
-connect, insert with their default sizes. Against a server it starts itself
-unless ``--mysql-port`` (and ``--ws-port`` for browser scenarios) name a
-running one; ``--pid`` then enables the memory and server-CPU figures.
+``cometql serve`` builds the same argument parser as ``cometql bench``, so
+everything this module imports is paid by every server start; the scenarios,
+the client processes and rich are imported only when ``run`` is called
+(``_runner``). With no scenario (or ``all``) the standard set runs: idle,
+fanout, latency, connect, insert with their default sizes. Against a server it
+starts itself unless ``--mysql-port`` (and ``--ws-port`` for browser scenarios)
+name a running one; ``--pid`` then enables the memory and server-CPU figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
+from ..config import EXAMPLE_PASSWORD
 
-from ._loadgen import BenchError, uvloop_available
-from ._report import Reporter, print_json, print_table, write_performance_md
-from ._results import Result
-from ._scale import scale
-from ._scenarios import Context, connect, fanout, idle, insert, latency
-from ._server import DEFAULT_PASSWORD, Server, start_server
-
-__all__ = ["add_arguments", "add_parser", "main", "run"]
+__all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chosen", "main", "run"]
 
 SCENARIOS = ("idle", "fanout", "latency", "connect", "insert")
 #: Run only when named: it starts its own redis-server and servers.
@@ -75,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     srv.add_argument("--host", default="127.0.0.1", help="address of a running server")
     srv.add_argument("--mysql-port", type=int, help="CometQL port of a running server")
     srv.add_argument("--ws-port", type=int, help="browser (WebSocket) port of a running server")
-    srv.add_argument("--password", default=DEFAULT_PASSWORD, help="CometQL password")
+    srv.add_argument("--password", default=EXAMPLE_PASSWORD, help="CometQL password")
     srv.add_argument("--pid", type=int, help="pid of the running server, for RSS and server CPU")
     srv.add_argument("--dev", type=int, default=77, help="dev_id the benchmark logs in as (default 77)")
     load = p.add_argument_group("load")
@@ -101,78 +96,18 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Context], Result | list[Result]]]]:
-    chosen = [s for s in (*SCENARIOS, *EXTRA_SCENARIOS) if s in args.scenarios] \
-        if args.scenarios and "all" not in args.scenarios else list(SCENARIOS)
-    ns = args.n
-    steps: dict[str, Callable[[Context], Result | list[Result]]] = {
-        "idle": lambda c: idle(c, ns or (1000, 10000), channels=args.channels or 100),
-        "fanout": lambda c: fanout(c, ns or (1000, 5000), rounds=args.rounds),
-        "latency": lambda c: latency(c, rate=args.rate, duration=args.duration, channels=args.channels or 10,
-                                     subscribers=1000 if args.subscribers is None else args.subscribers),
-        "connect": lambda c: connect(c, (ns or [5000])[0]),
-        "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
-                                   subscribers=args.subscribers or 0, channels=args.channels or 100),
-        "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
-                                 clients=args.clients, dev_id=args.dev),
-    }
-    return [(name, steps[name]) for name in chosen]
-
-
-def _server(args: argparse.Namespace, plan: Sequence[str]) -> Server | None:
-    if all(name in EXTRA_SCENARIOS for name in plan):
-        return None  # they start their own servers
-    if args.mysql_port is None:
-        return start_server(password=args.password)
-    needs_ws = any(name != "insert" for name in plan) or bool(args.subscribers)
-    if needs_ws and args.ws_port is None:
-        raise BenchError("--ws-port is needed with --mysql-port for the browser scenarios")
-    return Server(args.host, args.mysql_port, args.ws_port or 0, args.password, pid=args.pid)
+def chosen(args: argparse.Namespace) -> list[str]:
+    """The scenarios to run, in the standard order; none named (or ``all``) is the standard set."""
+    if args.scenarios and "all" not in args.scenarios:
+        return [s for s in (*SCENARIOS, *EXTRA_SCENARIOS) if s in args.scenarios]
+    return list(SCENARIOS)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen scenarios and show the results; 0 when all ran, 1 when one failed."""
-    reporter = Reporter(quiet=args.quiet or not sys.stderr.isatty() and args.json)
-    plan = _plan(args)
-    results: list[Result] = []
-    failed = False
-    try:
-        server = _server(args, [name for name, _ in plan])
-    except (BenchError, RuntimeError) as exc:
-        print(f"cometql bench: {exc}", file=sys.stderr)
-        return 1
-    if not uvloop_available():
-        reporter.log("uvloop is not installed: the WebSocket clients use the default asyncio loop")
-    ctx = Context(server, reporter, dev_id=args.dev, client_procs=args.client_procs)  # type: ignore[arg-type]
-    try:
-        with reporter.running():
-            for name, step in plan:
-                try:
-                    outcome = step(ctx)
-                except (BenchError, OSError, RuntimeError) as exc:
-                    failed = True
-                    results.append(Result(name, name, {}, notes=[f"failed: {exc}"]))
-                    reporter.log(f"[red]{name} failed:[/] {exc}")
-                    if server is not None and server.proc is not None and server.proc.poll() is not None:
-                        results[-1].notes.append(f"the server exited ({server.proc.returncode}):\n{server.log_tail()}")
-                        break
-                    continue
-                results.extend(outcome if isinstance(outcome, list) else [outcome])
-    finally:
-        ctx.close()
-        if server is not None:
-            server.stop()
-    if args.json:
-        print_json(results)
-    else:
-        print_table(results, Console() if sys.stdout.isatty() else Console(width=120))
-    if args.write_docs:
-        write_performance_md(results, args.write_docs)
-    if failed:
-        return 1
-    if args.check and any(r.ok is False for r in results):
-        return 3
-    return 0
+    from ._runner import execute  # the load generator, only when a benchmark runs
+
+    return execute(args, chosen(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,11 +24,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._context import Context
+from ._delivery import latency
+from ._insert import insert
 from ._loadgen import BenchError
 from ._procfs import CpuMeter, child_pids
 from ._report import Reporter
 from ._results import Result, Target
-from ._scenarios import Context, insert, latency
 from ._server import Server, free_port, start_server
 
 __all__ = ["scale"]

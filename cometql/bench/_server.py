@@ -19,12 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import EXAMPLE_PASSWORD as DEFAULT_PASSWORD
 from ._mysql_client import MySQLClient
 from ._procfs import CpuMeter, nofile_limit, rss_kb
 
-__all__ = ["Server", "free_port", "start_server"]
-
-DEFAULT_PASSWORD = "CometQLPassword"
+__all__ = ["DEFAULT_PASSWORD", "Server", "free_port", "start_server"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
