@@ -9,9 +9,10 @@ persisted and what nodes tell each other; stores and codecs derive from them.
 from ._browser import handle_command, open_session
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
 from ._frames import encode_frame, error_frame, sys_frame
-from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
+from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._remote import RemoteSession
+from ._state import MAX_HISTORY, DurableState
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 from .events import (
     EVENT_TYPES,
@@ -37,6 +38,7 @@ __all__ = [
     "ConnInfo",
     "Deliver",
     "Disconnect",
+    "DurableState",
     "Effect",
     "HistoryEntry",
     "Hub",
