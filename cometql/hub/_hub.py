@@ -1,18 +1,10 @@
 """The hub: the state of one CometQL node, as a plain object that returns effects.
 
-The hub is a facade over three parts, each the only owner of its state:
-
-- **presence**, kept here: this node's sessions, its channel index (who gets a
-  channel's messages), its user index (who gets a user's messages) and each
-  session's channel list;
-- **durable state** (``DurableState``, ``_state``): auth hashes, user data,
-  revoked tokens, pipe settings, history, queues and last-seen times, changed
-  only by applying records; readable by anyone as ``hub.state``;
-- **the remote side** (``RemoteSessions``, ``_remote``): other nodes' sessions in
-  a cluster, changed only by their bus entries; it returns transitions, which
-  the hub turns into effects here.
-
-Rules of this module:
+``Hub`` owns presence: this node's sessions, its channel index (who gets a
+channel's messages), its user index (who gets a user's messages) and each
+session's channel list. It holds the two other parts of the state (see the
+package docstring), ``state`` (``DurableState``) and the remote side
+(``RemoteSessions``), and is the one facade over all three. Rules:
 
 1. No I/O, no trio, no clock, no randomness. Callers pass ``now`` (unix
    seconds) and, once, the sources of ids and secrets; every call returns a list of
@@ -126,11 +118,9 @@ class Hub:
         """Rebuild durable state from records a store has kept (no effects)."""
         self.state.restore(records)
 
-    def _persist(self, *records: Record) -> Persist:
-        apply = self.state.apply
-        for rec in records:
-            apply(rec)
-        return Persist(records)
+    def _persist(self, rec: Record) -> Persist:
+        self.state.apply(rec)
+        return Persist((rec,))
 
     # --------------------------------------------------------------- publishing
 
@@ -156,9 +146,8 @@ class Hub:
         keep = self.state.history_keep(dev_id, channel)
         effects: list[Effect] = [self._keep(dev_id, channel, keep, event, message, now, user_id)] if keep else []
         delivered = self._fan_out(effects, dev_id, channel, event, message, now, user_id, sender.conn_id)
-        if self.node_id is None:
-            return delivered, effects
-        effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
+        if self.node_id is not None:
+            effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return delivered + len(self._remote.channels.get((dev_id, channel), ())), effects
 
     def _fan_out(self, effects: list[Effect], dev_id: int, channel: str, event: str, message: str, sent_at: int,
@@ -206,8 +195,7 @@ class Hub:
             return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.setdefault(key, {})
-        nodes = self._remote.users.get(key)
-        remote = sum(nodes.values()) if nodes else 0
+        remote = sum(self._remote.users.get(key, {}).values())
         if len(conns) + remote >= MAX_USER_CONNECTIONS:
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
         first = not conns and not remote
@@ -222,11 +210,15 @@ class Hub:
         entries = self.state.queued(dev_id, user_id)
         if not entries:
             return []
-        effects: list[Effect] = [
-            Deliver(targets, _frames.queued_user_frame(e.event, e.message, e.time)) for e in entries
-        ]
+        frame = _frames.queued_user_frame
+        effects: list[Effect] = [Deliver(targets, frame(e.event, e.message, e.time)) for e in entries]
         effects.append(self._persist(DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
+
+    def _offline(self, dev_id: int, user_id: int, now: int, *, store: bool) -> list[Effect]:
+        """The user's last session on every node is gone: store the last-seen time (if ``store``), tell."""
+        effects: list[Effect] = [self._persist(SetLastSeen(dev_id, user_id, now))] if store else []
+        return effects + self._status(dev_id, user_id, "offline")
 
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
         """``online``/``offline`` on user_status_<id>, to this node's subscribers (if enabled)."""
@@ -255,10 +247,8 @@ class Hub:
         if conns:
             return effects
         del self._users[key]
-        if self._remote.users.get(key):
-            return effects
-        effects.append(self._persist(SetLastSeen(sub.dev_id, sub.user_id, now)))
-        effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
+        if not self._remote.users.get(key):
+            effects.extend(self._offline(sub.dev_id, sub.user_id, now, store=True))
         return effects
 
     def subscribe(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
@@ -327,8 +317,7 @@ class Hub:
         user_ids = list(user_ids)
         effects: list[Effect] = []
         for uid in user_ids:
-            # in a cluster, another node may have just set it
-            if self.state.auth_hash(dev_id, uid) is not None or self.node_id is not None:
+            if self.state.auth_hash(dev_id, uid) is not None or self.node_id is not None:  # another node may set it
                 effects.append(self._persist(DeleteAuth(dev_id, uid)))
             conns = self._users.get((dev_id, uid))
             if conns:
@@ -390,7 +379,7 @@ class Hub:
                     conns = self._users.get((ev.dev_id, ev.user_id))
                     if conns and self.node_id in ev.nodes:
                         effects.append(Deliver(tuple(conns.values()), _frames.user_frame(ev.event, ev.message)))
-                    elif not conns and self._remote.reroutes(ev, self.node_id):
+                    elif not conns and remote.reroutes(ev, self.node_id):
                         effects.extend(self.send_to_user(ev.dev_id, ev.user_id, ev.event, ev.message, ev.time))
                 case SessionOpened():
                     effects.extend(self._remote_changed(remote.open(node, ev), now))
@@ -444,9 +433,7 @@ class Hub:
                         effects.extend(self._status(change.dev_id, change.user_id, "online"))
                 case UserGone():
                     if not self._users.get((change.dev_id, change.user_id)):
-                        if node_gone:
-                            effects.append(self._persist(SetLastSeen(change.dev_id, change.user_id, now)))
-                        effects.extend(self._status(change.dev_id, change.user_id, "offline"))
+                        effects.extend(self._offline(change.dev_id, change.user_id, now, store=node_gone))
                 case _:
                     assert_never(change)
         return effects
@@ -496,9 +483,7 @@ class Hub:
         top = heapq.nlargest(count, self._channels.items(), key=lambda item: len(item[1]))
         return [(dev, channel, len(subs)) for (dev, channel), subs in top]
 
-    def sessions(self, dev_id: int | None = None) -> int:
-        if dev_id is None:
-            return len(self._sessions)
+    def sessions(self, dev_id: int) -> int:
         return sum(1 for s in self._sessions.values() if s.dev_id == dev_id)
 
     def statistics(self) -> HubStatistics:
