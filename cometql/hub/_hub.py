@@ -65,6 +65,8 @@ MAX_USER_CONNECTIONS = 16
 
 @dataclass(frozen=True, slots=True)
 class HubStatistics:
+    """The hub's share of the statistics snapshot (``observe.Statistics``)."""
+
     sessions: int
     authorized_users: int
     channels: int
@@ -124,14 +126,16 @@ class Hub:
 
     # --------------------------------------------------------------- publishing
 
-    def publish(
-        self, dev_id: int, channel: str, event: str, message: str, now: int, *, user_id: int | None = None
-    ) -> list[Effect]:
-        """Fan a message out to a channel's subscribers and keep it in history if configured."""
+    def publish(self, dev_id: int, channel: str, event: str, message: str, now: int, *, user_id: int | None = None,
+                skip: int | None = None) -> list[Effect]:
+        """Fan a message out to a channel's subscribers on every node (here, all but the session
+        ``skip``) and keep it in history if configured."""
         self._published += 1
         keep = self.state.history_keep(dev_id, channel)
         effects: list[Effect] = [self._keep(dev_id, channel, keep, event, message, now, user_id or 0)] if keep else []
-        self._fan_out(effects, dev_id, channel, event, message, now, user_id)
+        subs = self._channels.get((dev_id, channel))
+        if subs:
+            self._fan_out(effects, subs, channel, event, message, now, user_id, skip)
         if self.node_id is not None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
@@ -141,26 +145,18 @@ class Hub:
     ) -> tuple[int, list[Effect]]:
         """A browser's ``web_pipe2``: every *other* subscriber of the channel gets it, stamped
         with the sender's user id. Returns how many sessions it was delivered to."""
-        self._published += 1
-        dev_id = sender.dev_id
-        keep = self.state.history_keep(dev_id, channel)
-        effects: list[Effect] = [self._keep(dev_id, channel, keep, event, message, now, user_id)] if keep else []
-        delivered = self._fan_out(effects, dev_id, channel, event, message, now, user_id, sender.conn_id)
-        if self.node_id is not None:
-            effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
-        return delivered + len(self._remote.channels.get((dev_id, channel), ())), effects
+        effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
+        here = sum(len(e.targets) for e in effects if isinstance(e, Deliver))
+        return here + len(self._remote.channels.get((sender.dev_id, channel), ())), effects
 
-    def _fan_out(self, effects: list[Effect], dev_id: int, channel: str, event: str, message: str, sent_at: int,
-                 user_id: int | None, skip: int | None = None) -> int:
-        """The one fan-out of a channel message to this node's subscribers (all but the session
-        ``skip``): one ``Deliver``, its frame encoded once. Returns how many sessions it reaches."""
-        subs = self._channels.get((dev_id, channel))
-        if not subs:
-            return 0
+    @staticmethod
+    def _fan_out(effects: list[Effect], subs: dict[int, Subscriber], channel: str, event: str, message: str,
+                 sent_at: int, user_id: int | None, skip: int | None = None) -> None:
+        """The one fan-out of a channel message to this node's subscribers ``subs`` (all but the
+        session ``skip``): one ``Deliver``, its frame encoded once."""
         targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
         if targets:
             effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, sent_at, user_id)))
-        return len(targets)
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int, user_id: int) -> Persist:
         entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
@@ -215,11 +211,6 @@ class Hub:
         effects.append(self._persist(DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
 
-    def _offline(self, dev_id: int, user_id: int, now: int, *, store: bool) -> list[Effect]:
-        """The user's last session on every node is gone: store the last-seen time (if ``store``), tell."""
-        effects: list[Effect] = [self._persist(SetLastSeen(dev_id, user_id, now))] if store else []
-        return effects + self._status(dev_id, user_id, "offline")
-
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
         """``online``/``offline`` on user_status_<id>, to this node's subscribers (if enabled)."""
         wanted = self.send_user_online_events if status == "online" else self.send_user_offline_events
@@ -236,19 +227,19 @@ class Hub:
         if self.node_id is not None:
             effects.append(Broadcast((SessionClosed(sub.conn_id),)))
         left = self._sub_channels.pop(sub.conn_id, ())
-        self._unindex(sub, left)
-        effects.extend(self._tracked(sub, left, (), now))
+        if left:
+            self._unindex(sub, left)
+            effects.extend(self._tracked(sub, left, (), now))
         if sub.user_id <= 0:
             return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.get(key)
-        if conns is None or conns.pop(sub.conn_id, None) is None:
-            return effects
-        if conns:
-            return effects
+        if conns is None or conns.pop(sub.conn_id, None) is None or conns:
+            return effects  # not linked to its user, or not the user's last session here
         del self._users[key]
         if not self._remote.users.get(key):
-            effects.extend(self._offline(sub.dev_id, sub.user_id, now, store=True))
+            effects.append(self._persist(SetLastSeen(sub.dev_id, sub.user_id, now)))
+            effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
         return effects
 
     def subscribe(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
@@ -285,11 +276,10 @@ class Hub:
         effects: list[Effect] = []
         for event, channels in (("unsubscription", left), ("subscription", joined)):
             for channel in channels:
-                if channel.startswith("track_"):
-                    members = self._channels.get((sub.dev_id, channel))
-                    if members:
-                        frame = _frames.track_frame(channel, event, sub.user_id, sub.info.uuid, now)
-                        effects.append(Deliver(tuple(members.values()), frame))
+                members = self._channels.get((sub.dev_id, channel)) if channel.startswith("track_") else None
+                if members:
+                    frame = _frames.track_frame(channel, event, sub.user_id, sub.info.uuid, now)
+                    effects.append(Deliver(tuple(members.values()), frame))
         return effects
 
     # ---------------------------------------------------------------------- auth
@@ -301,13 +291,9 @@ class Hub:
         stored = self.state.auth_hash(dev_id, user_id)
         if hash_matches(stored, key):
             return True, []
-        if self.state.is_revoked(dev_id, key):
+        if self.state.is_revoked(dev_id, key) or jwt_user_id(key, jwt_secret(self.password, dev_id), now) != user_id:
             return False, []
-        if jwt_user_id(key, jwt_secret(self.password, dev_id), now) != user_id:
-            return False, []
-        if stored is None:
-            return True, [self._persist(SetAuth(dev_id, user_id, self._new_secret()))]
-        return True, []
+        return True, [self._persist(SetAuth(dev_id, user_id, self._new_secret()))] if stored is None else []
 
     def set_auth(self, dev_id: int, user_id: int, hash_: str) -> list[Effect]:
         return [self._persist(SetAuth(dev_id, user_id, hash_))]
@@ -374,7 +360,9 @@ class Hub:
         for ev in events:
             match ev:
                 case Published():
-                    self._fan_out(effects, ev.dev_id, ev.channel, ev.event, ev.message, ev.time, ev.user_id)
+                    subs = self._channels.get((ev.dev_id, ev.channel))
+                    if subs:
+                        self._fan_out(effects, subs, ev.channel, ev.event, ev.message, ev.time, ev.user_id)
                 case UserMessage():
                     conns = self._users.get((ev.dev_id, ev.user_id))
                     if conns and self.node_id in ev.nodes:
@@ -433,7 +421,9 @@ class Hub:
                         effects.extend(self._status(change.dev_id, change.user_id, "online"))
                 case UserGone():
                     if not self._users.get((change.dev_id, change.user_id)):
-                        effects.extend(self._offline(change.dev_id, change.user_id, now, store=node_gone))
+                        if node_gone:
+                            effects.append(self._persist(SetLastSeen(change.dev_id, change.user_id, now)))
+                        effects.extend(self._status(change.dev_id, change.user_id, "offline"))
                 case _:
                     assert_never(change)
         return effects

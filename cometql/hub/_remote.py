@@ -12,7 +12,8 @@ channel and by user. Only that node's bus entries change it (``SessionOpened``,
 2. It never builds effects and knows nothing of this node's own sessions:
    each change returns *transitions* (a session's channels changed, a user's
    first session appeared on the other nodes, a user's last one is gone) and
-   the hub turns them into effects, deciding with its own sessions.
+   the hub turns them into effects, deciding with its own sessions. Likewise
+   ``reroutes`` only answers whether this node must route a user message again.
 3. Replaying what it has seen already changes nothing (a node's snapshot and
    its events overlap): opening a known session only updates its channels.
 
