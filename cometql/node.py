@@ -8,6 +8,7 @@ front (the fronts import it), so the package graph has no cycle.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -97,6 +98,16 @@ class Node:
             task_status.started()
 
 
+def _new_id() -> str:
+    """The hub's ids of history entries and queued messages (``pipes_messages.id``, ``users_messages.index``)."""
+    return str(uuid.uuid4())
+
+
+def _new_secret() -> str:
+    """The hash the hub stores at a user's first JWT login (32 hex digits, like a ``users_auth`` hash)."""
+    return secrets.token_hex(16)
+
+
 @asynccontextmanager
 async def _open_store(config: Config) -> AsyncIterator[Store]:
     if config.store:
@@ -117,6 +128,8 @@ async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
         cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, Bus) else None
         hub = Hub(
             password=config.password,
+            new_id=_new_id,
+            new_secret=_new_secret,
             send_user_online_events=config.send_user_online_events,
             send_user_offline_events=config.send_user_offline_events,
             max_subscriptions=config.max_subscriptions,

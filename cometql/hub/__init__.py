@@ -1,17 +1,33 @@
 """Sans-IO core: channels, sessions, presence, queues, history and auth.
 
-Nothing in this package does I/O, imports trio or reads a clock (a test checks),
-and it imports nothing else of CometQL: it is the bottom of the package graph.
-The public modules ``records`` and ``events`` are the registries of what is
-persisted and what nodes tell each other; stores and codecs derive from them.
+Nothing in this package does I/O, imports trio, reads a clock or makes random
+ids (a test checks), and it imports nothing else of CometQL: it is the bottom of
+the package graph. Callers pass ``now`` and the sources of ids and secrets.
+
+The state is split by who owns it, and only its owner changes it:
+
+- ``_hub``: ``Hub``, the facade every caller uses. It owns presence (this node's
+  sessions, channel and user indexes), builds the effects (``_effects``) and
+  holds the two other parts;
+- ``_state``: ``DurableState`` (auth, user data, revoked tokens, pipe settings,
+  history, queues, last-seen), changed only by applying records; ``hub.state``
+  is where callers read it;
+- ``_remote``: ``RemoteSessions``, the view of other nodes' sessions, changed
+  only by their bus entries; it returns transitions the hub turns into effects.
+
+``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
+browsers receive. The public modules ``records`` and ``events`` are the
+registries of what is persisted and what nodes tell each other; stores and
+codecs derive from them.
 """
 
 from ._browser import handle_command, open_session
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
 from ._frames import encode_frame, error_frame, sys_frame
-from ._hub import MAX_HISTORY, MAX_USER_CONNECTIONS, Hub, HubStatistics
+from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._remote import RemoteSession
+from ._state import MAX_HISTORY, DurableState
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 from .events import (
     EVENT_TYPES,
@@ -37,6 +53,7 @@ __all__ = [
     "ConnInfo",
     "Deliver",
     "Disconnect",
+    "DurableState",
     "Effect",
     "HistoryEntry",
     "Hub",

@@ -29,7 +29,7 @@ def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, se
     """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event)."""
     ok, effects = hub.authorize(sub.dev_id, user_id, key, now)
     sub.user_id = user_id if ok else 0
-    stored = hub.auth_hash(sub.dev_id, user_id) if ok else None
+    stored = hub.state.auth_hash(sub.dev_id, user_id) if ok else None
     hello = frames.encode_frame({
         "authorized": ok, "data": (stored or "")[:32], "event": "serverInfo",
         "message_send_time": now, "pipe": "sys", "server": server,
@@ -110,7 +110,7 @@ def _pipe_log(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
         return _error(sub, "Invalid marker value.", now, number_messages=-1)
     return [
         Deliver((sub,), frames.history_frame(pipe, e.event, e.message, e.time, e.user_id))
-        for e in hub.history(sub.dev_id, pipe)
+        for e in hub.state.history(sub.dev_id, pipe)
     ]
 
 
@@ -141,7 +141,7 @@ def _user_data(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
     if not raw_id.isdigit() or len(raw_id) > 18:
         return _error(sub, "Invalid user id", now, user_data="", user_id=-1)
     uid = int(raw_id)
-    data = hub.user_data(sub.dev_id, uid) or ""
+    data = hub.state.user_data(sub.dev_id, uid) or ""
     return _reply(sub, frames.answer_frame("_answer", "answer", {"user_data": data, "user_id": uid}, now, marker))
 
 

@@ -225,7 +225,7 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
     if name == "pipes_messages":
         rows: list[Row] = []
         for channel in _names(keys or ()):
-            for e in hub.history(dev, channel):
+            for e in hub.state.history(dev, channel):
                 rows.append((e.id, e.time, channel, len(rows), e.event, e.message, e.user_id))
         return rows
     if name == "pipes":
@@ -239,21 +239,22 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
             for s in hub.channel_members(dev, c)
         ]
     if name == "pipes_settings":
-        settings = ((c, hub.pipe_settings(dev, c)) for c in _names(keys or ()))
+        settings = ((c, hub.state.pipe_settings(dev, c)) for c in _names(keys or ()))
         return [(c, n) for c, n in settings if n is not None]
     if name == "users_messages":
-        return [(u, m.id, m.event, m.message) for u in _ids(keys or (), allow_zero=True) for m in hub.queued(dev, u)]
+        users = _ids(keys or (), allow_zero=True)
+        return [(u, m.id, m.event, m.message) for u in users for m in hub.state.queued(dev, u)]
     if name == "users_time":
         ids = hub.known_users(dev) if keys is None else _ids(keys, allow_zero=True)
         return [(u, hub.user_time(dev, u)) for u in ids]
     if name == "users_auth":
-        found = ((u, hub.auth_hash(dev, u)) for u in _ids(keys or (), allow_zero=False))
+        found = ((u, hub.state.auth_hash(dev, u)) for u in _ids(keys or (), allow_zero=False))
         return [(u, h) for u, h in found if h is not None]
     if name == "users_data":
-        found = ((u, hub.user_data(dev, u)) for u in _ids(keys or (), allow_zero=False))
+        found = ((u, hub.state.user_data(dev, u)) for u in _ids(keys or (), allow_zero=False))
         return [(u, d) for u, d in found if d is not None]
     if name == "revoked_tokens":
-        tokens = hub.revoked_tokens(dev)
+        tokens = hub.state.revoked_tokens(dev)
         if keys is not None:
             wanted = {as_text(k) for k in keys}
             tokens = [t for t in tokens if t in wanted]

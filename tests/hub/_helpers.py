@@ -6,16 +6,23 @@ import itertools
 import json
 from typing import Any
 
-from cometql.hub import Deliver, Disconnect, Effect, Hub, ListSubscriber, Persist, Record
+from cometql.hub import Deliver, Disconnect, Effect, Hub, ListSubscriber, Persist, Record, Subscriber
 
 PASSWORD = "CometQLPassword"
 NOW = 1_700_000_000
 
 
 def make_hub(**kw: Any) -> Hub:
-    """A hub whose message ids are predictable (id-1, id-2, ...)."""
-    counter = itertools.count(1)
-    return Hub(password=PASSWORD, new_id=lambda: f"id-{next(counter)}", **kw)
+    """A hub whose message ids (id-1, id-2, ...) and first-JWT-login hashes (32 characters) are predictable."""
+    ids, secrets = itertools.count(1), itertools.count(1)
+    return Hub(password=PASSWORD, new_id=lambda: f"id-{next(ids)}", new_secret=lambda: f"secret-{next(secrets):025d}",
+               **kw)
+
+
+def subscriptions(hub: Hub, sub: Subscriber) -> list[str]:
+    """The channels ``sub`` is subscribed to, read through the queries the server uses (``pipes``,
+    ``users_in_pipes``)."""
+    return sorted(c for c in hub.channels(sub.dev_id) if any(m is sub for m in hub.channel_members(sub.dev_id, c)))
 
 
 def apply(effects: list[Effect]) -> list[Record]:

@@ -64,10 +64,10 @@ def test_authorize_with_jwt_stores_a_hash_once() -> None:
     ok, effects = hub.authorize(7, 5, good, NOW)
     apply(effects)
     assert ok and len(effects) == 1
-    stored = hub.auth_hash(7, 5)
+    stored = hub.state.auth_hash(7, 5)
     assert stored is not None and len(stored) <= 32
     assert hub.authorize(7, 5, good, NOW) == (True, [])
-    assert hub.auth_hash(7, 5) == stored
+    assert hub.state.auth_hash(7, 5) == stored
 
 
 @pytest.mark.parametrize("user, dev, at", [(6, 7, NOW), (5, 8, NOW), (5, 7, NOW + 61)],
@@ -82,8 +82,8 @@ def test_revoked_jwt_never_logs_in_and_logs_the_user_out() -> None:
     good = token({"user_id": 5, "exp": NOW + 60})
     apply(hub.set_auth(7, 5, "h"))
     apply(hub.revoke_token(7, good, NOW))
-    assert hub.is_revoked(7, good)
-    assert hub.auth_hash(7, 5) is None
+    assert hub.state.is_revoked(7, good)
+    assert hub.state.auth_hash(7, 5) is None
     assert hub.authorize(7, 5, good, NOW) == (False, [])
     apply(hub.unrevoke_tokens(7, [good]))
     assert hub.authorize(7, 5, good, NOW)[0] is True

@@ -16,7 +16,7 @@ import pytest
 from cometql.hub import ConnInfo, Hub, ListSubscriber, Refused
 from cometql.hub._browser import MAX_SUBSCRIPTIONS, handle_command, open_session
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, subscriptions
 
 DEV = 3
 _conn_ids = itertools.count(1)
@@ -57,7 +57,7 @@ def test_open_session_with_hash_greets_then_delivers_the_queue() -> None:
         b'"server":"TestServer"}' % NOW,
         b'{"data":"queued","event":"ev","fromQueue":true,"message_send_time":%d,"pipe":"msg"}' % (NOW - 5),
     ]
-    assert hub.queued(DEV, 7) == []
+    assert hub.state.queued(DEV, 7) == []
 
 
 @pytest.mark.parametrize(("user_id", "key"), [(7, "wrong"), (7, ""), (0, "h7"), (8, "h7")])
@@ -78,7 +78,7 @@ def test_open_session_with_jwt_stores_and_reports_a_hash() -> None:
     token = jwt.encode({"user_id": 9, "exp": NOW + 60}, f"{PASSWORD}{DEV}", algorithm="HS256")
     sub = ListSubscriber(1, DEV)
     records = apply(open_session(hub, sub, 9, token, NOW, "S"))
-    stored = hub.auth_hash(DEV, 9)
+    stored = hub.state.auth_hash(DEV, 9)
     assert stored is not None and len(stored) == 32 and records
     assert decoded(sub)[0]["data"] == stored and decoded(sub)[0]["authorized"] is True
 
@@ -99,7 +99,7 @@ def test_subscription_list_parsing(args: str, kept: list[str]) -> None:
     hub = make_hub()
     sub = browser(hub)
     assert run(hub, sub, "subscription\n" + args) == []
-    assert hub.subscriptions(sub.conn_id) == sorted(kept)
+    assert subscriptions(hub, sub) == sorted(kept)
 
 
 def test_subscription_keeps_32_and_reports_too_many() -> None:
@@ -107,7 +107,7 @@ def test_subscription_keeps_32_and_reports_too_many() -> None:
     sub = browser(hub)
     names = [f"chan{i}" for i in range(40)]
     assert run(hub, sub, "subscription\n" + "\n".join(names)) == [error("Too many letters", code="403")]
-    assert hub.subscriptions(sub.conn_id) == sorted(names[:MAX_SUBSCRIPTIONS])
+    assert subscriptions(hub, sub) == sorted(names[:MAX_SUBSCRIPTIONS])
     assert sub.closed is None
 
 
@@ -126,7 +126,7 @@ def test_subscription_skips_a_too_long_name_with_an_error() -> None:
     sub = browser(hub)
     long = "x" * 65
     assert run(hub, sub, f"subscription\nweb_a\n{long}\nweb_b") == [error("Channel name is too long", code="403")]
-    assert hub.subscriptions(sub.conn_id) == ["web_a", "web_b"]
+    assert subscriptions(hub, sub) == ["web_a", "web_b"]
 
 
 def test_subscription_private_needs_authorization() -> None:
@@ -135,8 +135,8 @@ def test_subscription_private_needs_authorization() -> None:
     anon, user = browser(hub), browser(hub, 4, "k")
     run(hub, anon, "subscription\nprivate_a\nweb_b")
     run(hub, user, "subscription\nprivate_a\nweb_b")
-    assert hub.subscriptions(anon.conn_id) == ["web_b"]
-    assert hub.subscriptions(user.conn_id) == ["private_a", "web_b"]
+    assert subscriptions(hub, anon) == ["web_b"]
+    assert subscriptions(hub, user) == ["private_a", "web_b"]
 
 
 # ------------------------------------------------------------------ web_pipe2
@@ -154,7 +154,7 @@ def test_web_pipe2_relays_unescaped_to_others_and_keeps_history() -> None:
                       b'"message_send_time":%d,"pipe":"_answer_to_web_h"}' % NOW]
     assert decoded(other) == [{"data": "line1\nit's", "event": "ev", "message_send_time": NOW, "pipe": "web_h",
                                "user_id": 4}]
-    assert [(e.message, e.user_id) for e in hub.history(DEV, "web_h")] == [("line1\nit's", 4)]
+    assert [(e.message, e.user_id) for e in hub.state.history(DEV, "web_h")] == [("line1\nit's", 4)]
 
 
 def test_web_pipe2_at_web_hides_the_sender() -> None:

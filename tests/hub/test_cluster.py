@@ -23,7 +23,6 @@ from cometql.hub import (
     ConnInfo,
     Deliver,
     Effect,
-    Hub,
     ListSubscriber,
     Persist,
     Published,
@@ -34,7 +33,7 @@ from cometql.hub import (
 from cometql.hub.records import AppendHistory, HistoryEntry, QueueMessage, SetLastSeen, is_record
 from cometql.store import codec
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
+from ._helpers import NOW, apply, decoded, make_hub
 
 _conn_ids = itertools.count(1)
 
@@ -94,7 +93,7 @@ def pipes(sub: ListSubscriber) -> list[tuple[str, str, Any]]:
 
 
 def test_a_single_node_hub_never_broadcasts() -> None:
-    hub = Hub(password=PASSWORD)
+    hub = make_hub()
     sub = ListSubscriber(1, 1, 5)
     effects = hub.connect(sub, NOW) + hub.subscribe(sub, ["x"], NOW) + hub.publish(1, "x", "e", "m", NOW)
     effects += hub.send_to_user(1, 6, "e", "m", NOW) + hub.disconnect(sub, NOW)
@@ -138,10 +137,10 @@ def test_user_message_goes_to_the_nodes_holding_the_user_and_is_not_queued(c: Cl
 def test_a_user_offline_everywhere_gets_the_message_queued_once_then_delivered_on_any_node(c: Cluster) -> None:
     c.run("A", c.hubs["A"].send_to_user(1, 8, "q", "while away", NOW))
     assert [type(r) for r in c.stored] == [QueueMessage]
-    assert all(len(h.queued(1, 8)) == 1 for h in c.hubs.values())
+    assert all(len(h.state.queued(1, 8)) == 1 for h in c.hubs.values())
     user = c.browser("C", 1, 8)
     assert [(f["data"], f["fromQueue"]) for f in decoded(user)] == [("while away", True)]
-    assert all(h.queued(1, 8) == [] for h in c.hubs.values())
+    assert all(h.state.queued(1, 8) == [] for h in c.hubs.values())
 
 
 def test_a_user_who_left_the_target_node_meanwhile_gets_the_message_queued(c: Cluster) -> None:
@@ -149,7 +148,7 @@ def test_a_user_who_left_the_target_node_meanwhile_gets_the_message_queued(c: Cl
     effects = c.hubs["A"].send_to_user(1, 9, "late", "m", NOW)  # A still sees the user on B ...
     c.leave("B", user)  # ... who leaves before the event arrives
     c.run("A", effects)
-    assert [q.message for q in c.hubs["A"].queued(1, 9)] == ["m"]
+    assert [q.message for q in c.hubs["A"].state.queued(1, 9)] == ["m"]
 
 
 def test_a_message_queued_while_the_user_was_connecting_is_delivered_at_once(c: Cluster) -> None:
@@ -158,7 +157,7 @@ def test_a_message_queued_while_the_user_was_connecting_is_delivered_at_once(c: 
     hub_b.connect(user, NOW)  # B's connect not yet shipped: A believes the user is offline
     c.run("A", c.hubs["A"].send_to_user(1, 10, "e", "race", NOW))
     assert [f["data"] for f in decoded(user)] == ["race"]
-    assert hub_b.queued(1, 10) == [] and c.hubs["C"].queued(1, 10) == []
+    assert hub_b.state.queued(1, 10) == [] and c.hubs["C"].state.queued(1, 10) == []
 
 
 def test_online_and_offline_events_follow_the_first_and_last_session_in_the_cluster(c: Cluster) -> None:
@@ -210,7 +209,7 @@ def test_removing_a_users_auth_closes_their_sessions_on_every_node(c: Cluster) -
     sessions = [c.browser(n, 1, 13) for n in ("A", "B", "C")]
     c.run("C", c.hubs["C"].delete_auth(1, [13]))
     assert [s.closed for s in sessions] == ["authorization removed"] * 3
-    assert all(h.auth_hash(1, 13) is None for h in c.hubs.values())
+    assert all(h.state.auth_hash(1, 13) is None for h in c.hubs.values())
 
 
 def test_a_dropped_node_takes_its_sessions_away_and_its_users_go_offline(c: Cluster) -> None:
@@ -247,7 +246,7 @@ def test_a_history_append_seen_twice_is_kept_once() -> None:
     entry = HistoryEntry("h1", NOW, "e", "m", 0)
     hub.remote_records([AppendHistory(1, "log", entry, 10)])
     hub.remote_records([AppendHistory(1, "log", entry, 10)])
-    assert hub.history(1, "log") == [entry]
+    assert hub.state.history(1, "log") == [entry]
 
 
 def test_remote_publish_is_not_published_back() -> None:
@@ -291,7 +290,7 @@ def test_a_user_message_follows_a_user_who_moved_to_another_node_meanwhile(c: Cl
     on_c = c.browser("C", 1, 15)  # ... now on C, before A's event is read
     c.run("A", effects)
     assert [f["data"] for f in decoded(on_c)] == ["follow me"]
-    assert all(h.queued(1, 15) == [] for h in c.hubs.values())
+    assert all(h.state.queued(1, 15) == [] for h in c.hubs.values())
 
 
 def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywhere(c: Cluster) -> None:
@@ -300,6 +299,6 @@ def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywher
     c.leave("B", s_b)
     c.leave("C", s_c)
     c.run("A", effects)
-    queued = {name: [q.message for q in h.queued(1, 16)] for name, h in c.hubs.items()}
+    queued = {name: [q.message for q in h.state.queued(1, 16)] for name, h in c.hubs.items()}
     assert queued == {"A": ["once"], "B": ["once"], "C": ["once"]}  # one message, replicated everywhere
     assert len([r for r in c.stored if isinstance(r, QueueMessage)]) == 1

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from cometql.hub import MAX_HISTORY, MAX_USER_CONNECTIONS, ConnInfo, Deliver, Disconnect, ListSubscriber, Persist
 
-from ._helpers import NOW, apply, decoded, make_hub
+from ._helpers import NOW, apply, decoded, make_hub, subscriptions
 
 _conn_ids = itertools.count(1)
 
@@ -58,7 +58,7 @@ def test_subscribe_replaces_the_channel_set() -> None:
     hub = make_hub()
     sub = online(hub, session(), "a_chan", "b_chan")
     apply(hub.subscribe(sub, ["b_chan", "c_chan", "c_chan"], NOW))
-    assert hub.subscriptions(sub.conn_id) == ["b_chan", "c_chan"]
+    assert subscriptions(hub, sub) == ["b_chan", "c_chan"]
     assert [hub.channel_count(1, c) for c in ("a_chan", "b_chan", "c_chan")] == [0, 1, 1]
     assert sorted(hub.channels(1)) == ["b_chan", "c_chan"]
 
@@ -66,8 +66,8 @@ def test_subscribe_replaces_the_channel_set() -> None:
 def test_private_channels_are_skipped_for_anonymous_sessions() -> None:
     hub = make_hub()
     anon, user = online(hub, session(), "private_x", "open"), online(hub, session(user=3), "private_x")
-    assert hub.subscriptions(anon.conn_id) == ["open"]
-    assert hub.subscriptions(user.conn_id) == ["private_x"]
+    assert subscriptions(hub, anon) == ["open"]
+    assert subscriptions(hub, user) == ["private_x"]
 
 
 def test_track_channels_announce_joins_and_leaves() -> None:
@@ -85,10 +85,10 @@ def test_track_channels_announce_joins_and_leaves() -> None:
 
 def test_trust_channels_keep_history_up_to_the_maximum() -> None:
     hub = make_hub()
-    assert hub.history_keep(1, "trust_x") == MAX_HISTORY
-    assert hub.history_keep(1, "plain") == 0
+    assert hub.state.history_keep(1, "trust_x") == MAX_HISTORY
+    assert hub.state.history_keep(1, "plain") == 0
     apply(hub.publish(1, "trust_x", "", "m", NOW))
-    [entry] = hub.history(1, "trust_x")
+    [entry] = hub.state.history(1, "trust_x")
     assert (entry.id, entry.time, entry.event, entry.message, entry.user_id) == ("id-1", NOW, "undefined", "m", 0)
 
 
@@ -96,7 +96,7 @@ def test_trust_channels_keep_history_up_to_the_maximum() -> None:
 def test_pipe_settings_are_clamped(length: int, stored: int) -> None:
     hub = make_hub()
     apply(hub.set_pipe_settings(1, "chan", length))
-    assert hub.pipe_settings(1, "chan") == stored
+    assert hub.state.pipe_settings(1, "chan") == stored
 
 
 def test_history_keeps_newest_n_in_insertion_order() -> None:
@@ -104,7 +104,7 @@ def test_history_keeps_newest_n_in_insertion_order() -> None:
     apply(hub.set_pipe_settings(1, "chan", 3))
     for i in range(7):
         apply(hub.publish(1, "chan", "e", f"m{i}", NOW))  # same second throughout
-    assert [e.message for e in hub.history(1, "chan")] == ["m4", "m5", "m6"]
+    assert [e.message for e in hub.state.history(1, "chan")] == ["m4", "m5", "m6"]
 
 
 def test_deleting_settings_clears_history_and_ids_delete_single_messages() -> None:
@@ -113,9 +113,9 @@ def test_deleting_settings_clears_history_and_ids_delete_single_messages() -> No
     for i in range(3):
         apply(hub.publish(1, "chan", "e", f"m{i}", NOW))
     apply(hub.delete_history_ids(1, ["id-2"]))
-    assert [e.message for e in hub.history(1, "chan")] == ["m0", "m2"]
+    assert [e.message for e in hub.state.history(1, "chan")] == ["m0", "m2"]
     apply(hub.delete_pipe_settings(1, ["chan"]))
-    assert (hub.history(1, "chan"), hub.pipe_settings(1, "chan")) == ([], None)
+    assert (hub.state.history(1, "chan"), hub.state.pipe_settings(1, "chan")) == ([], None)
 
 
 # ------------------------------------------------------------- user messages
@@ -128,7 +128,7 @@ def test_send_to_online_user_reaches_every_session() -> None:
     apply(hub.send_to_user(1, 4, "ev", "hi", NOW))
     assert all(decoded(t)[-1] == {"data": "hi", "event": "ev", "pipe": "msg"} for t in tabs)
     assert stranger.frames == []
-    assert hub.queued(1, 4) == []
+    assert hub.state.queued(1, 4) == []
 
 
 def test_offline_user_gets_the_whole_queue_on_connect_and_it_is_emptied() -> None:
@@ -142,7 +142,7 @@ def test_offline_user_gets_the_whole_queue_on_connect_and_it_is_emptied() -> Non
     assert [(f["data"], f["fromQueue"], f["message_send_time"]) for f in queued] == [
         (f"q{i}", True, NOW + i) for i in range(15)
     ]
-    assert hub.queued(1, 4) == []
+    assert hub.state.queued(1, 4) == []
     [delete] = [r for r in records if type(r).__name__ == "DeleteQueued"]
     assert delete.ids == tuple(f"id-{i + 1}" for i in range(15))
 
@@ -154,7 +154,8 @@ def test_session_limit_per_user() -> None:
     effects = hub.connect(extra, NOW)
     assert [type(e) for e in effects] == [Disconnect] and effects[0].targets == (extra,)
     assert all(t.closed is None for t in tabs)
-    assert len(hub.user_sessions(1, 6)) == MAX_USER_CONNECTIONS
+    [deliver] = hub.send_to_user(1, 6, "e", "m", NOW)  # the user's sessions: the first 16 only
+    assert isinstance(deliver, Deliver) and deliver.targets == tuple(tabs)
 
 
 # ----------------------------------------------------------------- presence
@@ -207,7 +208,7 @@ def test_delete_auth_removes_the_hash_and_closes_the_users_sessions() -> None:
     apply(hub.set_auth(1, 3, "h"))
     tab, other = online(hub, session(user=3)), online(hub, session(user=4))
     apply(hub.delete_auth(1, [3]))
-    assert hub.auth_hash(1, 3) is None
+    assert hub.state.auth_hash(1, 3) is None
     assert tab.closed is not None and other.closed is None
 
 
@@ -238,12 +239,12 @@ def test_restore_from_persisted_records_rebuilds_durable_state() -> None:
     records += apply(hub.disconnect(tab, NOW + 3))
     fresh = make_hub()
     fresh.restore(records)
-    assert fresh.auth_hash(1, 3) == "h"
-    assert fresh.user_data(1, 3) == "data"
-    assert fresh.revoked_tokens(1) == ["tok"]
-    assert fresh.pipe_settings(1, "chan") == 2
-    assert fresh.history(1, "chan") == hub.history(1, "chan")
-    assert fresh.queued(1, 5) == hub.queued(1, 5)
+    assert fresh.state.auth_hash(1, 3) == "h"
+    assert fresh.state.user_data(1, 3) == "data"
+    assert fresh.state.revoked_tokens(1) == ["tok"]
+    assert fresh.state.pipe_settings(1, "chan") == 2
+    assert fresh.state.history(1, "chan") == hub.state.history(1, "chan")
+    assert fresh.state.queued(1, 5) == hub.state.queued(1, 5)
     assert fresh.user_time(1, 6) == NOW + 3
 
 
@@ -251,7 +252,7 @@ def test_every_persist_effect_is_already_applied_in_memory() -> None:
     hub = make_hub()
     effects = hub.set_auth(1, 3, "h")
     assert [type(e) for e in effects] == [Persist]
-    assert hub.auth_hash(1, 3) == "h"
+    assert hub.state.auth_hash(1, 3) == "h"
 
 
 # ---------------------------------------------------------------- stateful
@@ -358,7 +359,7 @@ class HubMachine(RuleBasedStateMachine):
     def queues_match(self) -> None:
         for dev in DEVS:
             for user in USERS[1:]:
-                assert [m.message for m in self.hub.queued(dev, user)] == self.queues.get((dev, user), [])
+                assert [m.message for m in self.hub.state.queued(dev, user)] == self.queues.get((dev, user), [])
 
 
 TestHubMachine = HubMachine.TestCase

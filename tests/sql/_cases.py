@@ -26,7 +26,7 @@ from pymysql.cursors import Cursor
 from cometql.hub import ConnInfo, Hub, ListSubscriber
 from cometql.sql import Context, Ok, Result, Rows, execute, parse
 
-from ..hub._helpers import apply
+from ..hub._helpers import apply, make_hub
 from ..servers import ServerProcess
 
 PASSWORD = "CometQLPassword"
@@ -120,7 +120,7 @@ def connection_as(server: ServerProcess, user: str | int, **kw: Any) -> Iterator
 class Local:
     """A hub with the SQL layer on top, no server: browser sessions are ListSubscribers."""
 
-    hub: Hub = field(default_factory=lambda: Hub(password=PASSWORD))
+    hub: Hub = field(default_factory=make_hub)
     dev: int = 1
     now: int = 1_700_000_000
     _next_conn: int = 1

@@ -92,21 +92,26 @@ def durable_state(hub: Hub) -> dict[str, object]:
     """Everything a restart must keep, read through the hub's public accessors."""
     state: dict[str, object] = {}
     for dev in DEVS:
-        state[f"revoked/{dev}"] = hub.revoked_tokens(dev)
+        state[f"revoked/{dev}"] = hub.state.revoked_tokens(dev)
         state[f"known_users/{dev}"] = hub.known_users(dev)
         for uid in USERS:
-            state[f"auth/{dev}/{uid}"] = hub.auth_hash(dev, uid)
-            state[f"data/{dev}/{uid}"] = hub.user_data(dev, uid)
-            state[f"queue/{dev}/{uid}"] = hub.queued(dev, uid)
+            state[f"auth/{dev}/{uid}"] = hub.state.auth_hash(dev, uid)
+            state[f"data/{dev}/{uid}"] = hub.state.user_data(dev, uid)
+            state[f"queue/{dev}/{uid}"] = hub.state.queued(dev, uid)
             state[f"time/{dev}/{uid}"] = hub.user_time(dev, uid)
         for channel in CHANNELS:
-            state[f"settings/{dev}/{channel}"] = hub.pipe_settings(dev, channel)
-            state[f"history/{dev}/{channel}"] = hub.history(dev, channel)
+            state[f"settings/{dev}/{channel}"] = hub.state.pipe_settings(dev, channel)
+            state[f"history/{dev}/{channel}"] = hub.state.history(dev, channel)
     return state
 
 
 def fresh_hub() -> Hub:
-    return Hub(password="secret")
+    """A hub to restore into (restoring makes no ids nor secrets)."""
+    return Hub(password="secret", new_id=_no_ids, new_secret=_no_ids)
+
+
+def _no_ids() -> str:
+    raise AssertionError("restoring made an id")
 
 
 _redis_dbs = itertools.count(1)
@@ -166,19 +171,21 @@ async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> N
     async with open_store() as store:
         hub = fresh_hub()
         hub.restore(await store.load())
-    assert [hub.auth_hash(0, u) for u in (1, 2, 3)] == ["hash1", "new", None]
-    assert hub.auth_hash(7, 1) == "hash-of-dev-7"
-    assert [hub.user_data(0, 1), hub.user_data(0, 2), hub.user_data(7, 2)] == ['{"name": "ann"}', None, "dev seven"]
-    assert hub.revoked_tokens(0) == ["tok.b", "tok.c"]
-    assert hub.revoked_tokens(7) == ["tok.a"]
-    assert [hub.pipe_settings(0, c) for c in ("chat", "gone", "cleared")] == [3, None, 4]
-    assert hub.history(0, "chat") == [_hist(3), _hist(4), _hist(5)]
-    assert hub.history(7, "news") == [_hist(2, "news"), _hist(3, "news")]
-    assert hub.history(0, "gone") == [] and hub.history(0, "cleared") == []
-    assert [e.id for e in hub.history(0, "trust_log")] == ["h-trust_log-1", "h-trust_log-3", "h-trust_log-4"]
-    assert hub.queued(0, 5) == [_queued(2), _queued(4)]
-    assert hub.queued(0, 6) == []
-    assert hub.queued(7, 5) == [_queued(20)]
+    state = hub.state
+    assert [state.auth_hash(0, u) for u in (1, 2, 3)] == ["hash1", "new", None]
+    assert state.auth_hash(7, 1) == "hash-of-dev-7"
+    assert [state.user_data(0, 1), state.user_data(0, 2), state.user_data(7, 2)] == [
+        '{"name": "ann"}', None, "dev seven"]
+    assert state.revoked_tokens(0) == ["tok.b", "tok.c"]
+    assert state.revoked_tokens(7) == ["tok.a"]
+    assert [state.pipe_settings(0, c) for c in ("chat", "gone", "cleared")] == [3, None, 4]
+    assert state.history(0, "chat") == [_hist(3), _hist(4), _hist(5)]
+    assert state.history(7, "news") == [_hist(2, "news"), _hist(3, "news")]
+    assert state.history(0, "gone") == [] and state.history(0, "cleared") == []
+    assert [e.id for e in state.history(0, "trust_log")] == ["h-trust_log-1", "h-trust_log-3", "h-trust_log-4"]
+    assert state.queued(0, 5) == [_queued(2), _queued(4)]
+    assert state.queued(0, 6) == []
+    assert state.queued(7, 5) == [_queued(20)]
     assert hub.user_time(0, 1) == 1_700_000_600
     assert hub.user_time(7, 4) == 1_700_000_700
     assert hub.user_time(0, 2) == -1
@@ -214,8 +221,8 @@ async def test_write_after_a_failed_write_still_works(tmp_path: Path) -> None:
     async with open_sqlite_store(path) as store:
         hub = fresh_hub()
         hub.restore(await store.load())
-    assert [hub.auth_hash(0, u) for u in (1, 2, 3)] == ["before", None, "after"]
-    assert hub.user_data(0, 2) is None  # the failed batch was rolled back as a whole
+    assert [hub.state.auth_hash(0, u) for u in (1, 2, 3)] == ["before", None, "after"]
+    assert hub.state.user_data(0, 2) is None  # the failed batch was rolled back as a whole
 
 
 async def test_a_record_sqlite_cannot_take_fails_its_write_not_the_store(tmp_path: Path) -> None:

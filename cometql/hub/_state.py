@@ -1,0 +1,186 @@
+"""Durable state: what survives a restart, and the one table that applies a record to it.
+
+``DurableState`` owns auth hashes, user data, revoked tokens, pipe settings,
+channel history, offline users' queues and last-seen times, each keyed by
+``dev_id``. It knows nothing of sessions or nodes. Rules:
+
+1. Only ``apply`` changes it, one ``Record`` at a time, through a ``match`` that
+   ends in ``assert_never`` (a new record type fails type checking until it has
+   its case). The hub applies the records it persists, ``restore`` applies what a
+   store kept, ``merge`` what another node stored: one code path, so memory after
+   a restart equals memory before it.
+2. Everything else here is a read: the accessors never change state, and what
+   they return is a copy or an immutable value.
+3. No ids, no clock: a record carries its ids and times, made by the caller.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import assert_never
+
+from .records import (
+    AddRevokedToken,
+    AppendHistory,
+    ClearHistory,
+    DeleteAuth,
+    DeleteHistoryIds,
+    DeletePipeSettings,
+    DeleteQueued,
+    DeleteRevokedToken,
+    DeleteUserData,
+    HistoryEntry,
+    QueuedMessage,
+    QueueMessage,
+    Record,
+    SetAuth,
+    SetLastSeen,
+    SetPipeSettings,
+    SetUserData,
+)
+
+__all__ = ["MAX_HISTORY", "DurableState"]
+
+MAX_HISTORY = 1000  # CppComet's MAX_LOG_LENGTH: pipes_settings.length is clamped to it
+
+Key = tuple[int, int]  # (dev_id, user_id)
+ChannelKey = tuple[int, str]  # (dev_id, channel)
+
+
+class DurableState:
+    """The durable state of every dev_id, changed only by applying records."""
+
+    __slots__ = ("_auth", "_user_data", "_revoked", "_settings", "_history", "_queues", "_last_seen")
+
+    def __init__(self) -> None:
+        self._auth: dict[Key, str] = {}
+        self._user_data: dict[Key, str] = {}
+        self._revoked: dict[int, dict[str, None]] = {}  # dev -> tokens, in insertion order
+        self._settings: dict[ChannelKey, int] = {}
+        self._history: dict[ChannelKey, deque[HistoryEntry]] = {}  # never holds an empty deque
+        self._queues: dict[Key, dict[str, QueuedMessage]] = {}  # never holds an empty queue
+        self._last_seen: dict[Key, int] = {}
+
+    # ------------------------------------------------------------------ changes
+
+    def restore(self, records: Iterable[Record]) -> None:
+        """Rebuild from the records a store kept, in the order it returns them."""
+        for rec in records:
+            self.apply(rec)
+
+    def merge(self, rec: Record) -> bool:
+        """Apply a record another node stored; False (and no change) if it is here already.
+
+        Only a history entry can arrive twice: at start-up the bus replays what the
+        loaded snapshot may already hold. Every other record is idempotent.
+        """
+        if isinstance(rec, AppendHistory) and any(
+                e.id == rec.entry.id for e in self._history.get((rec.dev_id, rec.channel), ())):
+            return False
+        self.apply(rec)
+        return True
+
+    def apply(self, rec: Record) -> None:
+        match rec:
+            case SetAuth():
+                self._auth[(rec.dev_id, rec.user_id)] = rec.hash
+            case DeleteAuth():
+                self._auth.pop((rec.dev_id, rec.user_id), None)
+            case SetUserData():
+                self._user_data[(rec.dev_id, rec.user_id)] = rec.data
+            case DeleteUserData():
+                self._user_data.pop((rec.dev_id, rec.user_id), None)
+            case AddRevokedToken():
+                self._revoked.setdefault(rec.dev_id, {})[rec.token] = None
+            case DeleteRevokedToken():
+                self._revoked.get(rec.dev_id, {}).pop(rec.token, None)
+            case SetPipeSettings():
+                self._settings[(rec.dev_id, rec.channel)] = rec.length
+            case DeletePipeSettings():
+                self._settings.pop((rec.dev_id, rec.channel), None)
+                self._history.pop((rec.dev_id, rec.channel), None)
+            case AppendHistory():
+                log = self._history.setdefault((rec.dev_id, rec.channel), deque())
+                log.append(rec.entry)
+                while rec.keep and len(log) > rec.keep:
+                    log.popleft()
+            case ClearHistory():
+                self._history.pop((rec.dev_id, rec.channel), None)
+            case DeleteHistoryIds():
+                wanted = set(rec.ids)
+                for (dev, channel), entries in list(self._history.items()):
+                    if dev == rec.dev_id and any(e.id in wanted for e in entries):
+                        kept = deque(e for e in entries if e.id not in wanted)
+                        if kept:
+                            self._history[(dev, channel)] = kept
+                        else:
+                            del self._history[(dev, channel)]
+            case QueueMessage():
+                self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = rec.entry
+            case DeleteQueued():
+                key = (rec.dev_id, rec.user_id)
+                if rec.ids is None:
+                    self._queues.pop(key, None)
+                else:
+                    queue = self._queues.get(key)
+                    if queue is not None:
+                        for mid in rec.ids:
+                            queue.pop(mid, None)
+                        if not queue:
+                            del self._queues[key]
+            case SetLastSeen():
+                self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
+            case _:
+                assert_never(rec)
+
+    # -------------------------------------------------------------------- reads
+
+    def auth_hash(self, dev_id: int, user_id: int) -> str | None:
+        return self._auth.get((dev_id, user_id))
+
+    def user_data(self, dev_id: int, user_id: int) -> str | None:
+        return self._user_data.get((dev_id, user_id))
+
+    def revoked_tokens(self, dev_id: int) -> list[str]:
+        return list(self._revoked.get(dev_id, ()))
+
+    def is_revoked(self, dev_id: int, token: str) -> bool:
+        return token in self._revoked.get(dev_id, ())
+
+    def pipe_settings(self, dev_id: int, channel: str) -> int | None:
+        return self._settings.get((dev_id, channel))
+
+    def history_keep(self, dev_id: int, channel: str) -> int:
+        """How many messages the channel's history keeps (0 = history off)."""
+        length = self._settings.get((dev_id, channel), 0)
+        if length:
+            return length
+        return MAX_HISTORY if channel.startswith("trust_") else 0
+
+    def history(self, dev_id: int, channel: str) -> list[HistoryEntry]:
+        """The channel's history, oldest first."""
+        return list(self._history.get((dev_id, channel), ()))
+
+    def has_history(self, dev_id: int, channel: str) -> bool:
+        return (dev_id, channel) in self._history
+
+    def queued(self, dev_id: int, user_id: int) -> list[QueuedMessage]:
+        """An offline user's queued messages, oldest first."""
+        queue = self._queues.get((dev_id, user_id))
+        return list(queue.values()) if queue else []
+
+    def has_queue(self, dev_id: int, user_id: int) -> bool:
+        return (dev_id, user_id) in self._queues
+
+    def queued_messages(self) -> int:
+        """Messages queued for offline users, over every dev_id."""
+        return sum(len(q) for q in self._queues.values())
+
+    def last_seen(self, dev_id: int, user_id: int) -> int | None:
+        """When the user's last session closed (unix seconds), if it ever did."""
+        return self._last_seen.get((dev_id, user_id))
+
+    def seen_users(self, dev_id: int) -> list[int]:
+        """Users of a dev with a last-seen time."""
+        return [u for (d, u) in self._last_seen if d == dev_id]
