@@ -54,13 +54,6 @@ class Engine:
         durable = False
         for effect in effects:
             match effect:
-                case Persist(records):
-                    changes.extend(records)
-                    durable = True
-                case Broadcast(events):
-                    changes.extend(events)
-                case Refused(limit):
-                    self.observer.limit_hit(limit)
                 case Deliver() | Disconnect():
                     if durable:  # a frame never leaves before the records decided ahead of it are stored
                         await self.store.commit(changes)
@@ -70,6 +63,13 @@ class Engine:
                         self._wake.set()
                     else:
                         self._deliver(effect)
+                case Persist(records):
+                    changes.extend(records)
+                    durable = True
+                case Broadcast(events):
+                    changes.extend(events)
+                case Refused(limit):
+                    self.observer.limit_hit(limit)
                 case _:
                     assert_never(effect)
         if changes:
