@@ -15,7 +15,7 @@ from collections import deque
 
 import trio
 
-from ..hub import ConnInfo
+from ..hub import NO_CAPS, ConnInfo
 
 __all__ = ["BrowserSession", "next_conn_id"]
 
@@ -26,6 +26,8 @@ next_conn_id = itertools.count(1).__next__
 class BrowserSession:
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
                  "_wake", "closing", "max_queued_bytes", "idle_since", "dropped")
+
+    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ..hub import ConnInfo, Subscriber, sys_frame
+from ..hub import NO_CAPS, ConnInfo, Subscriber, sys_frame
 from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._host import SessionHost
 from ._http import Request
@@ -62,6 +62,7 @@ class WsSession:
                  "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader", "dropped", "opened_at")
 
     transport = "websocket"
+    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
                  spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:
