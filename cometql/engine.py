@@ -15,7 +15,7 @@ from typing import assert_never
 
 import trio
 
-from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Hub, Persist, Refused
+from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Refused
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
 
@@ -80,8 +80,12 @@ class Engine:
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:
             frame = effect.frame
-            for target in effect.targets:
-                target.send(frame)
+            if type(frame) is Frames:  # forms differ by capabilities: each encoded once, when first needed
+                for target in effect.targets:
+                    target.send(frame.form(target.caps))
+            else:  # one frame for everyone (bytes), as CppComet
+                for target in effect.targets:
+                    target.send(frame)
             self.delivered += len(effect.targets)
         elif type(effect) is Disconnect:
             for target in effect.targets:

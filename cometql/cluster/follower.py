@@ -1,7 +1,7 @@
 """One node of a cluster: follow the Redis bus, keep the view of other nodes true.
 
-The hub decides everything (``remote_events``, ``remote_records``,
-``sync_node``, ``drop_node``); this module only moves bytes and time:
+The hub decides everything (``remote_changes``, ``sync_node``, ``drop_node``);
+this module only moves bytes and time:
 
 * the follower reads the bus stream from the last entry it saw, so after a
   Redis outage it resumes where it stopped and nothing published meanwhile is
@@ -18,16 +18,15 @@ engine, which sits above it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from typing import Protocol, cast
+from collections.abc import Iterable
+from typing import Protocol
 
 import trio
 
 from ..errors import StoreError
-from ..hub import Change, ClusterEvent, Effect, Hub, Record, is_record
+from ..hub import Effect, Hub
 from ..store import codec
 from ..store.resp import RedisConnection, RedisDown, ReplyError
 from ._keys import BUS, last_bus_id, read_node, read_nodes
@@ -145,17 +144,7 @@ class Cluster:
         except ValueError as exc:
             log.error("skipped bus entry %s from node %s: %s", entry_id, node, exc)
             return
-        await self._apply(self._remote(node, values, now))
-
-    def _remote(self, node: str, values: list[Change], now: int) -> list[Effect]:
-        """Records and events of one batch, applied in their order (runs of each kind)."""
-        effects: list[Effect] = []
-        for records, run in itertools.groupby(values, key=is_record):
-            if records:
-                effects.extend(self._hub.remote_records(cast(Iterator[Record], run)))
-            else:
-                effects.extend(self._hub.remote_events(node, cast(Iterator[ClusterEvent], run), now))
-        return effects
+        await self._apply(self._hub.remote_changes(node, values, now))  # in stream order
 
     async def _resync(self, conn: RedisConnection) -> None:
         """Make the view of every node equal to what Redis holds now."""

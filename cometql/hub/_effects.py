@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._frames import Frames
     from ._subscriber import Subscriber
     from .events import ClusterEvent
     from .records import Record
@@ -22,10 +23,19 @@ __all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist", "Refused"]
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """Send the same pre-encoded frame to every target (encoded once, whatever the fan-out)."""
+    """Send one message to every target, encoded once per form whatever the fan-out.
+
+    ``frame`` is the bytes every target gets, or, for a message whose form depends on
+    the session's capabilities, a ``Frames``: each target gets ``frame.form(target.caps)``.
+    """
 
     targets: tuple[Subscriber, ...]
-    frame: bytes
+    frame: bytes | Frames
+
+    def frame_for(self, target: Subscriber) -> bytes:
+        """The bytes ``target`` gets (the engine inlines this in its loop)."""
+        frame = self.frame
+        return frame if isinstance(frame, bytes) else frame.form(target.caps)
 
 
 @dataclass(frozen=True, slots=True)

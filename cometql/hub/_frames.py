@@ -4,17 +4,27 @@ CppComet writes JSON objects with sorted keys and no whitespace; we do the same
 with orjson and additionally write ``'`` as ``\\u0027`` (the stock browser
 library drops frames containing ``\\'``). A ``'`` can only occur inside a JSON
 string, so a byte replacement after encoding is exact.
+
+A message can take two forms: CppComet's frame, byte for byte, for sessions
+without capabilities (CppComet's library), and the same object with added keys
+(message ids; offsets later) for sessions that announced capabilities. Such a
+message is a ``Frames``, which encodes each form at most once, on first use; a
+message whose forms do not differ is plain ``bytes``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import orjson
 
-__all__ = ["encode_frame", "pipe_frame", "user_frame", "queued_user_frame", "status_frame"]
+__all__ = ["NO_CAPS", "Frames", "encode_frame", "pipe_frame", "user_frame", "queued_user_frame",
+           "queued_user_frames", "status_frame"]
 
 _OPTS = orjson.OPT_SORT_KEYS
+
+#: The capabilities of a session that announced none (CppComet's library): it gets CppComet's frames.
+NO_CAPS: frozenset[str] = frozenset()
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:
@@ -23,6 +33,44 @@ def encode_frame(obj: dict[str, Any]) -> bytes:
     if b"'" in data:
         data = data.replace(b"'", b"\\u0027")
     return data
+
+
+@final
+class Frames:
+    """One message in the two forms sessions take, each encoded at most once, when first asked for.
+
+    ``legacy`` is CppComet's frame (the object), for sessions without capabilities;
+    ``capable`` is the object plus ``extra`` keys, for sessions with capabilities. One
+    ``Frames`` serves one fan-out: a fan-out with no capable session never encodes
+    ``capable``, and one with only capable sessions never encodes ``legacy``.
+    """
+
+    __slots__ = ("_obj", "_extra", "_legacy", "_capable")
+
+    def __init__(self, obj: dict[str, Any], extra: dict[str, Any]) -> None:
+        self._obj = obj
+        self._extra = extra
+        self._legacy: bytes | None = None
+        self._capable: bytes | None = None
+
+    @property
+    def legacy(self) -> bytes:
+        if self._legacy is None:
+            self._legacy = encode_frame(self._obj)
+        return self._legacy
+
+    @property
+    def capable(self) -> bytes:
+        if self._capable is None:
+            self._capable = encode_frame({**self._obj, **self._extra})
+        return self._capable
+
+    def form(self, caps: frozenset[str]) -> bytes:
+        """The bytes for a session with these capabilities (any capability: the capable form)."""
+        return self.capable if caps else self.legacy
+
+    def __repr__(self) -> str:
+        return f"Frames({self._obj!r}, extra={self._extra!r})"
 
 
 def pipe_frame(channel: str, event: str, message: str, sent_at: int, user_id: int | None = None) -> bytes:
@@ -43,6 +91,12 @@ def queued_user_frame(event: str, message: str, queued_at: int) -> bytes:
     return encode_frame(
         {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
     )
+
+
+def queued_user_frames(event: str, message: str, queued_at: int, message_id: str) -> Frames:
+    """``queued_user_frame``, and for sessions with capabilities the message's stable ``id`` too."""
+    obj = {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
+    return Frames(obj, {"id": message_id})
 
 
 def status_frame(user_id: int, status: str) -> bytes:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import assert_never
+from typing import assert_never, cast
 
 from . import _frames
 from ._auth import hash_matches, jwt_secret, jwt_user_id
@@ -37,7 +37,7 @@ from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
-from .events import ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
+from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import (
     AddRevokedToken,
     AppendHistory,
@@ -56,6 +56,7 @@ from .records import (
     SetLastSeen,
     SetPipeSettings,
     SetUserData,
+    is_record,
 )
 
 __all__ = ["Hub", "HubStatistics", "MAX_USER_CONNECTIONS"]
@@ -206,8 +207,8 @@ class Hub:
         entries = self.state.queued(dev_id, user_id)
         if not entries:
             return []
-        frame = _frames.queued_user_frame
-        effects: list[Effect] = [Deliver(targets, frame(e.event, e.message, e.time)) for e in entries]
+        frames = _frames.queued_user_frames  # with capabilities, each message's id too
+        effects: list[Effect] = [Deliver(targets, frames(e.event, e.message, e.time, e.id)) for e in entries]
         effects.append(self._persist(DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
 
@@ -352,6 +353,17 @@ class Hub:
                 if self.state.has_queue(dev_id, u) or self.node_id is not None]
 
     # ------------------------------------------------------------------ cluster
+
+    def remote_changes(self, node: str, changes: Iterable[Change], now: int) -> list[Effect]:
+        """Apply one bus entry of another node value by value, records and events interleaved as it produced
+        them (stream order). The follower and the in-process cluster tests apply entries through here."""
+        effects: list[Effect] = []
+        for change in changes:
+            if is_record(change):
+                effects += self.remote_records((change,))
+            else:
+                effects += self.remote_events(node, (cast(ClusterEvent, change),), now)
+        return effects
 
     def remote_events(self, node: str, events: Iterable[ClusterEvent], now: int) -> list[Effect]:
         """Apply another node's events: update the view of its sessions, deliver to ours."""

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ._frames import NO_CAPS
 from ._subscriber import ConnInfo
 from .events import SessionOpened, UserMessage
 
@@ -44,6 +46,7 @@ class RemoteSession:
     user_id: int
     info: ConnInfo
     channels: tuple[str, ...] = field(default=())
+    caps: ClassVar[frozenset[str]] = NO_CAPS  # never delivered to here: its own node knows its capabilities
 
     @property
     def key(self) -> tuple[str, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ._frames import NO_CAPS
+
 __all__ = ["ConnInfo", "ListSubscriber", "Subscriber"]
 
 
@@ -30,6 +32,11 @@ class Subscriber(Protocol):
     user_id: int  # 0 while anonymous
     info: ConnInfo
 
+    @property
+    def caps(self) -> frozenset[str]:
+        """What the session announced it understands (``NO_CAPS`` for CppComet's library): with any
+        capability it gets the capable form of a message (``Frames``), without any CppComet's frame."""
+
     def send(self, frame: bytes) -> None:
         """Queue a frame without blocking (the transport enforces its own bound)."""
 
@@ -47,6 +54,7 @@ class ListSubscriber:
     info: ConnInfo = field(default_factory=ConnInfo)
     frames: list[bytes] = field(default_factory=list)
     closed: str | None = None
+    caps: frozenset[str] = NO_CAPS
 
     def send(self, frame: bytes) -> None:
         self.frames.append(frame)

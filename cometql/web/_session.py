@@ -22,7 +22,7 @@ from typing import Protocol
 
 import trio
 
-from ..hub import ConnInfo, Subscriber
+from ..hub import NO_CAPS, ConnInfo, Subscriber
 from ._outbox import SLOW_CONSUMER, Entry, Outbox
 
 __all__ = ["BrowserSession", "Session", "next_conn_id"]
@@ -47,6 +47,8 @@ class BrowserSession:
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "outbox", "_wake", "closing",
                  "idle_since", "dropped")
+
+    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()

@@ -27,7 +27,7 @@ from typing import assert_never
 
 import trio
 
-from ..hub import ConnInfo, Subscriber, sys_frame
+from ..hub import NO_CAPS, ConnInfo, Subscriber, sys_frame
 from ..wsframes import text_frame
 from ._host import SessionHost
 from ._http import Request
@@ -66,6 +66,7 @@ class WsSession:
                  "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at")
 
     transport = "websocket"
+    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
                  spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:

@@ -31,7 +31,7 @@ def apply(effects: list[Effect]) -> list[Record]:
     for effect in effects:
         if isinstance(effect, Deliver):
             for target in effect.targets:
-                target.send(effect.frame)
+                target.send(effect.frame_for(target))
         elif isinstance(effect, Disconnect):
             for target in effect.targets:
                 target.close(effect.reason)

@@ -2,7 +2,8 @@
 
 ``Cluster`` does here what ``cometql.cluster`` (bus writer and follower) does for real:
 every ``Broadcast`` and every persisted record of one hub reaches the other
-hubs, in order, through ``remote_events``/``remote_records``. That makes the
+hubs, in order, through ``remote_changes`` (the follower's own code: records and
+events in stream order). That makes the
 cluster rules (who delivers, who queues, who is told online/offline) testable
 exhaustively and deterministically.
 """
@@ -30,7 +31,7 @@ from cometql.hub import (
     SessionOpened,
     UserMessage,
 )
-from cometql.hub.records import AppendHistory, HistoryEntry, QueueMessage, SetLastSeen, is_record
+from cometql.hub.records import AppendHistory, HistoryEntry, QueuedMessage, QueueMessage, SetLastSeen
 from cometql.store import codec
 
 from ._helpers import NOW, apply, decoded, make_hub
@@ -45,6 +46,7 @@ class Cluster:
         self.hubs = {n: make_hub(node_id=n) for n in names}
         self.bus: deque[tuple[str, list[Any]]] = deque()
         self.stored: list[Record] = []
+        self.shipped: list[list[Any]] = []  # every bus entry, in stream order
         self._flushing = False
 
     def run(self, node: str, effects: list[Effect]) -> None:
@@ -53,6 +55,7 @@ class Cluster:
                   for v in (e.records if isinstance(e, Persist) else e.events)]
         if shared:
             self.bus.append((node, shared))
+            self.shipped.append(shared)
         self.flush()
 
     def flush(self) -> None:
@@ -65,9 +68,7 @@ class Cluster:
                 origin, values = self.bus.popleft()
                 for name, hub in self.hubs.items():
                     if name != origin:
-                        records = [v for v in values if is_record(v)]
-                        events = [v for v in values if not is_record(v)]
-                        self.run(name, hub.remote_records(records) + hub.remote_events(origin, events, NOW))
+                        self.run(name, hub.remote_changes(origin, values, NOW))
         finally:
             self._flushing = False
 
@@ -302,3 +303,35 @@ def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywher
     queued = {name: [q.message for q in h.state.queued(1, 16)] for name, h in c.hubs.items()}
     assert queued == {"A": ["once"], "B": ["once"], "C": ["once"]}  # one message, replicated everywhere
     assert len([r for r in c.stored if isinstance(r, QueueMessage)]) == 1
+
+
+def test_a_bus_entry_is_applied_in_stream_order_records_and_events_interleaved(c: Cluster) -> None:
+    """One entry of A (a group commit: publish, a message queued for a user A thinks offline, publish)
+    reaches B's session in A's order; applying all records and then all events would put the queued
+    message first, and all events and then all records would put it last."""
+    hub_b = c.hubs["B"]
+    user = ListSubscriber(next(_conn_ids), 1, 17)
+    hub_b.connect(user, NOW)  # B's connect and subscription not yet shipped: A believes the user is offline
+    hub_b.subscribe(user, ["news"], NOW)
+    hub_a = c.hubs["A"]
+    entry = hub_a.publish(1, "news", "e", "one", NOW) + hub_a.send_to_user(1, 17, "e", "two", NOW)
+    shipped = len(c.shipped)
+    c.run("A", entry + hub_a.publish(1, "news", "e", "three", NOW))
+    assert [type(v).__name__ for v in c.shipped[shipped]] == ["Published", "QueueMessage", "Published"]
+    assert [(f["pipe"], f["data"]) for f in decoded(user)] == [("news", "one"), ("msg", "two"), ("news", "three")]
+
+
+def test_remote_changes_applies_each_value_in_order() -> None:
+    """The same rule without the cluster harness: a history append, a publish that follows it, a clear."""
+    hub = make_hub(node_id="B")
+    sub = ListSubscriber(next(_conn_ids), 1, 18)
+    hub.connect(sub, NOW)
+    hub.subscribe(sub, ["log"], NOW)
+    entry = HistoryEntry("h-1", NOW, "e", "kept", 0)
+    queued = QueuedMessage("q-1", NOW, "e", "queued")
+    changes = [AppendHistory(1, "log", entry, 10), Published(1, "log", "e", "live", NOW, None),
+               QueueMessage(1, 18, queued), Published(1, "log", "e", "after", NOW, None)]
+    effects = hub.remote_changes("A", changes, NOW)
+    apply(effects)
+    assert [f["data"] for f in decoded(sub)] == ["live", "queued", "after"]
+    assert hub.state.history(1, "log") == [entry] and hub.state.queued(1, 18) == []

@@ -1,0 +1,47 @@
+"""The engine's delivery of per-capability frames: each target gets its form, each form encoded once."""
+
+from __future__ import annotations
+
+import itertools
+
+import trio
+import trio.testing
+
+from cometql.engine import Engine
+from cometql.hub import ConnInfo, Deliver, Hub, ListSubscriber
+from cometql.hub._frames import queued_user_frame, queued_user_frames
+from cometql.store import MemoryStore
+
+CAPS = frozenset({"ack", "offset"})
+
+
+def make_engine() -> Engine:
+    ids = itertools.count(1)
+    hub = Hub(password="p", new_id=lambda: f"id-{next(ids)}", new_secret=lambda: "s")
+    return Engine(hub, MemoryStore())
+
+
+def test_the_engine_hands_each_target_its_form_encoded_once() -> None:
+    legacy = [ListSubscriber(i, 1, 3, ConnInfo()) for i in range(3)]
+    capable = [ListSubscriber(10 + i, 1, 3, ConnInfo(), caps=CAPS) for i in range(2)]
+    frames = queued_user_frames("ev", "m", 5, "q-9")
+    engine = make_engine()
+    trio.run(engine.apply, [Deliver((legacy[0], capable[0], legacy[1], capable[1], legacy[2]), frames)])
+    assert [s.frames for s in legacy] == [[queued_user_frame("ev", "m", 5)]] * 3
+    assert len({id(s.frames[0]) for s in legacy}) == 1 and len({id(s.frames[0]) for s in capable}) == 1
+    assert capable[0].frames[0] == frames.capable and b'"id":"q-9"' in frames.capable
+    assert engine.delivered == 5
+
+
+async def test_deferred_deliveries_keep_their_forms() -> None:
+    engine = make_engine()
+    legacy, capable = ListSubscriber(1), ListSubscriber(2, caps=CAPS)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(engine.run_deliveries)
+        await trio.testing.wait_all_tasks_blocked()
+        await engine.apply([Deliver((legacy, capable), queued_user_frames("e", "m", 1, "q-1")),
+                            Deliver((legacy, capable), b"plain")])
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert legacy.frames == [queued_user_frame("e", "m", 1), b"plain"]
+    assert capable.frames[1] == b"plain" and b'"id":"q-1"' in capable.frames[0]
