@@ -51,6 +51,10 @@ def pair(own_redis: RedisServer, tmp_path: Path) -> Iterator[Pair]:
             node.stop()
 
 
+def _at_least(items: list[int], count: int) -> None:
+    assert len(items) >= count, f"{len(items)} of {count}"
+
+
 def metric(node: ServerProcess, name: str, labels: str = "") -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{node.ws_port}/metrics", timeout=5).read().decode()
     match = re.search(rf"^{re.escape(name + labels)} ([0-9.e+]+)$", text, re.M)
@@ -83,7 +87,9 @@ async def test_kill_9_under_load_loses_no_queued_message_and_its_sessions_leave(
         assert mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11") == [("11", "0")]
         thread = threading.Thread(target=backend)
         thread.start()
-        await trio.sleep(1.0)
+        # kill B once it is under load: after a number of acknowledged INSERTs, not a time
+        # (on a loaded machine a second may hold only a few dozen)
+        await eventually(lambda: _at_least(acknowledged, 150), timeout=60)
         b.kill()
         killed = time.monotonic()
         thread.join(10)
