@@ -1,9 +1,12 @@
-"""The engine: owns the hub and the store, and applies the hub's effects.
+"""The engine: applies the hub's effects, in order, in one place.
 
-Every front-end (MySQL, browsers) calls the hub through here so that effects
-are applied in one place and in order: records are stored before the
-statement that caused them is acknowledged, frames are handed to subscribers
-without blocking, sessions are closed on request. Runs in the trio thread.
+Every front (MySQL, browsers) and the cluster follower hand the hub's effects
+here: records and cluster events go to the store in one ordered ``commit``
+(the statement that caused records is acknowledged only once they are
+stored, and no frame leaves before the records decided ahead of it), frames
+are handed to subscribers without blocking by one delivery task (FIFO, off
+the statement's critical path), sessions are closed on request, refusals are
+told to the observer. The ``Node`` builds it; it imports no front.
 """
 
 from __future__ import annotations
