@@ -10,9 +10,8 @@ package docstring), ``state`` (``DurableState``) and the remote side
    seconds) and, once, the sources of ids and secrets; every call returns a list of
    effects (``Deliver``, ``Persist``, ``Disconnect``, ``Broadcast``) to apply in order.
 2. Every piece of state is scoped by ``dev_id``; keys are ``(dev_id, x)``.
-3. A durable change is a record: the hub applies it to ``state`` and returns it
-   in a ``Persist``. ``restore`` and ``remote_records`` apply records through the
-   same table, so memory after a restart (or on another node) equals memory here.
+3. A durable change is a record in a ``Persist``, applied to ``state`` once stored (``settle``, in
+   commit order; a refused one leaves no trace); ``restore`` and ``remote_records`` use the same table.
 4. One fan-out: a channel message reaches this node's subscribers through
    ``_fan_out``, whether it was published here (SQL, a browser) or on another node.
 5. A user is online while any node holds one of their sessions: the online and
@@ -34,6 +33,7 @@ from typing import assert_never
 from . import _frames
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
+from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
@@ -112,6 +112,7 @@ class Hub:
         self._channels: dict[tuple[int, str], dict[int, Subscriber]] = {}
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
+        self._in_flight = InFlight()  # what records not stored yet have reserved
         # counters
         self._published = 0
         self._queued = 0
@@ -121,8 +122,19 @@ class Hub:
         self.state.restore(records)
 
     def _persist(self, rec: Record) -> Persist:
-        self.state.apply(rec)
-        return Persist((rec,))
+        self._in_flight.hold(rec)
+        return Persist((rec,))  # applied to ``state`` by ``settle``, once the store has it
+
+    def settle(self, records: Iterable[Record], stored: bool) -> list[Effect]:
+        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace)."""
+        effects: list[Effect] = []
+        for rec in records:
+            self._in_flight.release(rec)
+            if stored:
+                self.state.apply(rec)
+                if isinstance(rec, QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
+                    effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
+        return effects
 
     # --------------------------------------------------------------- publishing
 
@@ -202,8 +214,8 @@ class Hub:
         return effects
 
     def _flush_queue(self, dev_id: int, user_id: int, targets: tuple[Subscriber, ...]) -> list[Effect]:
-        """Hand a user's queued messages to ``targets`` and drop them from the queue."""
-        entries = self.state.queued(dev_id, user_id)
+        """Hand a user's queued messages (but those in another flush) to ``targets``, drop them from the queue."""
+        entries = self._in_flight.take(dev_id, user_id, self.state.queued(dev_id, user_id))
         if not entries:
             return []
         frame = _frames.queued_user_frame
@@ -432,7 +444,8 @@ class Hub:
 
     def user_time(self, dev_id: int, user_id: int) -> int:
         """users_time: 0 while online, the last-seen unix time after, -1 when unknown."""
-        if (dev_id, user_id) in self._users or (dev_id, user_id) in self._remote.users:
+        key = (dev_id, user_id)  # a user whose last-seen time is not stored yet is still online
+        if key in self._users or key in self._remote.users or key in self._in_flight.leaving:
             return 0
         seen = self.state.last_seen(dev_id, user_id)
         return -1 if seen is None else seen
@@ -440,8 +453,7 @@ class Hub:
     def known_users(self, dev_id: int) -> list[int]:
         """Every user id with a users_time value (online now or seen before)."""
         ids = set(self.state.seen_users(dev_id))
-        ids.update(u for (d, u) in self._users if d == dev_id)
-        ids.update(u for (d, u) in self._remote.users if d == dev_id)
+        ids.update(u for ix in (self._users, self._remote.users, self._in_flight.leaving) for d, u in ix if d == dev_id)
         return sorted(ids)
 
     def channel_count(self, dev_id: int, channel: str) -> int:

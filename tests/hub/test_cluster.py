@@ -48,7 +48,7 @@ class Cluster:
         self._flushing = False
 
     def run(self, node: str, effects: list[Effect]) -> None:
-        self.stored.extend(apply(effects))  # deliveries and closes, as the engine does
+        self.stored.extend(apply(self.hubs[node], effects))  # deliveries and closes, as the engine does
         shared = [v for e in effects if isinstance(e, (Persist, Broadcast))
                   for v in (e.records if isinstance(e, Persist) else e.events)]
         if shared:
