@@ -80,11 +80,15 @@ def seeded() -> Hub:
 def test_a_refused_statement_leaves_no_trace_in_memory() -> None:
     hub = seeded()
     before = durable(hub)
-    for effects in statements(hub)[:-1]:
+    *decided, leaving = statements(hub)
+    meanwhile = before | {"time": [-1, -1, -1, 0, -1]}  # user 4 is leaving: online till that is settled
+    for effects in decided:
         assert records(effects), effects
-        assert durable(hub) == before  # decided, not stored: nothing changed yet
+        assert durable(hub) == meanwhile  # decided, not stored: nothing changed yet
         assert hub.settle(records(effects), False) == []
-        assert durable(hub) == before
+        assert durable(hub) == meanwhile
+    hub.settle(records(leaving), False)  # user 4 came and went: a last-seen time that was never stored
+    assert durable(hub) == before
 
 
 def test_stored_statements_change_memory_as_before() -> None:
