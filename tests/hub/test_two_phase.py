@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from cometql.hub import ConnInfo, Deliver, Effect, Hub, ListSubscriber, Persist, Record, open_session
 from cometql.hub._auth import jwt_secret
 from cometql.hub.records import AppendHistory, DeleteQueued, SetAuth
@@ -176,6 +178,7 @@ def test_a_refused_publish_with_history_delivers_nothing_before_its_record() -> 
     assert [type(e) for e in effects] == [Persist, Deliver]
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_first_jwt_login_greets_with_the_hash_it_is_storing() -> None:
     hub = make_hub()
     tab = session()
