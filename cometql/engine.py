@@ -65,6 +65,11 @@ class Engine:
         held: list[Deliver | Disconnect] = []  # decided after a record: handed out once it is stored
         for effect in effects:
             match effect:
+                case Deliver() | Disconnect():
+                    if records:
+                        held.append(effect)
+                    else:
+                        self._hand_out(effect, published)
                 case Persist(recs):
                     changes.extend(recs)
                     records.extend(recs)
@@ -72,11 +77,6 @@ class Engine:
                     changes.extend(events)
                 case Refused(limit):
                     self.observer.limit_hit(limit)
-                case Deliver() | Disconnect():
-                    if records:
-                        held.append(effect)
-                    else:
-                        self._hand_out(effect, published)
                 case _:
                     assert_never(effect)
         if records:

@@ -12,9 +12,10 @@ An admin socket is not a browser session: it never enters the hub, the idle
 poller or the per-IP session count, so it changes none of the numbers it
 shows. It is served by its connection's own task, which runs a reader
 (pings, the client's close) and a pusher (one ``stats()`` frame at once, then
-one a second) until either ends. Frames are encoded with the browser
-sessions' ``text_frame``/``close_frame`` and written through the connection's
-stream, so ``wss://`` works the same way; a client that stops reading is
+one a second) until either ends. The protocol's rules are the browser
+sessions' ``WsConnection``; its frames are written through the connection's
+stream (under a lock, the reader's pongs included), so ``wss://`` works the
+same way; a client that stops reading is
 dropped after ``SEND_TIMEOUT`` and never holds up anything but its own task.
 """
 
@@ -24,10 +25,10 @@ import orjson
 import trio
 
 from ..node import Node
-from ..wsframes import CLOSE, PING, PONG, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._admin import check_token, stats, token_of
 from ._http import Request
-from ._wsconn import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, handshake_response
+from ._wsconn import handshake_response
+from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, TextMessage, WsConnection
 
 __all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
 
@@ -43,20 +44,22 @@ async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, r
     if reply is None:
         await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return
+    ws = WsConnection(MAX_CLIENT_MESSAGE)
     refusal = check_token(password, token_of(request))
     if refusal is not None:
-        await stream.send_all(reply + close_frame(CLOSE_POLICY, refusal))
+        await stream.send_all(reply + ws.send_close(CLOSE_POLICY, refusal))
         return
     await stream.send_all(reply)
-    await AdminSocket(node, stream).run()
+    await AdminSocket(node, stream, ws).run()
 
 
 class AdminSocket:
     """One open admin socket: a pusher and a reader sharing the stream under a lock."""
 
-    def __init__(self, node: Node, stream: trio.abc.Stream) -> None:
+    def __init__(self, node: Node, stream: trio.abc.Stream, ws: WsConnection) -> None:
         self.node = node
         self.stream = stream
+        self.ws = ws
         self._lock = trio.Lock()  # a pong or close reply must not interleave with a stats frame
         self._finished = False  # a close was exchanged or the stream broke: nothing more to send
 
@@ -80,38 +83,39 @@ class AdminSocket:
         next_at = trio.current_time()
         try:
             while True:
-                await self._send(text_frame(orjson.dumps(stats(self.node))))
+                frame = self.ws.send_text(orjson.dumps(stats(self.node)))
+                if not frame:  # a close was sent or echoed
+                    break
+                await self._send(frame)
                 next_at += PUSH_INTERVAL
                 await trio.sleep_until(max(next_at, trio.current_time()))
         except _GONE:
-            self._finished = True
-            done.cancel()
+            pass
+        self._finished = True
+        done.cancel()
 
     async def _read(self) -> None:
-        """Answer pings; return when the client closes (its close echoed), breaks a rule, or goes away."""
-        reader = FrameReader(MAX_CLIENT_MESSAGE)
+        """Answer pings; return when the client closes (its close echoed), breaks a rule, or goes away.
+
+        A text frame carries nothing for the server and is ignored.
+        """
+        ws = self.ws
         try:
             while not self._finished:
                 data = await self.stream.receive_some(65536)
                 if not data:
                     break
-                await self._answer(reader.feed(data))
-        except WsProtocolError as exc:
-            await self._send_quietly(close_frame(exc.code, exc.reason))
+                ended = any(not isinstance(event, TextMessage) for event in ws.receive_data(data))
+                reply = ws.data_to_send()  # pongs, the close echo, a protocol error's close
+                if ended:
+                    self._finished = True
+                    await self._send_quietly(reply)
+                    break
+                if reply:
+                    await self._send(reply)
         except _GONE:
             pass
         self._finished = True
-
-    async def _answer(self, items: list[tuple[int, bytes]]) -> None:
-        """Control frames get their reply; a text frame carries nothing for the server and is ignored."""
-        for opcode, payload in items:
-            if opcode == PING:
-                await self._send(encode(PONG, payload))
-            elif opcode == CLOSE:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
-                self._finished = True
-                await self._send(close_frame(code if 1000 <= code < 5000 else CLOSE_NORMAL))
-                return
 
     async def _send_quietly(self, data: bytes) -> None:
         try:
@@ -126,4 +130,4 @@ class AdminSocket:
         self._finished = True
         with trio.CancelScope(shield=True):
             with trio.move_on_after(1):
-                await self._send_quietly(close_frame(CLOSE_GOING_AWAY, "server shutting down"))
+                await self._send_quietly(self.ws.send_close(CLOSE_GOING_AWAY, "server shutting down"))

@@ -13,18 +13,9 @@ from typing import Protocol
 from ..hub import Subscriber
 from ._options import WebOptions
 from ._params import ConnectParams
+from ._session import Session
 
-__all__ = ["SessionHost", "WebSession"]
-
-
-class WebSession(Subscriber, Protocol):
-    """A browser session of any transport, as the front accounts for it."""
-
-    transport: str
-    #: Why the server is closing it (None while open or when the browser left).
-    closing: str | None
-    #: Frames discarded when it was closed as a slow consumer.
-    dropped: int
+__all__ = ["SessionHost"]
 
 
 class SessionHost(Protocol):
@@ -40,11 +31,11 @@ class SessionHost(Protocol):
         """Count a new session against the per-address limit; False if the address has too many."""
         ...
 
-    async def attach(self, session: WebSession, params: ConnectParams) -> None:
+    async def attach(self, session: Session, params: ConnectParams) -> None:
         """Bring the session online in the hub (closed at once if the store cannot take it)."""
         ...
 
-    async def detach(self, session: WebSession) -> None:
+    async def detach(self, session: Session) -> None:
         """Take the session out of the hub and release what the front counted for it."""
         ...
 

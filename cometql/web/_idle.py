@@ -2,8 +2,10 @@
 
 Most browser sessions are idle most of the time. Instead of a task parked per
 session (≈ 3.3 KB each: task, coroutine frames), all their sockets sit in one
-private epoll set; one task waits on that set's descriptor and starts a short
-task only for a session that has bytes to read. Sockets are registered
+private epoll set; one task waits on that set's descriptor and reads a session
+that has bytes itself, without blocking: control frames (a ping's pong) are
+answered right there. A short task starts only when there are commands to run
+or the session ended (both await the hub's engine). Sockets are registered
 one-shot, so a session being served is not reported again until it is
 re-armed.
 """
@@ -15,7 +17,8 @@ import select
 import trio
 
 from ._host import SessionHost
-from ._wsconn import CLOSE_GOING_AWAY, WsSession
+from ._wsconn import WsSession
+from ._wsprotocol import CLOSE_GOING_AWAY
 
 __all__ = ["IdlePoller"]
 
@@ -33,12 +36,12 @@ class IdlePoller:
         return len(self._sessions)
 
     def add(self, session: WsSession) -> None:
-        fd = session._sock.fileno()
+        fd = session.fileno()
         self._sessions[fd] = session
         self._epoll.register(fd, _EVENTS)
 
     def _rearm(self, session: WsSession) -> None:
-        fd = session._sock.fileno()
+        fd = session.fileno()
         if fd in self._sessions:
             self._epoll.modify(fd, _EVENTS)
 
@@ -53,7 +56,7 @@ class IdlePoller:
                     for fd, _ in self._epoll.poll(0, 1024):
                         session = self._sessions.get(fd)
                         if session is not None:
-                            nursery.start_soon(self._serve, fd, session)
+                            self._read(nursery, fd, session)
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_all()
@@ -67,13 +70,27 @@ class IdlePoller:
                 if session.opened_at < limit:
                     session.close("connection older than maxUptime", CLOSE_GOING_AWAY)
 
-    async def _serve(self, fd: int, session: WsSession) -> None:
+    def _read(self, nursery: trio.Nursery, fd: int, session: WsSession) -> None:
+        """Read the session here; a task only for its commands or its end."""
         messages = session.read()
-        for payload in messages or ():
+        if messages:
+            nursery.start_soon(self._serve, fd, session, messages)
+        elif messages is None or self._over(session):
+            nursery.start_soon(self._end, fd, session)
+        else:
+            self._rearm(session)
+
+    @staticmethod
+    def _over(session: WsSession) -> bool:
+        """Closing with nothing left to send (with an outbox, its flusher shuts the socket when done)."""
+        return session.closing is not None and not session.flushing
+
+    async def _serve(self, fd: int, session: WsSession, messages: list[bytes]) -> None:
+        for payload in messages:
             await self.host.run_command(session, payload.decode())
             if session.closing is not None:
                 break
-        if messages is None or (session.closing is not None and session._backlog is None):
+        if self._over(session):
             await self._end(fd, session)
         else:
             self._rearm(session)

@@ -118,7 +118,7 @@ class LongPoll:
             session.idle_since = trio.current_time()
         pending = session.pending()
         last = pending[-1][0] if pending else cursor
-        body = b'{"cursor":%d,"frames":[%b]' % (last, b",".join(f for _, f in pending))
+        body = b'{"cursor":%d,"frames":[%b]' % (last, b",".join(f for _, f, _ in pending))
         if session.closing is not None:
             body += b',"closed":' + orjson.dumps(session.closing)
             await self._drop(sid, session)

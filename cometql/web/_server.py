@@ -32,13 +32,13 @@ from ..node import Node
 from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, admin_response, is_admin_path
 from ._adminlive import serve_admin_live
-from ._host import WebSession
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
 from ._options import WebOptions
 from ._params import ConnectParams, ws_tail
 from ._relay import open_relay_listener, relay_path
+from ._session import Session
 from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
 from ._wsconn import WsSession, accept_websocket
 
@@ -79,7 +79,7 @@ class WebFront:
 
     # ---------------------------------------------------------------- sessions
 
-    async def attach(self, session: WebSession, params: ConnectParams) -> None:
+    async def attach(self, session: Session, params: ConnectParams) -> None:
         """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
         session is taken out again and closed: no half-open session stays behind."""
         engine = self.engine
@@ -94,7 +94,7 @@ class WebFront:
                 return
             raise
 
-    async def detach(self, session: WebSession) -> None:
+    async def detach(self, session: Session) -> None:
         ip = self._session_ip.pop(session.conn_id, None)
         if ip is not None:
             self.ip_sessions.release(ip)

@@ -1,31 +1,52 @@
-"""A browser session with a bounded outbox of numbered frames, for transports that need a task to send.
+"""Browser sessions: the ``Session`` protocol of every transport, and the session whose frames wait for a task.
 
-Long-poll sessions use it as it is; TLS WebSocket sessions (``_tls.py``)
-subclass it, with a writer task that sends and drops frames. (Plain WebSocket
-sessions write to their socket directly: ``_wsconn.py``.) Frames are numbered
-as they are queued; a long-poll drops them only when the next poll
-acknowledges their number — so a lost poll response loses nothing. The outbox is bounded in bytes; a session
-that does not keep up is closed rather than allowed to grow memory.
+``Session`` is what the front and the hub see of a browser session, whatever
+carries it: a plain WebSocket (``_wsconn.WsSession``, writing to its socket
+directly), a TLS WebSocket (``_tls.TlsWsSession``) or long-poll
+(``BrowserSession`` here). All of them queue what they cannot deliver at once
+in one kind of bounded ``Outbox`` (``_outbox.py``), which also holds the
+slow-consumer rule.
+
+``BrowserSession`` is for transports that need a task to send: every frame is
+queued, numbered, and the transport's task waits for it (``wait``). A
+long-poll drops frames only when the next poll acknowledges their number, so
+a lost poll response loses nothing; the TLS writer takes them all at once. A
+session over its bound is closed with its outbox kept, so the last response
+still carries what was queued.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from typing import Protocol
 
 import trio
 
-from ..hub import ConnInfo
+from ..hub import ConnInfo, Subscriber
+from ._outbox import SLOW_CONSUMER, Entry, Outbox
 
-__all__ = ["BrowserSession", "next_conn_id"]
+__all__ = ["BrowserSession", "Session", "next_conn_id"]
 
 #: One numbering for every kind of browser session: the hub keys sessions by it.
 next_conn_id = itertools.count(1).__next__
 
 
+class Session(Subscriber, Protocol):
+    """A browser session of any transport, as the front accounts for it."""
+
+    #: "websocket" or "longpoll" (metrics label).
+    transport: str
+    #: Why the server is closing it (None while open or when the browser left).
+    closing: str | None
+    #: Frames discarded when it was closed as a slow consumer.
+    dropped: int
+
+
 class BrowserSession:
-    __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "_outbox", "_seq", "_queued_bytes",
-                 "_wake", "closing", "max_queued_bytes", "idle_since", "dropped")
+    """A session whose frames wait in its outbox until its transport's task takes them."""
+
+    __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "outbox", "_wake", "closing",
+                 "idle_since", "dropped")
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()
@@ -33,56 +54,47 @@ class BrowserSession:
         self.user_id = 0
         self.info = info
         self.transport = transport
-        self._outbox: deque[tuple[int, bytes]] = deque()
-        self._seq = 0
-        self._queued_bytes = 0
+        self.outbox = Outbox(max_queued_bytes)
         self._wake = trio.Event()
         self.closing: str | None = None
-        self.max_queued_bytes = max_queued_bytes
         self.idle_since: float | None = None
         self.dropped = 0  # a slow consumer is closed with its outbox kept: nothing is discarded
 
     # ---- the Subscriber protocol (called by the engine, never blocks)
 
     def send(self, frame: bytes) -> None:
-        if self.closing is not None:
-            return
-        self._seq += 1
-        self._outbox.append((self._seq, frame))
-        self._queued_bytes += len(frame)
-        if self._queued_bytes > self.max_queued_bytes:
-            self.close("slow consumer: send queue over its bound")
-        self._wake.set()
+        if self.closing is None:
+            self._queue(frame)
 
     def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason
         self._wake.set()
 
+    def _queue(self, data: bytes, msg_id: str | None = None) -> None:
+        """Queue ``data`` for the transport; over the bound the session is closed as a slow consumer."""
+        if not self.outbox.push(data, msg_id):
+            self.close(SLOW_CONSUMER)
+        self._wake.set()
+
     # ---- for the transports
 
     async def wait(self) -> None:
         """Until a frame is queued or the session is closing (returns at once if either holds)."""
-        while not self._outbox and self.closing is None:
+        while not self.outbox and self.closing is None:
             if self._wake.is_set():
                 self._wake = trio.Event()
             await self._wake.wait()
 
     def ack(self, cursor: int) -> None:
         """Drop every frame numbered up to ``cursor``."""
-        out = self._outbox
-        while out and out[0][0] <= cursor:
-            self._queued_bytes -= len(out.popleft()[1])
+        self.outbox.ack(cursor)
 
-    def pending(self) -> list[tuple[int, bytes]]:
-        return list(self._outbox)
-
-    def take_all(self) -> list[bytes]:
-        frames = [f for _, f in self._outbox]
-        self._outbox.clear()
-        self._queued_bytes = 0
-        return frames
+    def pending(self) -> list[Entry]:
+        """The frames not yet acknowledged, oldest first."""
+        return self.outbox.entries()
 
     @property
     def cursor(self) -> int:
-        return self._seq
+        """The number of the last frame queued."""
+        return self.outbox.cursor

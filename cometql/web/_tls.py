@@ -4,48 +4,63 @@ The plain WebSocket path (``_wsconn.py``) writes frames straight to the socket
 with non-blocking sends and keeps no task per idle session. TLS makes that
 impossible: every byte must go through the ``trio.SSLStream``, which is
 async. So a TLS session is a ``BrowserSession`` (the bounded outbox the
-long-poll uses) plus a reader task and a writer task that pumps the outbox into
-the stream. Correctness first: a wss:// session costs two tasks and the TLS
+long-poll uses) with its ``WsConnection`` (the protocol's rules, shared with
+the plain path), a reader task that feeds the connection and runs commands,
+and a writer task, the only one that writes: the outbox holds wire bytes, so
+frames, pongs and the close frame leave in the order they were queued, and a
+ping costs no task. Correctness first: a wss:// session costs two tasks and the TLS
 state (tens of KB) where a ws:// session costs about one KB. Operators who need
 many idle browsers behind TLS can terminate TLS in front (nginx) instead.
 """
 
 from __future__ import annotations
 
+from typing import assert_never
+
 import trio
 
 from ..hub import ConnInfo
-from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
 from ._host import SessionHost
 from ._http import Request
 from ._params import ParamsError
 from ._session import BrowserSession
-from ._wsconn import (
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    MAX_MESSAGE,
-    admit_websocket,
-    handshake_response,
-    refusal_frame,
-)
+from ._wsconn import MAX_MESSAGE, admit_websocket, handshake_response, refusal_frame
+from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
 __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
 
 
 class TlsWsSession(BrowserSession):
-    """A BrowserSession that remembers the close code to send (the hub closes with a reason only)."""
+    """A BrowserSession whose outbox holds WebSocket wire bytes: frames, pongs and the close frame, in order."""
 
-    __slots__ = ("close_code",)
+    __slots__ = ("ws",)
 
     def __init__(self, info: ConnInfo, max_queued_bytes: int) -> None:
         super().__init__(0, info, transport="websocket", max_queued_bytes=max_queued_bytes)
-        self.close_code = CLOSE_POLICY
+        self.ws = WsConnection(MAX_MESSAGE)
+
+    def send(self, frame: bytes) -> None:
+        if self.closing is None:
+            self._queue(self.ws.send_text(frame))
 
     def close(self, reason: str, code: int = CLOSE_POLICY) -> None:
         if self.closing is None:
-            self.close_code = code
-        super().close(reason)
+            self.closing = reason
+            data = self.ws.send_close(code, reason)
+            if data:
+                self.outbox.push(data)  # the close frame goes out even past the bound
+        self._wake.set()
+
+    def ended(self, event: CloseRequested | ProtocolError) -> None:
+        """The browser closed or broke a rule: the session is closing (the reply is in ``answer``)."""
+        if self.closing is None:
+            self.closing = event.reason if isinstance(event, ProtocolError) else "closed by the browser"
+
+    def answer(self) -> None:
+        """Queue what the connection owes the browser after a read: pongs, the close echo or error close."""
+        reply = self.ws.data_to_send()
+        if reply:
+            self._queue(reply)
 
 
 async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.abc.Stream], request: Request,
@@ -59,7 +74,8 @@ async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.ab
     try:
         params = admit_websocket(host, request, info, session)
     except ParamsError as exc:
-        refusal = text_frame(refusal_frame(exc, host.now())) + close_frame(CLOSE_POLICY, exc.text)
+        ws = session.ws
+        refusal = ws.send_text(refusal_frame(exc, host.now())) + ws.send_close(CLOSE_POLICY, exc.text)
         await stream.send_all(reply + refusal)
         return None
     await stream.send_all(reply)
@@ -71,11 +87,10 @@ async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.ab
 
 async def run_tls_websocket(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
     """Serve the session until either side closes; it leaves the hub at the end."""
-    lock = trio.Lock()  # the reader answers pings while the writer sends frames
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write, session, stream, lock, nursery.cancel_scope)
-            await _read(host, session, stream, lock)
+            nursery.start_soon(_write, session, stream, nursery.cancel_scope)
+            await _read(host, session, stream)
             session.close(session.closing or "closed by the browser")
             with trio.move_on_after(1):  # let the writer send what is queued and the close frame
                 await trio.sleep_forever()
@@ -85,36 +100,29 @@ async def run_tls_websocket(host: SessionHost, session: TlsWsSession, stream: tr
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 try:
-                    await stream.send_all(close_frame(CLOSE_GOING_AWAY, "server shutting down"))
+                    await stream.send_all(session.ws.send_close(CLOSE_GOING_AWAY, "server shutting down"))
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                     pass
         await host.detach(session)
 
 
-async def _send(stream: trio.SSLStream[trio.abc.Stream], lock: trio.Lock, data: bytes) -> None:
-    async with lock:
-        await stream.send_all(data)
-
-
-async def _write(session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream], lock: trio.Lock,
-                 done: trio.CancelScope) -> None:
+async def _write(session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream], done: trio.CancelScope) -> None:
+    """The session's one writer: sends whatever its outbox holds, until the close frame has gone."""
     try:
         while True:
             await session.wait()
-            pending = session.take_all()
-            if pending:
-                await _send(stream, lock, b"".join(text_frame(f) for f in pending))
-            if session.closing is not None:
-                await _send(stream, lock, close_frame(session.close_code, session.closing[:120]))
+            data = b"".join(frame for _, frame, _ in session.outbox.take())
+            if data:
+                await stream.send_all(data)
+            if session.closing is not None and not session.outbox:
                 break
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     done.cancel()
 
 
-async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream],
-                lock: trio.Lock) -> None:
-    reader = FrameReader(MAX_MESSAGE)
+async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
+    """Run the browser's commands in order until either side closes (commands before a close still run)."""
     while session.closing is None:
         try:
             data = await stream.receive_some(65536)
@@ -122,19 +130,13 @@ async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream
             return
         if not data:
             return
-        try:
-            items = reader.feed(data)
-        except WsProtocolError as exc:
-            session.close(exc.reason, exc.code)
-            return
-        for opcode, payload in items:
-            if opcode == TEXT:
-                await host.run_command(session, payload.decode())
-            elif opcode == PING:
-                await _send(stream, lock, encode(PONG, payload))
-            elif opcode == CLOSE:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
-                session.close("closed by the browser", code if 1000 <= code < 5000 else CLOSE_NORMAL)
-                return
-            if session.closing is not None:
-                return
+        for event in session.ws.receive_data(data):
+            match event:
+                case TextMessage(data=text):
+                    if session.closing is None:
+                        await host.run_command(session, text.decode())
+                case CloseRequested() | ProtocolError():
+                    session.ended(event)
+                case _:
+                    assert_never(event)
+        session.answer()

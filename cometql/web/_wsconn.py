@@ -1,17 +1,19 @@
-"""Lean WebSocket sessions: a socket and a few slotted objects per browser, no task.
+"""Lean WebSocket sessions: a socket and one slotted object per idle browser, no task.
 
 Why not trio-websocket here: it keeps two tasks, a nursery, a memory channel,
 events and the full wsproto/h11 state per connection (≈ 19.5 KB idle, see
 recipes/idle-connections.md); browsers are many and mostly idle. After the
 handshake a session is just its socket and a ``WsSession``, registered with the
-idle poller (``_idle.py``); a task runs only while it has bytes to read, and a
-frame parser exists only while a frame is half-received.
+idle poller (``_idle.py``), which reads it when it has bytes. The protocol's
+rules are the sans-IO ``WsConnection`` (``_wsprotocol.py``), which exists only
+while a frame is half-received or a close was sent: an idle session has none.
 
-Sending never needs the session's task: the engine calls ``send`` with the
-publish's pre-encoded bytes, which go straight to the socket with a
-non-blocking ``send``. Only what the kernel will not take yet is queued, a
-flusher task is started for it, and a queue over its bound closes the session
-(a slow consumer is disconnected instead of growing memory).
+Writing never needs a task: the engine calls ``send`` with the publish's
+pre-encoded bytes, and a ping's pong and close frames take the same path, a
+non-blocking ``send`` on the socket. Only what the kernel will not take yet is
+queued, in the session's ``Outbox`` (created then, dropped once drained), with
+a flusher task while it lasts; an outbox over its bound closes the session (a
+slow consumer is disconnected instead of growing memory).
 """
 
 from __future__ import annotations
@@ -20,25 +22,27 @@ import base64
 import hashlib
 import logging
 import socket as stdsocket
-from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import assert_never
 
 import trio
 
 from ..hub import ConnInfo, Subscriber, sys_frame
-from ..wsframes import CLOSE, PING, PONG, TEXT, FrameReader, WsProtocolError, close_frame, encode, text_frame
+from ..wsframes import text_frame
 from ._host import SessionHost
 from ._http import Request
+from ._outbox import SLOW_CONSUMER, Outbox
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
+from ._wsprotocol import CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
-__all__ = ["WsSession", "accept_websocket", "admit_websocket", "handshake_response", "refusal_frame"]
+__all__ = ["MAX_MESSAGE", "WsSession", "accept_websocket", "admit_websocket", "handshake_response",
+           "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
 
 MAX_MESSAGE = 65535  # CppComet's client frame limit
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
 
 
 def handshake_response(request: Request) -> bytes | None:
@@ -58,8 +62,8 @@ def handshake_response(request: Request) -> bytes | None:
 class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
-    __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_backlog", "_backlog_bytes",
-                 "_spawn", "max_queued_bytes", "_closed_sent", "_prefix", "_reader", "dropped", "opened_at")
+    __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_outbox", "_spawn",
+                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at")
 
     transport = "websocket"
 
@@ -71,36 +75,56 @@ class WsSession:
         self.info = info
         self.closing: str | None = None
         self._sock = sock
-        self._backlog: deque[memoryview] | None = None
-        self._backlog_bytes = 0
+        self._outbox: Outbox | None = None  # only while the kernel has refused bytes
         self._spawn = spawn
         self.max_queued_bytes = max_queued_bytes
-        self._closed_sent = False
-        self._reader: FrameReader | None = None
+        self._ws: WsConnection | None = None  # only while a frame is half-received or a close was sent
         self.opened_at = trio.current_time()
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
         self.dropped = 0  # frames discarded by a slow-consumer close (for metrics)
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def flushing(self) -> bool:
+        """Bytes the kernel refused are waiting (a flusher task is sending them)."""
+        return self._outbox is not None
+
+    @property
+    def queued_bytes(self) -> int:
+        """How many bytes wait in the outbox."""
+        return 0 if self._outbox is None else self._outbox.nbytes
+
+    def _connection(self) -> WsConnection:
+        ws = self._ws
+        if ws is None:
+            ws = self._ws = WsConnection(MAX_MESSAGE)
+        return ws
+
     # ---- Subscriber protocol
 
     def send(self, frame: bytes) -> None:
-        if self.closing is None:
+        if self.closing is None:  # set whenever the connection sent or received a close
             self._write(text_frame(frame))
 
     def close(self, reason: str, code: int = CLOSE_POLICY) -> None:
         if self.closing is not None:
             return
         self.closing = reason
-        self._send_close(code, reason)
-        if self._backlog is None:
+        data = self._connection().send_close(code, reason)
+        if data:
+            self._write(data)
+        if self._outbox is None:
             self._shutdown()
 
-    # ---- writing
+    # ---- writing: frames, pongs and close frames alike, without a task while the kernel takes them
 
     def _write(self, data: bytes) -> None:
         if self._prefix:
             data, self._prefix = self._prefix + data, b""
-        if self._backlog is None:
+        outbox = self._outbox
+        if outbox is None:
             try:
                 sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -111,50 +135,38 @@ class WsSession:
                 return
             if sent == len(data):
                 return
-            self._backlog = deque()
+            outbox = self._outbox = Outbox(self.max_queued_bytes)
             self._spawn(self._flush)
             data = memoryview(data)[sent:]  # type: ignore[assignment]
-        self._backlog.append(memoryview(data))
-        self._backlog_bytes += len(data)
-        if self._backlog_bytes > self.max_queued_bytes and self.closing is None:
-            self.closing = "slow consumer: send queue over its bound"
-            self.dropped = len(self._backlog)
-            self._backlog.clear()
-            self._backlog_bytes = 0
+        if not outbox.push(data) and self.closing is None:
+            # a slow consumer: its socket is shut, so what is queued can never leave
+            self.closing = SLOW_CONSUMER
+            self.dropped = outbox.discard()
             self._shutdown()
 
     async def _flush(self) -> None:
-        """Drain the backlog as the socket becomes writable; runs only while there is one."""
-        backlog = self._backlog
-        assert backlog is not None  # started by _write together with the backlog
+        """Drain the outbox as the socket becomes writable; runs only while there is one."""
+        outbox = self._outbox
+        assert outbox is not None  # started by _write together with the outbox
         sock = self._sock
         try:
-            while backlog:
+            while outbox:
                 await trio.lowlevel.wait_writable(sock)
-                while backlog:
-                    chunk = backlog[0]
+                while outbox:
+                    chunk = outbox.head()
                     try:
                         sent = sock.send(chunk)
                     except (BlockingIOError, InterruptedError):
                         break
-                    self._backlog_bytes -= sent
-                    if sent == len(chunk):
-                        backlog.popleft()
-                    else:
-                        backlog[0] = chunk[sent:]
+                    outbox.consume(sent)
+                    if sent < len(chunk):
                         break
         except (OSError, trio.ClosedResourceError):
-            backlog.clear()
+            outbox.discard()
         finally:
-            self._backlog = None
-            self._backlog_bytes = 0
+            self._outbox = None
             if self.closing is not None:
                 self._shutdown()
-
-    def _send_close(self, code: int, reason: str) -> None:
-        if not self._closed_sent:
-            self._closed_sent = True
-            self._write(close_frame(code, reason))
 
     def _shutdown(self) -> None:
         """Wake the reader (recv returns b"") so the session ends and leaves the hub."""
@@ -168,8 +180,10 @@ class WsSession:
     def read(self) -> list[bytes] | None:
         """Take what the socket has; returns the complete text messages, or None when the session is over.
 
-        Control frames are answered here; text messages are returned for the
-        caller to run as commands (they may need to await the store).
+        Control frames are answered here, on the same non-blocking path as
+        frames (no task); text messages are returned for the caller to run as
+        commands (they may need to await the store). A close or a protocol
+        error ends the session: messages read with it are not run.
         """
         messages: list[bytes] = []
         while True:
@@ -181,25 +195,30 @@ class WsSession:
                 return None
             if not data:
                 return None
-            if self._reader is None:
-                self._reader = FrameReader(MAX_MESSAGE)
-            try:
-                items = self._reader.feed(data)
-            except WsProtocolError as exc:
-                self.close(exc.reason, exc.code)
+            ws = self._connection()
+            error = False
+            ended = False
+            for event in ws.receive_data(data):
+                match event:
+                    case TextMessage(data=text):
+                        messages.append(text)
+                    case CloseRequested():
+                        self.closing = "closed by the browser"
+                        ended = True
+                    case ProtocolError(reason=reason):
+                        self.closing = self.closing or reason
+                        ended = error = True
+                    case _:
+                        assert_never(event)
+            reply = ws.data_to_send()  # pongs, the close echo, the protocol error's close
+            if reply:
+                self._write(reply)
+            if ended:
+                if error and self._outbox is None:
+                    self._shutdown()
                 return None
-            for opcode, payload in items:
-                if opcode == TEXT:
-                    messages.append(payload)
-                elif opcode == PING:
-                    self._write(encode(PONG, payload))
-                elif opcode == CLOSE:
-                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
-                    self.closing = "closed by the browser"
-                    self._send_close(code if 1000 <= code < 5000 else CLOSE_NORMAL, "")
-                    return None
-            if self._reader.idle:
-                self._reader = None  # no half-received frame: no parser until bytes arrive
+            if ws.idle:
+                self._ws = None  # nothing half-received: no parser until bytes arrive
             if len(data) < 65536:
                 return messages
 

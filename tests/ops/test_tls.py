@@ -197,3 +197,17 @@ def test_a_key_that_is_not_a_key_is_a_clear_startup_error(tmp_path: Path, certs:
     assert run.returncode == 2
     assert run.stderr.startswith("cometql: tls_cert/tls_key: cannot load"), run.stderr
     assert "Traceback" not in run.stderr + run.stdout
+
+
+async def test_wss_session_answers_pings_and_echoes_the_close(tls_server: ServerProcess, certs: Certs,
+                                                             dev: int) -> None:
+    url = (f"wss://127.0.0.1:{tls_server.ws_port}/ws/sesion=&myid=0&devid={dev}&v=4.08"
+           f"&uuid={new_uuid()}&api=js")
+    async with open_websocket_url(url, ssl_context=_client_context(certs), connect_timeout=TIMEOUT,
+                                  disconnect_timeout=TIMEOUT) as ws:
+        with trio.fail_after(TIMEOUT):
+            assert json.loads(await ws.get_message())["event"] == "serverInfo"
+            for n in range(3):
+                await ws.ping(b"ping %d" % n)  # returns once the matching pong arrived
+            await ws.aclose(code=4001)
+    assert ws.closed is not None and ws.closed.code == 4001  # the server echoed the browser's code

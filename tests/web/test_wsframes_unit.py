@@ -90,12 +90,12 @@ async def test_slow_consumer_is_closed_and_its_queue_bounded() -> None:
         while session.closing is None:  # the client never reads
             session.send(frame)
             sent += 1
-            assert session._backlog_bytes <= 64 * 1024 + len(frame) + 8
+            assert session.queued_bytes <= 64 * 1024 + len(frame) + 8
         assert "slow consumer" in session.closing
-        assert session._backlog_bytes == 0  # the queue was dropped, not kept
+        assert session.queued_bytes == 0  # the queue was dropped, not kept
         assert sent < 1000  # bounded: a few hundred KB at most went anywhere
         session.send(frame)  # further sends are ignored, nothing grows
-        assert session._backlog_bytes == 0
+        assert session.queued_bytes == 0
         nursery.cancel_scope.cancel()
     assert client_side.recv(65536)  # what fitted was delivered before the bound hit
     server_side.close()
