@@ -1,16 +1,22 @@
 """The engine: applies the hub's effects, in order, in one place.
 
 Every front (MySQL, browsers) and the cluster follower hand the hub's effects
-here: records and cluster events go to the store in one ordered ``commit``
-(the statement that caused records is acknowledged only once they are
-stored, and no frame leaves before the records decided ahead of it), frames
-are handed to subscribers without blocking by one delivery task (FIFO, off
-the statement's critical path), sessions are closed on request, refusals are
-told to the observer. The ``Node`` builds it; it imports no front.
+here: records and cluster events go to the store in one ordered ``commit``,
+frames are handed to subscribers without blocking by one delivery task (FIFO,
+off the statement's critical path), sessions are closed on request, refusals
+are told to the observer. The ``Node`` builds it; it imports no front.
+
+Statements are two-phase: all records of one ``apply`` go to the store in one
+``commit``, and the hub applies them to memory (``Hub.settle``) only once the
+store has them, called by the store in its commit order; a refused commit
+leaves memory as it was, raises ``StoreError`` and hands out nothing decided
+after its first record. The statement is acknowledged only once its records
+are stored.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -18,11 +24,14 @@ from typing import assert_never
 
 import trio
 
-from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Refused
+from .errors import StoreError
+from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Record, Refused
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
 
 __all__ = ["Engine"]
+
+log = logging.getLogger("cometql.engine")
 
 
 class Engine:
@@ -54,31 +63,53 @@ class Engine:
         published = time.perf_counter()
         # records and cluster events, in the order the hub produced them: the store decides what waits
         changes: list[Change] = []
-        durable = False
+        records: list[Record] = []
+        held: list[Deliver | Disconnect] = []  # decided after a record: handed out once it is stored
         for effect in effects:
             match effect:
                 case Deliver() | Disconnect():
-                    if durable:  # a frame never leaves before the records decided ahead of it are stored
-                        await self.store.commit(changes)
-                        changes, durable = [], False
-                    if self._deferring:
-                        self._outgoing.append((effect, published))
-                        self._wake.set()
+                    if records:
+                        held.append(effect)
                     else:
-                        self._deliver(effect)
-                case Persist(records):
-                    changes.extend(records)
-                    durable = True
+                        self._hand_out(effect, published)
+                case Persist(recs):
+                    changes.extend(recs)
+                    records.extend(recs)
                 case Broadcast(events):
                     changes.extend(events)
                 case Refused(limit):
                     self.observer.limit_hit(limit)
                 case _:
                     assert_never(effect)
-        if changes:
-            # records: acknowledged only once the store has them (and the changes before them, in order);
+        if records:
+            # acknowledged only once the store has them; raises StoreError (nothing applied, nothing held sent)
+            await self._commit(changes, records)
+            for effect in held:
+                self._hand_out(effect, published)
+        elif changes:
             # a clustered store queues events alone without waiting, unless Redis is far behind
             await self.store.commit(changes)
+
+    async def _commit(self, changes: list[Change], records: list[Record]) -> None:
+        """One statement's records: the store settles them in its commit order (applied, or refused)."""
+        follow: list[Effect] = []
+
+        def settle(stored: bool) -> None:
+            follow.extend(self.hub.settle(records, stored))
+
+        await self.store.commit(changes, settle)
+        if follow:  # a message queued for a user who connected meanwhile: this statement is stored already
+            try:
+                await self.apply(follow)
+            except StoreError as exc:
+                log.error("could not hand out a message queued meanwhile (it stays queued): %s", exc)
+
+    def _hand_out(self, effect: Deliver | Disconnect, published: float) -> None:
+        if self._deferring:
+            self._outgoing.append((effect, published))
+            self._wake.set()
+        else:
+            self._deliver(effect)
 
     def _deliver(self, effect: Deliver | Disconnect) -> None:
         if type(effect) is Deliver:

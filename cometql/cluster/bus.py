@@ -10,6 +10,16 @@ out as one ``MULTI`` (the materialised keys of ``store.redis`` *and* one XADD
 of the batch), so the keys and the stream never disagree, and an INSERT that
 queues a message is acknowledged only once Redis has taken it.
 
+Each ``commit`` call is one statement's, and EXEC answers each command: a
+command Redis refuses fails only the call it belongs to. Redis has no
+rollback, so that call's other commands and the batch's bus entry stand (other
+nodes may apply what this node refused; only a key of the wrong type, written
+by something else, does that). What refuses the whole transaction (OOM,
+MISCONF, READONLY: EXECABORT) or the bus entry fails every call of the batch,
+and none of them is stored. A call that times out before the writer took its
+batch is withdrawn (not stored); one already sent may still be stored once
+Redis answers, and the error says so. ``settle`` runs in batch order.
+
 The store decides wait-or-queue (``commit``): changes with a record wait until
 Redis has the batch; events alone (a publish, a browser's subscribe) join the
 next batch in order without waiting, unless Redis is so far behind
@@ -25,6 +35,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -41,7 +52,7 @@ from ..hub import (
     is_record,
 )
 from ..redisurl import RedisAddress
-from ..store import codec
+from ..store import Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
 from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
@@ -55,11 +66,20 @@ log = logging.getLogger("cometql.redis")
 MAX_UNSENT = 100_000
 
 
+@dataclasses.dataclass(eq=False, slots=True)
+class _Write:
+    """One ``commit`` call's changes (one statement's) and how it ended."""
+
+    values: Sequence[Change]
+    settle: Settle = no_settle
+    error: str | None = None
+
+
 @dataclasses.dataclass(eq=False)
 class _Batch:
-    values: list[Change] = dataclasses.field(default_factory=list)
+    writes: list[_Write] = dataclasses.field(default_factory=list)
+    size: int = 0  # values in ``writes``
     done: trio.Event = dataclasses.field(default_factory=trio.Event)
-    error: str | None = None
 
 
 class Bus:
@@ -96,35 +116,46 @@ class Bus:
         finally:
             await conn.aclose()
 
-    async def commit(self, changes: Sequence[Change]) -> None:
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         """Records (and the events around them): wait until Redis has them. Events alone: queue them."""
         if any(is_record(c) for c in changes) or not self.post(changes):
-            await self.submit(changes)
+            await self.submit(changes, settle)
 
     def post(self, values: Sequence[Change]) -> bool:
         """Cluster events with nothing durable among them: into the next batch, in order, without
         waiting (a publish or a browser's subscribe need not wait for Redis; a later ``submit`` is
         ordered after). False while Redis is so far behind that the caller should ``submit`` and wait."""
-        if len(self._batch.values) >= MAX_UNSENT:
+        batch = self._batch
+        if batch.size >= MAX_UNSENT:
             return False
         if values:
-            self._batch.values.extend(values)
+            batch.writes.append(_Write(values))
+            batch.size += len(values)
             self._wake.set()
         return True
 
-    async def submit(self, values: Sequence[Change]) -> None:
-        """Records and cluster events, in order: returns once Redis has them all."""
+    async def submit(self, values: Sequence[Change], settle: Settle = no_settle) -> None:
+        """Records and cluster events, in order: returns once Redis has them all (or raises, and then
+        ``settle`` was told they are not stored)."""
         if not values:
             return
         batch = self._batch
-        batch.values.extend(values)
+        write = _Write(values, settle)
+        batch.writes.append(write)
+        batch.size += len(values)
         self._wake.set()
         with trio.move_on_after(self.timeout) as scope:
             await batch.done.wait()
         if scope.cancelled_caught:
-            raise StoreError(f"Redis ({self.address}) did not take the write within {self.timeout:g} s")
-        if batch.error is not None:
-            raise StoreError(f"Redis refused a write: {batch.error}")
+            waited = f"Redis ({self.address}) did not take the write within {self.timeout:g} s"
+            if batch is not self._batch:  # sent: Redis may still apply it
+                raise StoreError(f"{waited}; it may still be stored once Redis answers")
+            batch.writes.remove(write)  # not sent yet: withdrawn, so it is never stored
+            batch.size -= len(values)
+            settle(False)
+            raise StoreError(f"{waited}; it was not stored")
+        if write.error is not None:
+            raise StoreError(f"Redis refused a write: {write.error}")
 
     # ---------------------------------------------------------------- writer
 
@@ -145,12 +176,10 @@ class Bus:
                 self._wake = trio.Event()
                 batch, self._batch = self._batch, _Batch()
                 self._in_flight = batch
-                commands = self._batch_commands(batch.values, beat=self._beat)
+                commands, spans = self._batch_commands(batch.writes, beat=self._beat)
                 self._beat = False
                 replies = await self._send(commands)
-                batch.error = _batch_error(replies[-1])
-                if batch.error is not None:
-                    log.error("Redis refused a batch: %s", batch.error)
+                _settle(batch.writes, spans, replies[-1])
                 batch.done.set()
 
     async def _heartbeats(self) -> None:
@@ -216,27 +245,32 @@ class Bus:
         cmds.append(["ZADD", NODES, int(time.time() * 1000), self.node_id])
         return cmds
 
-    def _batch_commands(self, values: list[Change], *, beat: bool) -> list[Command]:
+    def _batch_commands(self, writes: list[_Write], *, beat: bool) -> tuple[list[Command], list[range]]:
+        """The batch's MULTI ... EXEC, and for each write where its commands' replies are in EXEC's."""
         cmds: list[Command] = [["MULTI"]]
+        spans: list[range] = []
         touched = False
-        for v in values:
-            match v:
-                case Published() | UserMessage() | Kick():
-                    pass  # only on the bus
-                case SessionOpened():
-                    self._own[v.conn_id] = v
-                    cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(v)])
-                    touched = True
-                case SessionSubscribed():
-                    opened = self._own.get(v.conn_id)
-                    if opened is not None:
-                        opened = self._own[v.conn_id] = dataclasses.replace(opened, channels=v.channels)
-                        cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(opened)])
-                case SessionClosed():
-                    if self._own.pop(v.conn_id, None) is not None:
-                        cmds.append(["HDEL", node_key(self.node_id), v.conn_id])
-                case _:  # a record: its keys
-                    cmds.extend(keys.record_commands(v))
+        for w in writes:
+            start = len(cmds) - 1  # EXEC answers the commands after MULTI
+            for v in w.values:
+                match v:
+                    case Published() | UserMessage() | Kick():
+                        pass  # only on the bus
+                    case SessionOpened():
+                        self._own[v.conn_id] = v
+                        cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(v)])
+                        touched = True
+                    case SessionSubscribed():
+                        opened = self._own.get(v.conn_id)
+                        if opened is not None:
+                            opened = self._own[v.conn_id] = dataclasses.replace(opened, channels=v.channels)
+                            cmds.append(["HSET", node_key(self.node_id), v.conn_id, codec.encode(opened)])
+                    case SessionClosed():
+                        if self._own.pop(v.conn_id, None) is not None:
+                            cmds.append(["HDEL", node_key(self.node_id), v.conn_id])
+                    case _:  # a record: its keys
+                        cmds.extend(keys.record_commands(v))
+            spans.append(range(start, len(cmds) - 1))
         if touched or beat:
             cmds.append(["PEXPIRE", node_key(self.node_id), self.node_ttl_ms])
         if beat:
@@ -244,16 +278,16 @@ class Bus:
             cmds.append(["ZADD", NODES, now_ms, self.node_id])
             cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
         cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
-                     "d", codec.encode_many(values)])
+                     "d", codec.encode_many([v for w in writes for v in w.values])])
         cmds.append(["EXEC"])
-        return cmds
+        return cmds, spans
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let the writer send what is pending (for at most ``grace`` s: Redis may be gone), then end it."""
         with trio.move_on_after(grace):
             if self._in_flight is not None:
                 await self._in_flight.done.wait()
-            if self._batch.values:
+            if self._batch.writes:
                 batch = self._batch
                 self._wake.set()
                 await batch.done.wait()
@@ -280,16 +314,32 @@ class Bus:
             self._conn = None
 
 
-def _batch_error(exec_reply: Reply) -> str | None:
-    """EXEC answers an error (the batch was refused), None (aborted) or each command's reply."""
+def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> None:
+    """Each write's outcome from EXEC's answer, told to its ``settle`` in batch order.
+
+    EXEC answers an error (the batch was refused), None (aborted) or each command's reply; a
+    refused bus entry (the last command) fails every write, a refused key only its own write.
+    """
+    everyone: str | None = None
+    replies: list[Any] = []
     if isinstance(exec_reply, ReplyError):
-        return str(exec_reply)
-    if exec_reply is None:
-        return "the transaction was aborted"
-    for reply in exec_reply:
-        if isinstance(reply, ReplyError):
-            return str(reply)
-    return None
+        everyone = str(exec_reply)
+    elif exec_reply is None:
+        everyone = "the transaction was aborted"
+    else:
+        replies = exec_reply
+        if isinstance(replies[-1], ReplyError):
+            everyone = f"the bus entry: {replies[-1]}"
+    if everyone is not None:
+        log.error("Redis refused a batch: %s", everyone)
+    for write, span in zip(writes, spans, strict=True):
+        write.error = everyone or next((str(replies[i]) for i in span if isinstance(replies[i], ReplyError)), None)
+        if write.error is not None and everyone is None:
+            log.error("Redis refused a write: %s", write.error)
+        try:
+            write.settle(write.error is None)
+        except Exception:  # pragma: no cover - settle is the hub applying records: a bug, logged
+            log.exception("applying stored records failed")
 
 
 @asynccontextmanager

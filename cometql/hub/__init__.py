@@ -14,6 +14,8 @@ The state is split by who owns it, and only its owner changes it:
   is where callers read it;
 - ``_remote``: ``RemoteSessions``, the view of other nodes' sessions, changed
   only by their bus entries; it returns transitions the hub turns into effects.
+- ``_inflight``: ``InFlight``, what records decided but not stored yet have
+  reserved (records reach ``state`` only once stored: ``Hub.settle``).
 
 ``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
 browsers receive. The public modules ``records`` and ``events`` are the

@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable
 
 from . import _frames as frames
-from ._effects import Deliver, Effect, Refused
+from ._effects import Deliver, Effect, Persist, Refused
 from ._hub import Hub
 from ._names import CHANNEL_MAX, EVENT_MAX
 from ._subscriber import Subscriber
+from .records import SetAuth
 
 __all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "open_session"]
 
@@ -29,7 +30,9 @@ def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, se
     """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event)."""
     ok, effects = hub.authorize(sub.dev_id, user_id, key, now)
     sub.user_id = user_id if ok else 0
-    stored = hub.state.auth_hash(sub.dev_id, user_id) if ok else None
+    # a first JWT login's new hash is among ``effects``, in ``hub.state`` only once stored
+    new = [r.hash for e in effects if isinstance(e, Persist) for r in e.records if isinstance(r, SetAuth)]
+    stored = (new[0] if new else hub.state.auth_hash(sub.dev_id, user_id)) if ok else None
     hello = frames.encode_frame({
         "authorized": ok, "data": (stored or "")[:32], "event": "serverInfo",
         "message_send_time": now, "pipe": "sys", "server": server,

@@ -10,9 +10,8 @@ package docstring), ``state`` (``DurableState``) and the remote side
    seconds) and, once, the sources of ids and secrets; every call returns a list of
    effects (``Deliver``, ``Persist``, ``Disconnect``, ``Broadcast``) to apply in order.
 2. Every piece of state is scoped by ``dev_id``; keys are ``(dev_id, x)``.
-3. A durable change is a record: the hub applies it to ``state`` and returns it
-   in a ``Persist``. ``restore`` and ``remote_records`` apply records through the
-   same table, so memory after a restart (or on another node) equals memory here.
+3. A durable change is a record in a ``Persist``, applied to ``state`` once stored (``settle``, in
+   commit order; a refused one leaves no trace); ``restore`` and ``remote_records`` use the same table.
 4. One fan-out: a channel message reaches this node's subscribers through
    ``_fan_out``, whether it was published here (SQL, a browser) or on another node.
 5. A user is online while any node holds one of their sessions: the online and
@@ -32,32 +31,15 @@ from dataclasses import dataclass
 from typing import assert_never, cast
 
 from . import _frames
+from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
+from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
-from .records import (
-    AddRevokedToken,
-    AppendHistory,
-    ClearHistory,
-    DeleteAuth,
-    DeleteHistoryIds,
-    DeletePipeSettings,
-    DeleteQueued,
-    DeleteRevokedToken,
-    DeleteUserData,
-    HistoryEntry,
-    QueuedMessage,
-    QueueMessage,
-    Record,
-    SetAuth,
-    SetLastSeen,
-    SetPipeSettings,
-    SetUserData,
-    is_record,
-)
+from .records import HistoryEntry, QueuedMessage, Record, is_record
 
 __all__ = ["Hub", "HubStatistics", "MAX_USER_CONNECTIONS"]
 
@@ -113,6 +95,7 @@ class Hub:
         self._channels: dict[tuple[int, str], dict[int, Subscriber]] = {}
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
+        self._in_flight = InFlight()  # what records not stored yet have reserved
         # counters
         self._published = 0
         self._queued = 0
@@ -122,8 +105,19 @@ class Hub:
         self.state.restore(records)
 
     def _persist(self, rec: Record) -> Persist:
-        self.state.apply(rec)
-        return Persist((rec,))
+        self._in_flight.hold(rec)
+        return Persist((rec,))  # applied to ``state`` by ``settle``, once the store has it
+
+    def settle(self, records: Iterable[Record], stored: bool) -> list[Effect]:
+        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace)."""
+        effects: list[Effect] = []
+        for rec in records:
+            self._in_flight.release(rec)
+            if stored:
+                self.state.apply(rec)
+                if isinstance(rec, r.QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
+                    effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
+        return effects
 
     # --------------------------------------------------------------- publishing
 
@@ -161,7 +155,7 @@ class Hub:
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int, user_id: int) -> Persist:
         entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
-        return self._persist(AppendHistory(dev_id, channel, entry, keep))
+        return self._persist(r.AppendHistory(dev_id, channel, entry, keep))
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
         """Deliver to every live session of a user, or queue durably while the user is offline."""
@@ -177,7 +171,7 @@ class Hub:
             return [Deliver(tuple(conns.values()), _frames.user_frame(event, message))]
         self._queued += 1
         entry = QueuedMessage(self._new_id(), now, event, message)
-        return [self._persist(QueueMessage(dev_id, user_id, entry))]
+        return [self._persist(r.QueueMessage(dev_id, user_id, entry))]
 
     # ------------------------------------------------------------------ sessions
 
@@ -203,13 +197,13 @@ class Hub:
         return effects
 
     def _flush_queue(self, dev_id: int, user_id: int, targets: tuple[Subscriber, ...]) -> list[Effect]:
-        """Hand a user's queued messages to ``targets`` and drop them from the queue."""
-        entries = self.state.queued(dev_id, user_id)
+        """Hand a user's queued messages (but those in another flush) to ``targets``, drop them from the queue."""
+        entries = self._in_flight.take(dev_id, user_id, self.state.queued(dev_id, user_id))
         if not entries:
             return []
         frames = _frames.queued_user_frames  # with capabilities, each message's id too
         effects: list[Effect] = [Deliver(targets, frames(e.event, e.message, e.time, e.id)) for e in entries]
-        effects.append(self._persist(DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
+        effects.append(self._persist(r.DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
 
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
@@ -239,7 +233,7 @@ class Hub:
             return effects  # not linked to its user, or not the user's last session here
         del self._users[key]
         if not self._remote.users.get(key):
-            effects.append(self._persist(SetLastSeen(sub.dev_id, sub.user_id, now)))
+            effects.append(self._persist(r.SetLastSeen(sub.dev_id, sub.user_id, now)))
             effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
         return effects
 
@@ -294,10 +288,10 @@ class Hub:
             return True, []
         if self.state.is_revoked(dev_id, key) or jwt_user_id(key, jwt_secret(self.password, dev_id), now) != user_id:
             return False, []
-        return True, [self._persist(SetAuth(dev_id, user_id, self._new_secret()))] if stored is None else []
+        return True, [self._persist(r.SetAuth(dev_id, user_id, self._new_secret()))] if stored is None else []
 
     def set_auth(self, dev_id: int, user_id: int, hash_: str) -> list[Effect]:
-        return [self._persist(SetAuth(dev_id, user_id, hash_))]
+        return [self._persist(r.SetAuth(dev_id, user_id, hash_))]
 
     def delete_auth(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
         """Remove hashes and close every live session of those users, on every node."""
@@ -305,7 +299,7 @@ class Hub:
         effects: list[Effect] = []
         for uid in user_ids:
             if self.state.auth_hash(dev_id, uid) is not None or self.node_id is not None:  # another node may set it
-                effects.append(self._persist(DeleteAuth(dev_id, uid)))
+                effects.append(self._persist(r.DeleteAuth(dev_id, uid)))
             conns = self._users.get((dev_id, uid))
             if conns:
                 effects.append(Disconnect(tuple(conns.values()), "authorization removed"))
@@ -316,40 +310,40 @@ class Hub:
 
     def revoke_token(self, dev_id: int, token: str, now: int) -> list[Effect]:
         """Store a revoked token; if it is a valid JWT of this dev, log its user out."""
-        effects: list[Effect] = [self._persist(AddRevokedToken(dev_id, token))]
+        effects: list[Effect] = [self._persist(r.AddRevokedToken(dev_id, token))]
         uid = jwt_user_id(token, jwt_secret(self.password, dev_id), now)
         if uid is not None:
             effects.extend(self.delete_auth(dev_id, [uid]))
         return effects
 
     def unrevoke_tokens(self, dev_id: int, tokens: Iterable[str]) -> list[Effect]:
-        return [self._persist(DeleteRevokedToken(dev_id, t)) for t in tokens
+        return [self._persist(r.DeleteRevokedToken(dev_id, t)) for t in tokens
                 if self.state.is_revoked(dev_id, t) or self.node_id is not None]
 
     # ------------------------------------------- user data, settings, history, queues
 
     def set_user_data(self, dev_id: int, user_id: int, data: str) -> list[Effect]:
-        return [self._persist(SetUserData(dev_id, user_id, data))]
+        return [self._persist(r.SetUserData(dev_id, user_id, data))]
 
     def delete_user_data(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
-        return [self._persist(DeleteUserData(dev_id, u)) for u in user_ids
+        return [self._persist(r.DeleteUserData(dev_id, u)) for u in user_ids
                 if self.state.user_data(dev_id, u) is not None or self.node_id is not None]
 
     def set_pipe_settings(self, dev_id: int, channel: str, length: int) -> list[Effect]:
         length = max(0, min(MAX_HISTORY, length))
-        return [self._persist(SetPipeSettings(dev_id, channel, length))]
+        return [self._persist(r.SetPipeSettings(dev_id, channel, length))]
 
     def delete_pipe_settings(self, dev_id: int, channels: Iterable[str]) -> list[Effect]:
-        return [self._persist(DeletePipeSettings(dev_id, c)) for c in channels]
+        return [self._persist(r.DeletePipeSettings(dev_id, c)) for c in channels]
 
     def clear_history(self, dev_id: int, channels: Iterable[str]) -> list[Effect]:
-        return [self._persist(ClearHistory(dev_id, c)) for c in channels if self.state.has_history(dev_id, c)]
+        return [self._persist(r.ClearHistory(dev_id, c)) for c in channels if self.state.has_history(dev_id, c)]
 
     def delete_history_ids(self, dev_id: int, ids: Iterable[str]) -> list[Effect]:
-        return [self._persist(DeleteHistoryIds(dev_id, tuple(ids)))]
+        return [self._persist(r.DeleteHistoryIds(dev_id, tuple(ids)))]
 
     def delete_queued(self, dev_id: int, user_ids: Iterable[int]) -> list[Effect]:
-        return [self._persist(DeleteQueued(dev_id, u, None)) for u in user_ids
+        return [self._persist(r.DeleteQueued(dev_id, u, None)) for u in user_ids
                 if self.state.has_queue(dev_id, u) or self.node_id is not None]
 
     # ------------------------------------------------------------------ cluster
@@ -401,7 +395,7 @@ class Hub:
         connected here (the other node did not know yet) is delivered at once."""
         effects: list[Effect] = []
         for rec in records:
-            if self.state.merge(rec) and isinstance(rec, QueueMessage):
+            if self.state.merge(rec) and isinstance(rec, r.QueueMessage):
                 conns = self._users.get((rec.dev_id, rec.user_id))
                 if conns:
                     effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
@@ -434,7 +428,7 @@ class Hub:
                 case UserGone():
                     if not self._users.get((change.dev_id, change.user_id)):
                         if node_gone:
-                            effects.append(self._persist(SetLastSeen(change.dev_id, change.user_id, now)))
+                            effects.append(self._persist(r.SetLastSeen(change.dev_id, change.user_id, now)))
                         effects.extend(self._status(change.dev_id, change.user_id, "offline"))
                 case _:
                     assert_never(change)
@@ -444,7 +438,8 @@ class Hub:
 
     def user_time(self, dev_id: int, user_id: int) -> int:
         """users_time: 0 while online, the last-seen unix time after, -1 when unknown."""
-        if (dev_id, user_id) in self._users or (dev_id, user_id) in self._remote.users:
+        key = (dev_id, user_id)  # a user whose last-seen time is not stored yet is still online
+        if key in self._users or key in self._remote.users or key in self._in_flight.leaving:
             return 0
         seen = self.state.last_seen(dev_id, user_id)
         return -1 if seen is None else seen
@@ -452,8 +447,7 @@ class Hub:
     def known_users(self, dev_id: int) -> list[int]:
         """Every user id with a users_time value (online now or seen before)."""
         ids = set(self.state.seen_users(dev_id))
-        ids.update(u for (d, u) in self._users if d == dev_id)
-        ids.update(u for (d, u) in self._remote.users if d == dev_id)
+        ids.update(u for ix in (self._users, self._remote.users, self._in_flight.leaving) for d, u in ix if d == dev_id)
         return sorted(ids)
 
     def channel_count(self, dev_id: int, channel: str) -> int:

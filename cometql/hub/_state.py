@@ -6,7 +6,7 @@ channel history, offline users' queues and last-seen times, each keyed by
 
 1. Only ``apply`` changes it, one ``Record`` at a time, through a ``match`` that
    ends in ``assert_never`` (a new record type fails type checking until it has
-   its case). The hub applies the records it persists, ``restore`` applies what a
+   its case). The hub applies its records once stored, ``restore`` applies what a
    store kept, ``merge`` what another node stored: one code path, so memory after
    a restart equals memory before it.
 2. Everything else here is a read: the accessors never change state, and what

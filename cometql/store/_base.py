@@ -10,18 +10,32 @@ hub's durable state; ``commit`` is the one call the engine makes with what one
 * cluster events alone (only a clustered store, ``cometql.cluster``, gets any):
   queued in order without waiting, unless the store is far behind.
 
+Each ``commit`` call is one statement's: it is stored or refused as a whole,
+and never fails another call's records (a group commit isolates them). The
+store calls its ``settle`` with the outcome before the call returns or raises,
+in the order the changes are stored: that is where the hub applies records to
+memory (two-phase statements), so memory follows the store's order even when
+waiters wake in another.
+
 A single node's stores (memory, SQLite) never see cluster events: the hub
 returns them only when it is one node of a cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..hub import Change, Record, is_record
 
-__all__ = ["MemoryStore", "Store", "records_only"]
+__all__ = ["MemoryStore", "Settle", "Store", "no_settle", "records_only"]
+
+#: Told a ``commit``'s outcome (True: stored) once it is known, in the store's commit order.
+Settle = Callable[[bool], None]
+
+
+def no_settle(stored: bool) -> None:
+    """The ``settle`` of a caller that keeps nothing in memory (tools, tests)."""
 
 
 class Store(Protocol):
@@ -32,11 +46,13 @@ class Store(Protocol):
         """Records that rebuild durable state, in the order they must be applied."""
         ...
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        """Store records and ship cluster events, in this order.
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+        """Store records and ship cluster events, in this order, as one statement.
 
         Returns once the records are durable (raises ``StoreError`` if that is
-        impossible); changes without a record may return at once.
+        impossible, and then none of them is stored); changes without a record may
+        return at once. ``settle`` is called with the outcome first (never when
+        there is no record), in commit order, even if the caller was cancelled meanwhile.
         """
         ...
 
@@ -60,5 +76,8 @@ class MemoryStore:
     async def load(self) -> list[Record]:
         return list(self.records)
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        self.records.extend(records_only(changes))
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+        records = records_only(changes)
+        self.records.extend(records)
+        if records:
+            settle(True)

@@ -4,12 +4,18 @@ Writes are group-committed: every ``commit`` (``write``) call adds its records t
 batch and waits; one writer task commits whatever is pending in one
 transaction (in a worker thread, so trio keeps serving) and wakes all the
 waiters. Under load that turns many small fsync-bound commits into few.
+Each call stays a statement of its own: if the batch's transaction fails, it
+is rolled back and the calls are retried one transaction each, in order, so a
+failing record (disk full, a value SQLite cannot take) fails only its call.
+The happy path is one transaction per batch; the retry costs a commit per call
+only after a failure. Each call's ``settle`` runs in commit order before the waiters wake.
 WAL mode with ``synchronous=NORMAL`` makes a committed transaction survive a
 killed process; ``durability="full"`` also survives a power cut, at a cost.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -39,9 +45,11 @@ from ..hub.records import (
     SetPipeSettings,
     SetUserData,
 )
-from ._base import records_only
+from ._base import Settle, no_settle, records_only
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
+
+log = logging.getLogger("cometql.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users_auth (dev INTEGER, uid INTEGER, hash TEXT, PRIMARY KEY (dev, uid));
@@ -137,14 +145,24 @@ def _load(db: sqlite3.Connection) -> list[Record]:
     return out
 
 
-class _Batch:
-    """The waiters of one group commit and how it ended."""
+class _Write:
+    """One ``write`` call (one statement's records) and how it ended."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("records", "settle", "error")
+
+    def __init__(self, records: Sequence[Record], settle: Settle) -> None:
+        self.records = records
+        self.settle = settle
+        self.error: BaseException | None = None
+
+
+class _Batch:
+    """The waiters of one group commit."""
+
+    __slots__ = ("done",)
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.error: BaseException | None = None
 
 
 class SQLiteStore:
@@ -155,7 +173,7 @@ class SQLiteStore:
         self.description = f"sqlite:{path}"
         self._durability = durability
         self._db: sqlite3.Connection | None = None
-        self._pending: list[Record] = []
+        self._pending: list[_Write] = []
         self._batch = _Batch()
         self._wakeup = trio.Event()
         self._writer_scope: trio.CancelScope | None = None
@@ -173,31 +191,50 @@ class SQLiteStore:
         assert self._db is not None
         return await trio.to_thread.run_sync(_load, self._db)
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        await self.write(records_only(changes))
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+        await self.write(records_only(changes), settle)
 
-    async def write(self, records: Sequence[Record]) -> None:
-        """Make records durable (in the next group commit); raises ``StoreError`` if that fails."""
+    async def write(self, records: Sequence[Record], settle: Settle = no_settle) -> None:
+        """Make records durable (in the next group commit), all or none; raises ``StoreError`` if that
+        fails. ``settle`` is told the outcome in commit order, even if this waiter is cancelled."""
         if not records:
             return
-        self._pending.extend(records)
+        write = _Write(records, settle)
+        self._pending.append(write)
         batch = self._batch
         self._wakeup.set()
         await batch.done.wait()
-        if batch.error is not None:
-            raise StoreError(f"SQLite store failed: {batch.error}")
+        if write.error is not None:
+            raise StoreError(f"SQLite store failed: {write.error}")
 
-    def _commit(self, batch: list[Record]) -> None:
+    def _commit(self, writes: list[_Write]) -> None:
+        """The batch in one transaction; if that fails, each write in its own (only failing ones fail)."""
         db = self._db
         assert db is not None
+        try:
+            self._transaction(db, [rec for w in writes for rec in w.records])
+            return
+        except Exception as exc:
+            if len(writes) == 1:
+                writes[0].error = exc
+                return
+        for w in writes:
+            try:
+                self._transaction(db, w.records)
+            except Exception as exc:
+                w.error = exc
+
+    @staticmethod
+    def _transaction(db: sqlite3.Connection, records: Sequence[Record]) -> None:
         db.execute("BEGIN")
         try:
-            for rec in batch:
+            for rec in records:
                 _apply(db, rec)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT (disk full) may have rolled back already
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     async def _writer(self) -> None:
         """Commit pending records batch by batch.
@@ -210,14 +247,16 @@ class SQLiteStore:
             while True:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-                records, self._pending = self._pending, []
+                writes, self._pending = self._pending, []
                 batch, self._batch = self._batch, _Batch()
                 try:
-                    await trio.to_thread.run_sync(self._commit, records)
+                    await trio.to_thread.run_sync(self._commit, writes)
                     self.commits += 1
                 except Exception as exc:  # sqlite3.Error, or a value SQLite cannot take (OverflowError):
-                    batch.error = exc  # fail this batch's writers, never the writer task (it would end the server)
+                    for w in writes:  # fail this batch's writers, never the writer task (it would end the server)
+                        w.error = w.error or exc
                 finally:
+                    _settle(writes)
                     batch.done.set()
 
     async def _stop(self) -> None:
@@ -233,6 +272,15 @@ class SQLiteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _settle(writes: list[_Write]) -> None:
+    """Tell each write's ``settle`` its outcome, in commit order (a failing one never stops the writer)."""
+    for w in writes:
+        try:
+            w.settle(w.error is None)
+        except Exception:  # pragma: no cover - settle is the hub applying records: a bug, logged
+            log.exception("applying stored records failed")
 
 
 @asynccontextmanager

@@ -15,6 +15,8 @@ from cometql.hub import Effect, Hub, ListSubscriber, Published, QueuedMessage
 from cometql.hub.records import QueueMessage
 from cometql.store import codec
 
+from ..hub._helpers import apply
+
 NOW = 1_700_000_000
 
 
@@ -26,9 +28,7 @@ class Applier:
         return NOW
 
     async def apply(self, effects: Iterable[Effect]) -> None:
-        for effect in effects:
-            for target in getattr(effect, "targets", ()):
-                target.send(effect.frame_for(target))  # type: ignore[attr-defined]
+        apply(self.hub, list(effects))  # as the engine does, with a store that takes everything
 
 
 async def test_a_bus_entry_reaches_sessions_in_the_order_its_node_produced_it() -> None:

@@ -25,19 +25,34 @@ def subscriptions(hub: Hub, sub: Subscriber) -> list[str]:
     return sorted(c for c in hub.channels(sub.dev_id) if any(m is sub for m in hub.channel_members(sub.dev_id, c)))
 
 
-def apply(effects: list[Effect]) -> list[Record]:
-    """Do what the engine does with effects (minus the store); return the records it would store."""
+def apply(hub: Hub, effects: list[Effect]) -> list[Record]:
+    """Do what the engine does with effects, with a store that takes everything: deliveries decided
+    before the first record at once, then the records stored and applied (``Hub.settle``), then the
+    rest. Returns the records stored (those of what ``settle`` caused too)."""
     records: list[Record] = []
+    held: list[Effect] = []
     for effect in effects:
-        if isinstance(effect, Deliver):
-            for target in effect.targets:
-                target.send(effect.frame_for(target))
-        elif isinstance(effect, Disconnect):
-            for target in effect.targets:
-                target.close(effect.reason)
-        elif isinstance(effect, Persist):
+        if isinstance(effect, Persist):
             records.extend(effect.records)
+        elif records:
+            held.append(effect)
+        else:
+            _hand_out(effect)
+    if records:
+        follow = hub.settle(records, True)
+        for effect in held:
+            _hand_out(effect)
+        records += apply(hub, follow)
     return records
+
+
+def _hand_out(effect: Effect) -> None:
+    if isinstance(effect, Deliver):
+        for target in effect.targets:
+            target.send(effect.frame_for(target))
+    elif isinstance(effect, Disconnect):
+        for target in effect.targets:
+            target.close(effect.reason)
 
 
 def decoded(sub: ListSubscriber) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ def test_authorize_with_jwt_stores_a_hash_once() -> None:
     hub = make_hub()
     good = token({"user_id": 5, "exp": NOW + 60})
     ok, effects = hub.authorize(7, 5, good, NOW)
-    apply(effects)
+    apply(hub, effects)
     assert ok and len(effects) == 1
     stored = hub.state.auth_hash(7, 5)
     assert stored is not None and len(stored) <= 32
@@ -80,10 +80,10 @@ def test_authorize_rejects_mismatched_jwt(user: int, dev: int, at: int) -> None:
 def test_revoked_jwt_never_logs_in_and_logs_the_user_out() -> None:
     hub = make_hub()
     good = token({"user_id": 5, "exp": NOW + 60})
-    apply(hub.set_auth(7, 5, "h"))
-    apply(hub.revoke_token(7, good, NOW))
+    apply(hub, hub.set_auth(7, 5, "h"))
+    apply(hub, hub.revoke_token(7, good, NOW))
     assert hub.state.is_revoked(7, good)
     assert hub.state.auth_hash(7, 5) is None
     assert hub.authorize(7, 5, good, NOW) == (False, [])
-    apply(hub.unrevoke_tokens(7, [good]))
+    apply(hub, hub.unrevoke_tokens(7, [good]))
     assert hub.authorize(7, 5, good, NOW)[0] is True

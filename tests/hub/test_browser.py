@@ -25,7 +25,7 @@ _conn_ids = itertools.count(1)
 def browser(hub: Hub, user_id: int = 0, key: str = "", uuid: str = "") -> ListSubscriber:
     """A session past open_session (its serverInfo frame removed)."""
     sub = ListSubscriber(next(_conn_ids), DEV, info=ConnInfo(uuid=uuid))
-    apply(open_session(hub, sub, user_id, key, NOW, "TestServer"))
+    apply(hub, open_session(hub, sub, user_id, key, NOW, "TestServer"))
     sub.frames.pop(0)
     return sub
 
@@ -33,7 +33,7 @@ def browser(hub: Hub, user_id: int = 0, key: str = "", uuid: str = "") -> ListSu
 def run(hub: Hub, sub: ListSubscriber, text: str) -> list[bytes]:
     """Run one command and return the frames it gave the requesting session."""
     before = len(sub.frames)
-    apply(handle_command(hub, sub, text, NOW))
+    apply(hub, handle_command(hub, sub, text, NOW))
     return sub.frames[before:]
 
 
@@ -47,10 +47,10 @@ def error(text: str, **data: object) -> bytes:
 
 def test_open_session_with_hash_greets_then_delivers_the_queue() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 7, "h7"))
-    apply(hub.send_to_user(DEV, 7, "ev", "queued", NOW - 5))
+    apply(hub, hub.set_auth(DEV, 7, "h7"))
+    apply(hub, hub.send_to_user(DEV, 7, "ev", "queued", NOW - 5))
     sub = ListSubscriber(1, DEV)
-    apply(open_session(hub, sub, 7, "h7", NOW, "TestServer"))
+    apply(hub, open_session(hub, sub, 7, "h7", NOW, "TestServer"))
     assert sub.user_id == 7
     assert sub.frames == [
         b'{"authorized":true,"data":"h7","event":"serverInfo","message_send_time":%d,"pipe":"sys",'
@@ -63,9 +63,9 @@ def test_open_session_with_hash_greets_then_delivers_the_queue() -> None:
 @pytest.mark.parametrize(("user_id", "key"), [(7, "wrong"), (7, ""), (0, "h7"), (8, "h7")])
 def test_open_session_unauthorized_is_anonymous(user_id: int, key: str) -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 7, "h7"))
+    apply(hub, hub.set_auth(DEV, 7, "h7"))
     sub = ListSubscriber(1, DEV)
-    apply(open_session(hub, sub, user_id, key, NOW, "S"))
+    apply(hub, open_session(hub, sub, user_id, key, NOW, "S"))
     assert sub.user_id == 0
     assert sub.frames == [b'{"authorized":false,"data":"","event":"serverInfo","message_send_time":%d,'
                           b'"pipe":"sys","server":"S"}' % NOW]
@@ -77,7 +77,7 @@ def test_open_session_with_jwt_stores_and_reports_a_hash() -> None:
     hub = make_hub()
     token = jwt.encode({"user_id": 9, "exp": NOW + 60}, f"{PASSWORD}{DEV}", algorithm="HS256")
     sub = ListSubscriber(1, DEV)
-    records = apply(open_session(hub, sub, 9, token, NOW, "S"))
+    records = apply(hub, open_session(hub, sub, 9, token, NOW, "S"))
     stored = hub.state.auth_hash(DEV, 9)
     assert stored is not None and len(stored) == 32 and records
     assert decoded(sub)[0]["data"] == stored and decoded(sub)[0]["authorized"] is True
@@ -131,7 +131,7 @@ def test_subscription_skips_a_too_long_name_with_an_error() -> None:
 
 def test_subscription_private_needs_authorization() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 4, "k"))
+    apply(hub, hub.set_auth(DEV, 4, "k"))
     anon, user = browser(hub), browser(hub, 4, "k")
     run(hub, anon, "subscription\nprivate_a\nweb_b")
     run(hub, user, "subscription\nprivate_a\nweb_b")
@@ -144,8 +144,8 @@ def test_subscription_private_needs_authorization() -> None:
 
 def test_web_pipe2_relays_unescaped_to_others_and_keeps_history() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 4, "k"))
-    apply(hub.set_pipe_settings(DEV, "web_h", 5))
+    apply(hub, hub.set_auth(DEV, 4, "k"))
+    apply(hub, hub.set_pipe_settings(DEV, "web_h", 5))
     sender, other = browser(hub, 4, "k"), browser(hub)
     run(hub, sender, "subscription\nweb_h")
     run(hub, other, "subscription\nweb_h")
@@ -159,7 +159,7 @@ def test_web_pipe2_relays_unescaped_to_others_and_keeps_history() -> None:
 
 def test_web_pipe2_at_web_hides_the_sender() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 4, "k"))
+    apply(hub, hub.set_auth(DEV, 4, "k"))
     sender, other = browser(hub, 4, "k"), browser(hub)
     run(hub, other, "subscription\nweb_h")
     run(hub, sender, "web_pipe2\n@web_h\nev\n*\nm")
@@ -189,9 +189,9 @@ def test_web_pipe2_errors(command: str, text: str) -> None:
 
 def test_pipe_log_replays_any_channel_and_checks_its_fields() -> None:
     hub = make_hub()
-    apply(hub.set_pipe_settings(DEV, "plain", 2))
+    apply(hub, hub.set_pipe_settings(DEV, "plain", 2))
     for i in range(3):
-        apply(hub.publish(DEV, "plain", "e", f"m{i}", NOW + i))
+        apply(hub, hub.publish(DEV, "plain", "e", f"m{i}", NOW + i))
     sub = browser(hub)
     frames = [json.loads(f) for f in run(hub, sub, "pipe_log\nplain\nmk\n")]
     assert [(f["data"], f["message_send_time"], f["fromQueue"], f["history"]) for f in frames] == [
@@ -216,7 +216,7 @@ def test_pipe_count_counts_web_and_track_channels_only() -> None:
 
 def test_track_pipe_users_lists_members_with_uuid() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 4, "k"))
+    apply(hub, hub.set_auth(DEV, 4, "k"))
     a, b = browser(hub, 4, "k", uuid="ua"), browser(hub, uuid="ub")
     run(hub, a, "subscription\ntrack_t")
     run(hub, b, "subscription\ntrack_t")
@@ -233,7 +233,7 @@ def test_track_events_go_to_the_other_members() -> None:
     run(hub, a, "subscription\ntrack_t")
     run(hub, b, "subscription\ntrack_t")
     run(hub, b, "subscription\ntrack_t")
-    apply(hub.disconnect(b, NOW))
+    apply(hub, hub.disconnect(b, NOW))
     assert [f["event"] for f in decoded(a)] == ["subscription", "unsubscription", "subscription", "unsubscription"]
     assert all(f["data"] == {"user_id": 0, "uuid": "ub"} for f in decoded(a))
     assert b.frames == []
@@ -241,7 +241,7 @@ def test_track_events_go_to_the_other_members() -> None:
 
 def test_user_data_answers_and_errors() -> None:
     hub = make_hub()
-    apply(hub.set_user_data(DEV, 5, '{"n":1}'))
+    apply(hub, hub.set_user_data(DEV, 5, '{"n":1}'))
     sub = browser(hub)
     assert json.loads(run(hub, sub, "user_data\nmk\n5")[0])["data"] == {"user_data": '{"n":1}', "user_id": 5}
     assert json.loads(run(hub, sub, "user_data\nmk\n6")[0])["data"] == {"user_data": "", "user_id": 6}
@@ -251,21 +251,21 @@ def test_user_data_answers_and_errors() -> None:
 
 def test_user_status_reports_seconds_since_online() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 5, "k"))
+    apply(hub, hub.set_auth(DEV, 5, "k"))
     sub = browser(hub)
     assert run(hub, sub, "user_status\n5") == [
         b'{"data":{"data":%d,"last_online_time":%d},"event":"user_status_5","message_send_time":%d,'
         b'"pipe":"_answer_user_status"}' % (NOW + 1, NOW + 1, NOW)]
     user = browser(hub, 5, "k")
     assert json.loads(run(hub, sub, "user_status\n5")[0])["data"]["data"] == NOW
-    apply(hub.disconnect(user, NOW - 30))
+    apply(hub, hub.disconnect(user, NOW - 30))
     assert json.loads(run(hub, sub, "user_status\n5")[0])["data"] == {"data": 30, "last_online_time": 30}
     assert run(hub, sub, "user_status\nfive") == [error("Invalid user id", user_id=-1)]
 
 
 def test_online_event_has_no_send_time() -> None:
     hub = make_hub()
-    apply(hub.set_auth(DEV, 5, "k"))
+    apply(hub, hub.set_auth(DEV, 5, "k"))
     watcher = browser(hub)
     run(hub, watcher, "subscription\nuser_status_5")
     browser(hub, 5, "k")

@@ -45,10 +45,10 @@ def test_a_frame_whose_forms_do_not_differ_is_one_bytes_object() -> None:
     hub = make_hub()
     subs = [session(), session(caps=CAPS)]
     for sub in subs:
-        apply(hub.connect(sub, NOW) + hub.subscribe(sub, ["chat"], NOW))
+        apply(hub, hub.connect(sub, NOW) + hub.subscribe(sub, ["chat"], NOW))
     [deliver] = hub.publish(1, "chat", "ev", "hi", NOW)
     assert isinstance(deliver, Deliver) and type(deliver.frame) is bytes
-    apply([deliver])
+    apply(hub, [deliver])
     assert subs[0].frames == subs[1].frames and subs[0].frames[0] is subs[1].frames[0]
 
 
@@ -68,15 +68,15 @@ def test_frames_encode_each_form_once_and_only_when_asked(encodes: Counter[str])
 
 def test_queued_messages_reach_a_capable_session_with_ids_and_cppcomets_library_unchanged() -> None:
     hub = make_hub()
-    apply(hub.send_to_user(1, 4, "ev", "first", NOW) + hub.send_to_user(1, 4, "ev", "it's", NOW + 1))
+    apply(hub, hub.send_to_user(1, 4, "ev", "first", NOW) + hub.send_to_user(1, 4, "ev", "it's", NOW + 1))
     ids = [q.id for q in hub.state.queued(1, 4)]
     capable = session(4, CAPS)
-    apply(hub.connect(capable, NOW + 2))
+    apply(hub, hub.connect(capable, NOW + 2))
     assert [(f["data"], f["id"], f["fromQueue"]) for f in decoded(capable)] == [
         ("first", ids[0], True), ("it's", ids[1], True)]
-    apply(hub.send_to_user(1, 5, "ev", "it's", NOW))
+    apply(hub, hub.send_to_user(1, 5, "ev", "it's", NOW))
     legacy = session(5)
-    apply(hub.connect(legacy, NOW + 2))
+    apply(hub, hub.connect(legacy, NOW + 2))
     assert legacy.frames == [_frames.queued_user_frame("ev", "it's", NOW)]  # CppComet's bytes exactly
     assert b"\\u0027" in legacy.frames[0] and b'"id"' not in legacy.frames[0]
 
@@ -88,12 +88,12 @@ def test_a_fan_out_to_mixed_sessions_encodes_each_form_once(encodes: Counter[str
     legacy = [session(6) for _ in range(3)]
     capable = [session(6, CAPS) for _ in range(2)]
     for sub in legacy + capable:
-        apply(hub.connect(sub, NOW))
+        apply(hub, hub.connect(sub, NOW))
     encodes.clear()
     effects = hub.remote_records([QueueMessage(1, 6, QueuedMessage("q-1", NOW, "ev", "m"))])
     [deliver] = [e for e in effects if isinstance(e, Deliver)]
     assert isinstance(deliver.frame, Frames) and len(deliver.targets) == 5
-    apply(effects)
+    apply(hub, effects)
     assert encodes == {"msg": 1, "msg+id": 1}
     assert all(s.frames == [_frames.queued_user_frame("ev", "m", NOW)] for s in legacy)
     assert all(s.frames[0] is legacy[0].frames[0] for s in legacy)  # the same bytes object
@@ -105,8 +105,8 @@ def test_a_fan_out_without_capable_sessions_never_encodes_the_capable_form(encod
     hub = make_hub(node_id="B")
     subs = [session(7) for _ in range(3)]
     for sub in subs:
-        apply(hub.connect(sub, NOW))
+        apply(hub, hub.connect(sub, NOW))
     encodes.clear()
-    apply(hub.remote_records([QueueMessage(1, 7, QueuedMessage("q-2", NOW, "ev", "m"))]))
+    apply(hub, hub.remote_records([QueueMessage(1, 7, QueuedMessage("q-2", NOW, "ev", "m"))]))
     assert encodes == {"msg": 1}
     assert all(len(s.frames) == 1 for s in subs)

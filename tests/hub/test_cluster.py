@@ -50,7 +50,7 @@ class Cluster:
         self._flushing = False
 
     def run(self, node: str, effects: list[Effect]) -> None:
-        self.stored.extend(apply(effects))  # deliveries and closes, as the engine does
+        self.stored.extend(apply(self.hubs[node], effects))  # deliveries and closes, as the engine does
         shared = [v for e in effects if isinstance(e, (Persist, Broadcast))
                   for v in (e.records if isinstance(e, Persist) else e.events)]
         if shared:
@@ -332,6 +332,6 @@ def test_remote_changes_applies_each_value_in_order() -> None:
     changes = [AppendHistory(1, "log", entry, 10), Published(1, "log", "e", "live", NOW, None),
                QueueMessage(1, 18, queued), Published(1, "log", "e", "after", NOW, None)]
     effects = hub.remote_changes("A", changes, NOW)
-    apply(effects)
+    apply(hub, effects)
     assert [f["data"] for f in decoded(sub)] == ["live", "queued", "after"]
     assert hub.state.history(1, "log") == [entry] and hub.state.queued(1, 18) == []

@@ -130,7 +130,7 @@ class Local:
         result: Result | None = None
         for stmt in parse(sql):
             effects, result = execute(stmt, self.hub, Context(self.dev if dev is None else dev, self.now))
-            apply(effects)
+            apply(self.hub, effects)
         assert result is not None
         return result
 
@@ -148,12 +148,12 @@ class Local:
         """Open a browser session (authorized when user_id > 0) subscribed to ``channels``."""
         sub = ListSubscriber(self._next_conn, self.dev if dev is None else dev, user_id, ConnInfo(**info))
         self._next_conn += 1
-        apply(self.hub.connect(sub, self.now))
-        apply(self.hub.subscribe(sub, channels, self.now))
+        apply(self.hub, self.hub.connect(sub, self.now))
+        apply(self.hub, self.hub.subscribe(sub, channels, self.now))
         return sub
 
     def leave(self, sub: ListSubscriber) -> None:
-        apply(self.hub.disconnect(sub, self.now))
+        apply(self.hub, self.hub.disconnect(sub, self.now))
 
 
 # ------------------------------------------------- forms of a keyed table
