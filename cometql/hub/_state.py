@@ -20,25 +20,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import assert_never
 
-from .records import (
-    AddRevokedToken,
-    AppendHistory,
-    ClearHistory,
-    DeleteAuth,
-    DeleteHistoryIds,
-    DeletePipeSettings,
-    DeleteQueued,
-    DeleteRevokedToken,
-    DeleteUserData,
-    HistoryEntry,
-    QueuedMessage,
-    QueueMessage,
-    Record,
-    SetAuth,
-    SetLastSeen,
-    SetPipeSettings,
-    SetUserData,
-)
+from . import records as r
+from .records import HistoryEntry, QueuedMessage, Record
 
 __all__ = ["MAX_HISTORY", "DurableState"]
 
@@ -75,7 +58,7 @@ class DurableState:
         Only a history entry can arrive twice: at start-up the bus replays what the
         loaded snapshot may already hold. Every other record is idempotent.
         """
-        if isinstance(rec, AppendHistory) and any(
+        if isinstance(rec, r.AppendHistory) and any(
                 e.id == rec.entry.id for e in self._history.get((rec.dev_id, rec.channel), ())):
             return False
         self.apply(rec)
@@ -83,31 +66,31 @@ class DurableState:
 
     def apply(self, rec: Record) -> None:
         match rec:
-            case SetAuth():
+            case r.SetAuth():
                 self._auth[(rec.dev_id, rec.user_id)] = rec.hash
-            case DeleteAuth():
+            case r.DeleteAuth():
                 self._auth.pop((rec.dev_id, rec.user_id), None)
-            case SetUserData():
+            case r.SetUserData():
                 self._user_data[(rec.dev_id, rec.user_id)] = rec.data
-            case DeleteUserData():
+            case r.DeleteUserData():
                 self._user_data.pop((rec.dev_id, rec.user_id), None)
-            case AddRevokedToken():
+            case r.AddRevokedToken():
                 self._revoked.setdefault(rec.dev_id, {})[rec.token] = None
-            case DeleteRevokedToken():
+            case r.DeleteRevokedToken():
                 self._revoked.get(rec.dev_id, {}).pop(rec.token, None)
-            case SetPipeSettings():
+            case r.SetPipeSettings():
                 self._settings[(rec.dev_id, rec.channel)] = rec.length
-            case DeletePipeSettings():
+            case r.DeletePipeSettings():
                 self._settings.pop((rec.dev_id, rec.channel), None)
                 self._history.pop((rec.dev_id, rec.channel), None)
-            case AppendHistory():
+            case r.AppendHistory():
                 log = self._history.setdefault((rec.dev_id, rec.channel), deque())
                 log.append(rec.entry)
                 while rec.keep and len(log) > rec.keep:
                     log.popleft()
-            case ClearHistory():
+            case r.ClearHistory():
                 self._history.pop((rec.dev_id, rec.channel), None)
-            case DeleteHistoryIds():
+            case r.DeleteHistoryIds():
                 wanted = set(rec.ids)
                 for (dev, channel), entries in list(self._history.items()):
                     if dev == rec.dev_id and any(e.id in wanted for e in entries):
@@ -116,9 +99,9 @@ class DurableState:
                             self._history[(dev, channel)] = kept
                         else:
                             del self._history[(dev, channel)]
-            case QueueMessage():
+            case r.QueueMessage():
                 self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = rec.entry
-            case DeleteQueued():
+            case r.DeleteQueued():
                 key = (rec.dev_id, rec.user_id)
                 if rec.ids is None:
                     self._queues.pop(key, None)
@@ -129,7 +112,7 @@ class DurableState:
                             queue.pop(mid, None)
                         if not queue:
                             del self._queues[key]
-            case SetLastSeen():
+            case r.SetLastSeen():
                 self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
             case _:
                 assert_never(rec)

@@ -24,25 +24,8 @@ from typing import assert_never
 
 import orjson
 
-from ..hub.records import (
-    AddRevokedToken,
-    AppendHistory,
-    ClearHistory,
-    DeleteAuth,
-    DeleteHistoryIds,
-    DeletePipeSettings,
-    DeleteQueued,
-    DeleteRevokedToken,
-    DeleteUserData,
-    HistoryEntry,
-    QueuedMessage,
-    QueueMessage,
-    Record,
-    SetAuth,
-    SetLastSeen,
-    SetPipeSettings,
-    SetUserData,
-)
+from ..hub import records as r
+from ..hub.records import HistoryEntry, QueuedMessage, Record
 from .resp import Command, RedisConnection, Reply
 
 __all__ = ["hash_pairs", "load", "record_commands"]
@@ -67,24 +50,24 @@ return removed
 def record_commands(rec: Record) -> list[Command]:
     """The Redis commands that make one record durable (inside the writer's MULTI)."""
     match rec:
-        case SetAuth():
+        case r.SetAuth():
             return [["HSET", "cq:auth", f"{rec.dev_id}:{rec.user_id}", rec.hash]]
-        case DeleteAuth():
+        case r.DeleteAuth():
             return [["HDEL", "cq:auth", f"{rec.dev_id}:{rec.user_id}"]]
-        case SetUserData():
+        case r.SetUserData():
             return [["HSET", "cq:udata", f"{rec.dev_id}:{rec.user_id}", rec.data]]
-        case DeleteUserData():
+        case r.DeleteUserData():
             return [["HDEL", "cq:udata", f"{rec.dev_id}:{rec.user_id}"]]
-        case AddRevokedToken():
+        case r.AddRevokedToken():
             return [["HSETNX", "cq:revoked", f"{rec.dev_id}:{rec.token}", time.time_ns()]]
-        case DeleteRevokedToken():
+        case r.DeleteRevokedToken():
             return [["HDEL", "cq:revoked", f"{rec.dev_id}:{rec.token}"]]
-        case SetPipeSettings():
+        case r.SetPipeSettings():
             return [["HSET", "cq:settings", f"{rec.dev_id}:{rec.channel}", rec.length]]
-        case DeletePipeSettings():
+        case r.DeletePipeSettings():
             member = f"{rec.dev_id}:{rec.channel}"
             return [["HDEL", "cq:settings", member], ["DEL", f"cq:h:{member}"], ["SREM", "cq:hkeys", member]]
-        case AppendHistory():
+        case r.AppendHistory():
             member = f"{rec.dev_id}:{rec.channel}"
             e = rec.entry
             cmds: list[Command] = [
@@ -94,22 +77,22 @@ def record_commands(rec: Record) -> list[Command]:
             if rec.keep:
                 cmds.append(["LTRIM", f"cq:h:{member}", -rec.keep, -1])
             return cmds
-        case ClearHistory():
+        case r.ClearHistory():
             member = f"{rec.dev_id}:{rec.channel}"
             return [["DEL", f"cq:h:{member}"], ["SREM", "cq:hkeys", member]]
-        case DeleteHistoryIds():
+        case r.DeleteHistoryIds():
             return [["EVAL", _DELETE_HISTORY_IDS, 1, "cq:hkeys", f"{rec.dev_id}:", *rec.ids]] if rec.ids else []
-        case QueueMessage():
+        case r.QueueMessage():
             member = f"{rec.dev_id}:{rec.user_id}"
             q = rec.entry
             value = orjson.dumps([time.time_ns(), q.id, q.time, q.event, q.message])
             return [["HSET", f"cq:q:{member}", q.id, value], ["SADD", "cq:qkeys", member]]
-        case DeleteQueued():
+        case r.DeleteQueued():
             member = f"{rec.dev_id}:{rec.user_id}"
             if rec.ids is None:
                 return [["DEL", f"cq:q:{member}"], ["SREM", "cq:qkeys", member]]
             return [["HDEL", f"cq:q:{member}", *rec.ids]] if rec.ids else []
-        case SetLastSeen():
+        case r.SetLastSeen():
             return [["HSET", "cq:seen", f"{rec.dev_id}:{rec.user_id}", rec.time]]
         case _:
             assert_never(rec)
@@ -144,26 +127,26 @@ def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply], queu
     out: list[Record] = []
     for member, value in hash_pairs(auth):
         dev, uid = _dev_and(member)
-        out.append(SetAuth(dev, int(uid), value.decode()))
+        out.append(r.SetAuth(dev, int(uid), value.decode()))
     for member, value in hash_pairs(udata):
         dev, uid = _dev_and(member)
-        out.append(SetUserData(dev, int(uid), value.decode()))
+        out.append(r.SetUserData(dev, int(uid), value.decode()))
     for member, _ in sorted(hash_pairs(revoked), key=lambda p: int(p[1])):
         dev, token = _dev_and(member)
-        out.append(AddRevokedToken(dev, token))
+        out.append(r.AddRevokedToken(dev, token))
     for member, value in hash_pairs(settings):
         dev, channel = _dev_and(member)
-        out.append(SetPipeSettings(dev, channel, int(value)))
+        out.append(r.SetPipeSettings(dev, channel, int(value)))
     for member, value in hash_pairs(seen):
         dev, uid = _dev_and(member)
-        out.append(SetLastSeen(dev, int(uid), int(value)))
+        out.append(r.SetLastSeen(dev, int(uid), int(value)))
     for member, items in history.items():
         dev, channel = _dev_and(member)
         for item in items or ():
-            out.append(AppendHistory(dev, channel, HistoryEntry(*orjson.loads(item)), 0))
+            out.append(r.AppendHistory(dev, channel, HistoryEntry(*orjson.loads(item)), 0))
     for member, reply in queues.items():
         dev, uid = _dev_and(member)
         entries = sorted(orjson.loads(v) for _, v in hash_pairs(reply))
         for _seq, *fields in entries:
-            out.append(QueueMessage(dev, int(uid), QueuedMessage(*fields)))
+            out.append(r.QueueMessage(dev, int(uid), QueuedMessage(*fields)))
     return out

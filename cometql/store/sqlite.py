@@ -26,25 +26,8 @@ import trio
 
 from ..errors import StoreError
 from ..hub import Change
-from ..hub.records import (
-    AddRevokedToken,
-    AppendHistory,
-    ClearHistory,
-    DeleteAuth,
-    DeleteHistoryIds,
-    DeletePipeSettings,
-    DeleteQueued,
-    DeleteRevokedToken,
-    DeleteUserData,
-    HistoryEntry,
-    QueuedMessage,
-    QueueMessage,
-    Record,
-    SetAuth,
-    SetLastSeen,
-    SetPipeSettings,
-    SetUserData,
-)
+from ..hub import records as r
+from ..hub.records import HistoryEntry, QueuedMessage, Record
 from ._base import Settle, no_settle, records_only
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
@@ -72,24 +55,24 @@ CREATE TABLE IF NOT EXISTS users_time (dev INTEGER, uid INTEGER, time INTEGER, P
 def _apply(db: sqlite3.Connection, rec: Record) -> None:
     """Translate one record into SQL. Runs in the writer thread."""
     match rec:
-        case SetAuth():
+        case r.SetAuth():
             db.execute("REPLACE INTO users_auth VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.hash))
-        case DeleteAuth():
+        case r.DeleteAuth():
             db.execute("DELETE FROM users_auth WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
-        case SetUserData():
+        case r.SetUserData():
             db.execute("REPLACE INTO users_data VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.data))
-        case DeleteUserData():
+        case r.DeleteUserData():
             db.execute("DELETE FROM users_data WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
-        case AddRevokedToken():
+        case r.AddRevokedToken():
             db.execute("INSERT OR IGNORE INTO revoked_tokens (dev, token) VALUES (?, ?)", (rec.dev_id, rec.token))
-        case DeleteRevokedToken():
+        case r.DeleteRevokedToken():
             db.execute("DELETE FROM revoked_tokens WHERE dev = ? AND token = ?", (rec.dev_id, rec.token))
-        case SetPipeSettings():
+        case r.SetPipeSettings():
             db.execute("REPLACE INTO pipes_settings VALUES (?, ?, ?)", (rec.dev_id, rec.channel, rec.length))
-        case DeletePipeSettings():
+        case r.DeletePipeSettings():
             db.execute("DELETE FROM pipes_settings WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
             db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-        case AppendHistory():
+        case r.AppendHistory():
             e = rec.entry
             db.execute(
                 "INSERT INTO history (dev, channel, id, time, event, message, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -101,17 +84,17 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
                     " WHERE dev = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
                     (rec.dev_id, rec.channel, rec.keep),
                 )
-        case ClearHistory():
+        case r.ClearHistory():
             db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-        case DeleteHistoryIds():
+        case r.DeleteHistoryIds():
             db.executemany("DELETE FROM history WHERE dev = ? AND id = ?", [(rec.dev_id, i) for i in rec.ids])
-        case QueueMessage():
+        case r.QueueMessage():
             q = rec.entry
             db.execute(
                 "INSERT INTO queue (dev, uid, id, time, event, message) VALUES (?, ?, ?, ?, ?, ?)",
                 (rec.dev_id, rec.user_id, q.id, q.time, q.event, q.message),
             )
-        case DeleteQueued():
+        case r.DeleteQueued():
             if rec.ids is None:
                 db.execute("DELETE FROM queue WHERE dev = ? AND uid = ?", (rec.dev_id, rec.user_id))
             else:
@@ -119,7 +102,7 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
                     "DELETE FROM queue WHERE dev = ? AND uid = ? AND id = ?",
                     [(rec.dev_id, rec.user_id, i) for i in rec.ids],
                 )
-        case SetLastSeen():
+        case r.SetLastSeen():
             db.execute("REPLACE INTO users_time VALUES (?, ?, ?)", (rec.dev_id, rec.user_id, rec.time))
         case _:
             assert_never(rec)
@@ -127,21 +110,21 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
 
 def _load(db: sqlite3.Connection) -> list[Record]:
     out: list[Record] = []
-    out += [SetAuth(d, u, h) for d, u, h in db.execute("SELECT dev, uid, hash FROM users_auth")]
-    out += [SetUserData(d, u, x) for d, u, x in db.execute("SELECT dev, uid, data FROM users_data")]
-    out += [AddRevokedToken(d, t) for d, t in db.execute("SELECT dev, token FROM revoked_tokens ORDER BY seq")]
-    out += [SetPipeSettings(d, c, n) for d, c, n in db.execute("SELECT dev, channel, length FROM pipes_settings")]
+    out += [r.SetAuth(d, u, h) for d, u, h in db.execute("SELECT dev, uid, hash FROM users_auth")]
+    out += [r.SetUserData(d, u, x) for d, u, x in db.execute("SELECT dev, uid, data FROM users_data")]
+    out += [r.AddRevokedToken(d, t) for d, t in db.execute("SELECT dev, token FROM revoked_tokens ORDER BY seq")]
+    out += [r.SetPipeSettings(d, c, n) for d, c, n in db.execute("SELECT dev, channel, length FROM pipes_settings")]
     out += [
-        AppendHistory(d, c, HistoryEntry(i, t, e, m, u), 0)
+        r.AppendHistory(d, c, HistoryEntry(i, t, e, m, u), 0)
         for d, c, i, t, e, m, u in db.execute(
             "SELECT dev, channel, id, time, event, message, user_id FROM history ORDER BY seq"
         )
     ]
     out += [
-        QueueMessage(d, u, QueuedMessage(i, t, e, m))
+        r.QueueMessage(d, u, QueuedMessage(i, t, e, m))
         for d, u, i, t, e, m in db.execute("SELECT dev, uid, id, time, event, message FROM queue ORDER BY seq")
     ]
-    out += [SetLastSeen(d, u, t) for d, u, t in db.execute("SELECT dev, uid, time FROM users_time")]
+    out += [r.SetLastSeen(d, u, t) for d, u, t in db.execute("SELECT dev, uid, time FROM users_time")]
     return out
 
 
