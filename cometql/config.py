@@ -67,6 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("durability", str, ("store", "durability"),
             "'normal' survives a killed process; 'full' also a power cut (fsync per commit)"),
     Setting("dev_index_size", int, ("main", "dev_index_size"), "dev_id must be below this"),
+    Setting("pin_dev", bool, ("cometql", "pin_dev"),
+            "true: a MySQL connection acts only for its login's dev (USE db_N of another dev: ERR 1044); "
+            "false: any login may act for any dev with USE db_N, as in CppComet. The password is shared by "
+            "all devs either way, so this guards against mistakes, not against someone who has it"),
     Setting("max_query_size", int, ("cometql", "max_query_size"),
             "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
     Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
@@ -126,6 +130,7 @@ class Config:
     node_timeout: float = 6.0
     durability: str = "normal"
     dev_index_size: int = 100000
+    pin_dev: bool = False  # CppComet's model: one password, any login may USE db_N
     max_query_size: int = 1048576
     send_user_online_events: bool = True
     send_user_offline_events: bool = True

@@ -23,8 +23,11 @@ class MysqlOptions:
     tls: ssl.SSLContext | None = None
     #: Share the port with sibling worker processes (``--workers``).
     reuse_port: bool = False
+    #: A connection acts only for its login's dev: ``USE db_N`` of another dev is refused (1044).
+    pin_dev: bool = False
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False) -> MysqlOptions:
         return cls(config.mysql_host, config.mysql_port, config.password, config.dev_index_size,
-                   config.max_query_size, config.max_message_size, server_context(config), reuse_port)
+                   config.max_query_size, config.max_message_size, server_context(config), reuse_port,
+                   config.pin_dev)

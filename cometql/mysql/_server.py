@@ -5,7 +5,8 @@ run its ``Connection`` on them through the small stream adapter, so statements
 reach the hub in the same thread and loop, with no hand-off. Only three
 behaviours are changed by subclassing: OK packets carry CometQL's affected-rows
 and insert-id values, the database named at login is checked with CometQL's
-rules, and a failed login ends the connection.
+rules, a failed login ends the connection, and COM_CHANGE_USER is a new login
+(its dev_id, a fresh session; refused: the connection is closed).
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class PasswordIdentity(IdentityProvider):
 class CometConnection(Connection):
     """mysql-mimic's connection with CometQL's OK values, error accounting and login rules."""
 
+    session: CometSession
+
     def __init__(self, *args: Any, observer: Observer, tls_upgrade: TlsUpgrade, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.status_flags = ServerStatus.SERVER_STATUS_AUTOCOMMIT
@@ -209,14 +212,55 @@ class CometConnection(Connection):
         await self.stream.write(self.ok_or_eof())
 
     async def authenticate(self, username: str, *args: Any, **kwargs: Any) -> None:
+        """The login: a database it names must exist for its dev (checked before the password, as before)."""
         database = self.session.database
         if database:
             try:
-                await self.session.use(database)
+                self.session.dev_for(database, dev_id_for_login(username, self.session.options.dev_index_size))
             except MysqlError as exc:
                 await self.stream.write(self.error(msg=exc.msg, code=exc.code))
                 raise ConnectionClosed("bad database at login") from None
         await super().authenticate(username, *args, **kwargs)
+
+    async def handle_change_user(self, data: bytes) -> None:
+        """COM_CHANGE_USER: a new login on this connection, with its own dev_id and a fresh session.
+
+        mysql-mimic's version kept the old dev_id and, after a wrong password (1045), left the
+        connection logged in as before; MySQL closes it, and so do we, after any refused change.
+        """
+        packet = mysql_mimic.packets.parse_com_change_user(
+            capabilities=self.capabilities, client_charset=self.client_charset, data=data
+        )
+        session = self.session
+        database = packet.database or None
+        if database:
+            try:
+                session.dev_for(database, dev_id_for_login(packet.username, session.options.dev_index_size))
+            except MysqlError as exc:
+                await self.stream.write(self.error(msg=exc.msg, code=exc.code))
+                await self._hang_up()
+                return
+        session.username = None  # set again by a successful authenticate()
+        await super().authenticate(
+            username=packet.username,
+            auth_response=packet.auth_response,
+            client_plugin_name=packet.client_plugin,
+            connect_attrs=packet.connect_attrs,
+        )
+        if session.username is None:  # refused: the ERR packet has been sent
+            await self._hang_up()
+            return
+        if packet.connect_attrs:
+            self.client_connect_attrs = packet.connect_attrs
+        self.prepared_stmts.clear()  # MySQL drops a session's prepared statements on a change of user
+        await session.change_user(packet.username, database,
+                                  packet.client_charset.name if packet.client_charset else None)
+
+    async def _hang_up(self) -> None:
+        """Close the socket: the command loop's next read ends the connection (``run`` then closes the session)."""
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            await self.tls_upgrade.stream.aclose()
 
     async def run(self) -> None:
         """Handshake, then commands until the client leaves. Never raises for client faults."""

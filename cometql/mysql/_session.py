@@ -36,6 +36,9 @@ __all__ = ["CometSession", "dev_id_for_login", "make_global_variables"]
 
 log = logging.getLogger("cometql.mysql")
 
+#: MySQL's ER_DBACCESS_DENIED_ERROR: ``USE db_N`` of another dev while ``pin_dev`` is on.
+DB_ACCESS_DENIED = 1044
+
 
 def make_global_variables() -> GlobalVariables:
     schema = dict(SYSTEM_VARIABLES)
@@ -84,17 +87,18 @@ class CometSession(Session):
         self.node = node
         self.options = options
         self.observer = node.observer
-        self.dev_id = 0
+        self.global_variables = global_variables
+        self.login_dev = 0  # the login name's dev: what ``CometQL_v1`` (or no database) acts for
+        self.dev_id = 0  # the dev statements act for: login_dev, or N after ``USE db_N``
         self.opened = False  # counted in node.mysql.online_by_dev (from init() on)
 
     # ------------------------------------------------------------ lifecycle
 
     async def init(self, connection: Any) -> None:
         await super().init(connection)
-        dev = dev_id_for_login(self.username, self.options.dev_index_size)
-        self.dev_id = dev if dev is not None else 0
-        if self.database and self.database.startswith("db_"):  # db_N named at login (use() accepted it)
-            self.dev_id = int(self.database[3:])
+        self.login_dev = self._login_dev(self.username)
+        # a database named at login was checked by CometConnection.authenticate (dev_for)
+        self.dev_id = self.dev_for(self.database, self.login_dev) if self.database else self.login_dev
         self.node.mysql.session_opened(self.dev_id)
         self.opened = True
 
@@ -102,22 +106,52 @@ class CometSession(Session):
         self.node.mysql.session_closed(self.dev_id)
         await super().close()
 
-    async def use(self, database: str) -> None:
-        """``CometQL_v1`` or ``db_N`` (switches dev_id); anything else is ERR 15."""
+    def _login_dev(self, username: str | None) -> int:
+        dev = dev_id_for_login(username, self.options.dev_index_size)
+        return dev if dev is not None else 0  # a login that is not a dev_id is refused before this
+
+    def dev_for(self, database: str, login_dev: int | None) -> int:
+        """The dev ``database`` stands for when ``login_dev`` uses it: ``CometQL_v1`` the login's own, ``db_N`` N.
+
+        Anything else is ERR 15; with ``pin_dev``, ``db_N`` of another dev is 1044 (as MySQL's access
+        denied to a database). ``login_dev`` None (a name that will not log in) skips the pin check.
+        """
         if database == DATABASE:
-            self.database = database
-            return
-        if database.startswith("db_") and database[3:].isdigit():
-            dev = int(database[3:])
+            return login_dev or 0
+        number = database[3:]
+        if database.startswith("db_") and number.isascii() and number.isdigit() and len(number) <= 18:
+            dev = int(number)
             if dev < self.options.dev_index_size:
-                if self.opened:  # at login, init() counts the session once the dev_id is final
-                    self.node.mysql.session_closed(self.dev_id)
-                self.dev_id = dev
-                if self.opened:
-                    self.node.mysql.session_opened(self.dev_id)
-                self.database = database
-                return
+                if self.options.pin_dev and login_dev is not None and dev != login_dev:
+                    raise MysqlError(f"Access denied to database '{database}' (pin_dev: login {login_dev} acts "
+                                     f"for dev {login_dev} only)", DB_ACCESS_DENIED)  # type: ignore[arg-type]
+                return dev
         raise MysqlError("Select database failure", codes.ERR_NOT_EXIST)  # type: ignore[arg-type]
+
+    def _act_for(self, dev: int) -> None:
+        """Statements act for ``dev`` from now on (the per-dev connection count follows)."""
+        if self.opened and dev != self.dev_id:  # at login, init() counts the session once the dev_id is final
+            self.node.mysql.session_closed(self.dev_id)
+            self.node.mysql.session_opened(dev)
+        self.dev_id = dev
+
+    async def use(self, database: str) -> None:
+        """``USE`` / COM_INIT_DB: ``CometQL_v1`` (the login's own dev) or ``db_N`` (dev N); else ERR 15."""
+        self._act_for(self.dev_for(database, self.login_dev))
+        self.database = database
+
+    async def change_user(self, username: str, database: str | None, client_charset: str | None) -> None:
+        """After an accepted COM_CHANGE_USER: the new login's dev and database, session variables reset.
+
+        ``database`` was checked with ``dev_for`` before the password was.
+        """
+        charset = client_charset or str(self.variables.get("character_set_client"))
+        self.variables = SessionVariables(self.global_variables)
+        self.variables.set("character_set_client", charset)
+        self.variables.set("external_user", username, force=True)
+        self.login_dev = self._login_dev(username)
+        self._act_for(self.dev_for(database, self.login_dev) if database else self.login_dev)
+        self.database = database
 
     # -------------------------------------------------------------- queries
 

@@ -97,6 +97,7 @@ class RawClient:
     def __init__(self, host: str, port: int, timeout: float = 10) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
+        self.scramble = b""  # the greeting's nonce, which COM_CHANGE_USER answers too
 
     def __enter__(self) -> RawClient:
         return self
@@ -184,7 +185,16 @@ class RawClient:
     def login(self, user: str, password: str, database: str | None = "CometQL_v1") -> bytes:
         """Native-password login; returns the server's answer payload (OK starts with 0x00)."""
         g = self.greeting()
+        self.scramble = g.scramble
         self.send_packet(self.handshake_response(user, native_scramble(password, g.scramble), database), 1)
+        return self.read_packet()[1]
+
+    def change_user(self, user: str, password: str, database: str | None = "CometQL_v1") -> bytes:
+        """COM_CHANGE_USER after ``login`` (native password on the greeting's nonce); returns the answer payload."""
+        auth = native_scramble(password, self.scramble)
+        body = user.encode() + b"\0" + bytes([len(auth)]) + auth + (database or "").encode() + b"\0"
+        body += struct.pack("<H", UTF8MB4) + b"mysql_native_password\0"
+        self.command(COM_CHANGE_USER, body)
         return self.read_packet()[1]
 
     # ---------------------------------------------------------- commands
@@ -220,6 +230,32 @@ class RawClient:
             if not status & MORE_RESULTS:
                 return
             first = self.read_packet()[1]
+
+    def query_rows(self, sql: str) -> list[tuple[str | None, ...]]:
+        """A COM_QUERY's text result set as rows (AssertionError with the ERR if it failed)."""
+        first = self.query(sql)
+        assert parse_err(first) is None, parse_err(first)
+        if first[:1] == b"\x00":
+            return []
+        columns, _ = _lenenc(first, 0)
+        for _ in range(columns + 1):  # column definitions, EOF
+            self.read_packet()
+        rows: list[tuple[str | None, ...]] = []
+        while True:
+            _, p = self.read_packet()
+            if p[:1] == b"\xfe" and len(p) < 9:
+                return rows
+            row: list[str | None] = []
+            pos = 0
+            for _ in range(columns):
+                if p[pos] == 0xFB:
+                    row.append(None)
+                    pos += 1
+                    continue
+                n, pos = _lenenc(p, pos)
+                row.append(p[pos : pos + n].decode())
+                pos += n
+            rows.append(tuple(row))
 
     def ping(self) -> bool:
         self.command(COM_PING)
