@@ -12,8 +12,8 @@ Two directions, kept apart on purpose:
   taken on demand, and the three readers — ``SHOW STATUS``, ``/admin/stats``
   and Prometheus — all format the same snapshot, so they cannot disagree.
 
-Imports nothing of CometQL but the hub's statistics type: every front and the
-node may import this module, and it imports none of them.
+Imports nothing of CometQL: every front and the node may import this module,
+and it imports none of them.
 """
 
 from __future__ import annotations

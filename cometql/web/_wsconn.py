@@ -253,8 +253,8 @@ async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request
                            info: ConnInfo) -> WsSession | None:
     """Finish the handshake and bring the session online; None if it was refused (already answered).
 
-    Kept apart from ``run_websocket`` so that nothing of the HTTP request stays
-    referenced from the session's long-lived task.
+    Nothing of the HTTP request stays referenced once it returns: the session
+    lives on in the idle poller with just its socket.
     """
     reply = handshake_response(request)
     if reply is None:
