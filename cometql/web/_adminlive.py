@@ -27,7 +27,7 @@ import trio
 from ..node import Node
 from ._admin import check_token, stats, token_of
 from ._http import Request
-from ._wsconn import handshake_response
+from ._wsconn import NOT_AN_UPGRADE, handshake_response
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, TextMessage, WsConnection
 
 __all__ = ["PUSH_INTERVAL", "AdminSocket", "serve_admin_live"]
@@ -42,7 +42,7 @@ async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, r
     """Answer an ``/admin/live`` upgrade: a 1008 close for a bad token, else stats until either side closes."""
     reply = handshake_response(request)
     if reply is None:
-        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await stream.send_all(NOT_AN_UPGRADE)
         return
     ws = WsConnection(MAX_CLIENT_MESSAGE)
     refusal = check_token(password, token_of(request))

@@ -24,7 +24,7 @@ from ._host import SessionHost
 from ._http import Request
 from ._params import ParamsError
 from ._session import BrowserSession
-from ._wsconn import MAX_MESSAGE, admit_websocket, handshake_response, refusal_frame
+from ._wsconn import MAX_MESSAGE, NOT_AN_UPGRADE, admit_websocket, handshake_response, refusal_frame
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
 __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
@@ -68,7 +68,7 @@ async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.ab
     """Answer the upgrade and bring the session online; None if refused (already answered)."""
     reply = handshake_response(request)
     if reply is None:
-        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await stream.send_all(NOT_AN_UPGRADE)
         return None
     session = TlsWsSession(info, host.options.max_queued_bytes)
     try:

@@ -36,13 +36,15 @@ from ._params import ConnectParams, ParamsError, parse_params, ws_tail
 from ._session import next_conn_id
 from ._wsprotocol import CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
-__all__ = ["MAX_MESSAGE", "WsSession", "accept_websocket", "admit_websocket", "handshake_response",
-           "refusal_frame"]
+__all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_websocket",
+           "handshake_response", "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
 
 MAX_MESSAGE = 65535  # CppComet's client frame limit
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: The reply to an upgrade request ``handshake_response`` refuses (ws, wss and the admin socket).
+NOT_AN_UPGRADE = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 def handshake_response(request: Request) -> bytes | None:
@@ -258,7 +260,7 @@ async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request
     """
     reply = handshake_response(request)
     if reply is None:
-        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await stream.send_all(NOT_AN_UPGRADE)
         return None
     # Our own descriptor: trio closes the stream when the accepting task ends, the session lives on.
     sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
