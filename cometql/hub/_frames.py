@@ -86,17 +86,18 @@ def user_frame(event: str, message: str) -> bytes:
     return encode_frame({"data": message, "event": event, "pipe": "msg"})
 
 
+def _queued_user(event: str, message: str, queued_at: int) -> dict[str, Any]:
+    return {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
+
+
 def queued_user_frame(event: str, message: str, queued_at: int) -> bytes:
     """A ``users_messages`` delivery from the offline queue."""
-    return encode_frame(
-        {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
-    )
+    return encode_frame(_queued_user(event, message, queued_at))
 
 
 def queued_user_frames(event: str, message: str, queued_at: int, message_id: str) -> Frames:
     """``queued_user_frame``, and for sessions with capabilities the message's stable ``id`` too."""
-    obj = {"data": message, "event": event, "fromQueue": True, "message_send_time": queued_at, "pipe": "msg"}
-    return Frames(obj, {"id": message_id})
+    return Frames(_queued_user(event, message, queued_at), {"id": message_id})
 
 
 def status_frame(user_id: int, status: str) -> bytes:
