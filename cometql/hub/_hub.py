@@ -115,9 +115,14 @@ class Hub:
             self._in_flight.release(rec)
             if stored:
                 self.state.apply(rec)
-                if isinstance(rec, r.QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
-                    effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
+                effects.extend(self._deliver_queued(rec))
         return effects
+
+    def _deliver_queued(self, rec: Record) -> list[Effect]:
+        """A message just queued for a user who has sessions here (who connected meanwhile) goes to them."""
+        if isinstance(rec, r.QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
+            return self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values()))
+        return []
 
     # --------------------------------------------------------------- publishing
 
@@ -395,10 +400,8 @@ class Hub:
         connected here (the other node did not know yet) is delivered at once."""
         effects: list[Effect] = []
         for rec in records:
-            if self.state.merge(rec) and isinstance(rec, r.QueueMessage):
-                conns = self._users.get((rec.dev_id, rec.user_id))
-                if conns:
-                    effects.extend(self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values())))
+            if self.state.merge(rec):
+                effects.extend(self._deliver_queued(rec))
         return effects
 
     def sync_node(self, node: str, sessions: Iterable[SessionOpened], now: int) -> list[Effect]:
