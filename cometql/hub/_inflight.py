@@ -1,7 +1,7 @@
 """Decisions about records that are not stored yet (the hub's side of two-phase statements).
 
 A statement's records change ``DurableState`` only once the store has them
-(``Hub.stored``), in the store's commit order. Until then a concurrent
+(``Hub.settle``), in the store's commit order. Until then a concurrent
 statement reads the state without them, which is right for every decision but
 one kind: handing something out that a record in flight already handed out.
 ``InFlight`` holds those reservations:

@@ -9,10 +9,11 @@ online somewhere. Frames are never sent to a remote session: the node that owns
 it delivers, when it gets the ``Published``/``UserMessage`` event.
 
 The hub returns these events in a ``Broadcast`` effect; the I/O layer ships
-them (with the node id) and feeds other nodes' events back into
-``Hub.remote_events``. Durable records travel with them on the same ordered
-bus, as the store's replication of ``Persist``: a ``Change`` is either, and a
-store commits changes in the order the hub produced them.
+them (with the node id) and feeds other nodes' bus entries back into
+``Hub.remote_changes``, records and events in stream order. Durable records
+travel with them on the same ordered bus, as the store's replication of
+``Persist``: a ``Change`` is either, and a store commits changes in the order
+the hub produced them.
 
 ``ClusterEvent`` is the closed union and ``EVENT_TYPES`` is derived from it (the
 codec takes its list from here). Imports nothing of CometQL but ``records``.
