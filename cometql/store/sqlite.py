@@ -139,15 +139,6 @@ class _Write:
         self.error: BaseException | None = None
 
 
-class _Batch:
-    """The waiters of one group commit."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-
-
 class SQLiteStore:
     """Durable records in one SQLite file, written by a single group-commit task."""
 
@@ -157,7 +148,7 @@ class SQLiteStore:
         self._durability = durability
         self._db: sqlite3.Connection | None = None
         self._pending: list[_Write] = []
-        self._batch = _Batch()
+        self._batch = trio.Event()  # set when the next group commit has ended
         self._wakeup = trio.Event()
         self._writer_scope: trio.CancelScope | None = None
         self.commits = 0
@@ -186,7 +177,7 @@ class SQLiteStore:
         self._pending.append(write)
         batch = self._batch
         self._wakeup.set()
-        await batch.done.wait()
+        await batch.wait()
         if write.error is not None:
             raise StoreError(f"SQLite store failed: {write.error}")
 
@@ -231,7 +222,7 @@ class SQLiteStore:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
                 writes, self._pending = self._pending, []
-                batch, self._batch = self._batch, _Batch()
+                batch, self._batch = self._batch, trio.Event()
                 try:
                     await trio.to_thread.run_sync(self._commit, writes)
                     self.commits += 1
@@ -240,14 +231,14 @@ class SQLiteStore:
                         w.error = w.error or exc
                 finally:
                     _settle(writes)
-                    batch.done.set()
+                    batch.set()
 
     async def _stop(self) -> None:
         """Let the writer commit what is pending, then stop it."""
         if self._pending:
             batch = self._batch
             self._wakeup.set()
-            await batch.done.wait()
+            await batch.wait()
         if self._writer_scope is not None:
             self._writer_scope.cancel()
 
