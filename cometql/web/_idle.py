@@ -30,7 +30,6 @@ class IdlePoller:
         self.host = host
         self._epoll = select.epoll()
         self._sessions: dict[int, WsSession] = {}
-        self._nursery: trio.Nursery | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -48,7 +47,6 @@ class IdlePoller:
     async def run(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 if self.host.options.max_uptime > 0:
                     nursery.start_soon(self._expire, self.host.options.max_uptime)
                 while True:
