@@ -7,7 +7,7 @@
 * ``follower``: ``Cluster`` reads the stream and applies other nodes' records
   and events through the engine, and its reaper drops nodes gone silent.
 
-Imports ``hub``, ``store`` and ``errors``; never the engine or a front.
+Imports ``hub``, ``store``, ``redisurl`` and ``errors``; never the engine or a front.
 """
 
 from .bus import MAX_UNSENT, Bus, open_bus
