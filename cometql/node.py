@@ -59,7 +59,7 @@ class Node:
             time=now,
             uptime=max(0.0, now - engine.started),
             sessions=stats.sessions,
-            sessions_by_transport=hub.sessions_by_transport(),
+            count_by_transport=hub.sessions_by_transport,
             authorized_users=stats.authorized_users,
             channels=stats.channels,
             subscriptions=stats.subscriptions,

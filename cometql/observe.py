@@ -19,6 +19,7 @@ and it imports none of them.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -176,7 +177,8 @@ class Statistics:
     time: float
     uptime: float
     sessions: int
-    sessions_by_transport: dict[str, int]
+    #: Counted only when read (a walk over every session): the dashboard's tick never needs it.
+    count_by_transport: Callable[[], dict[str, int]] = field(repr=False, compare=False)
     authorized_users: int
     channels: int
     subscriptions: int
@@ -189,6 +191,10 @@ class Statistics:
     mysql_closed: int
     mysql_statements: int
     cluster: ClusterStatistics | None = None
+
+    @property
+    def sessions_by_transport(self) -> dict[str, int]:
+        return self.count_by_transport()
 
     @property
     def cluster_sessions(self) -> int:

@@ -190,12 +190,12 @@ class Hub:
         if sub.user_id <= 0:
             return effects
         key = (sub.dev_id, sub.user_id)
-        conns = self._users.setdefault(key, {})
+        conns = self._users.get(key, {})
         remote = sum(self._remote.users.get(key, {}).values())
-        if len(conns) + remote >= MAX_USER_CONNECTIONS:
+        if len(conns) + remote >= MAX_USER_CONNECTIONS:  # refused: leaves no empty entry behind
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
         first = not conns and not remote
-        conns[sub.conn_id] = sub
+        self._users.setdefault(key, conns)[sub.conn_id] = sub
         effects.extend(self._flush_queue(sub.dev_id, sub.user_id, (sub,)))
         if first:
             effects.extend(self._status(sub.dev_id, sub.user_id, "online"))

@@ -194,6 +194,16 @@ def test_the_session_limit_per_user_counts_every_node(c: Cluster) -> None:
     assert extra.closed == "too many sessions for this user"
 
 
+def test_a_refused_session_leaves_no_trace_on_a_node_without_the_users_sessions(c: Cluster) -> None:
+    """All 16 of user 14's sessions are on B; one refused on A must not count them as a user of A."""
+    for _ in range(MAX_USER_CONNECTIONS):
+        c.browser("B", 1, 14)
+    users_before = c.hubs["A"].statistics().authorized_users
+    extra = c.browser("A", 1, 14)
+    assert extra.closed == "too many sessions for this user"
+    assert c.hubs["A"].statistics().authorized_users == users_before
+
+
 def test_web_publish_reports_subscribers_on_every_node_and_skips_the_sender(c: Cluster) -> None:
     sender = c.browser("A", 1, 2, "web_room")
     others = [c.browser(n, 1, 0, "web_room") for n in ("A", "B", "C")]
