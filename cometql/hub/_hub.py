@@ -13,7 +13,7 @@ package docstring), ``state`` (``DurableState``) and the remote side
 3. A durable change is a record in a ``Persist``, applied to ``state`` once stored (``settle``, in
    commit order; a refused one leaves no trace); ``restore`` and ``remote_records`` use the same table.
 4. One fan-out: a channel message reaches this node's subscribers through
-   ``_fan_out``, whether it was published here (SQL, a browser) or on another node.
+   ``publish``, whether it was published here (SQL, a browser) or on another node.
 5. A user is online while any node holds one of their sessions: the online and
    offline frames, the last-seen time, queueing and the per-user session limit
    count local and remote sessions together.
@@ -127,16 +127,23 @@ class Hub:
     # --------------------------------------------------------------- publishing
 
     def publish(self, dev_id: int, channel: str, event: str, message: str, now: int, *, user_id: int | None = None,
-                skip: int | None = None) -> list[Effect]:
-        """Fan a message out to a channel's subscribers on every node (here, all but the session
-        ``skip``) and keep it in history if configured."""
-        self._published += 1
-        keep = self.state.history_keep(dev_id, channel)
-        effects: list[Effect] = [self._keep(dev_id, channel, keep, event, message, now, user_id or 0)] if keep else []
+                skip: int | None = None, origin: str | None = None) -> list[Effect]:
+        """Fan a channel message out to this node's subscribers (all but the session ``skip``), with
+        one ``Deliver`` whose frame is encoded once: the one fan-out. Published here (``origin``
+        None), it is also counted, kept in history if configured and broadcast to the other nodes;
+        published on node ``origin`` (a ``Published`` event), that node has done all three."""
+        effects: list[Effect] = []
+        if origin is None:
+            self._published += 1
+            keep = self.state.history_keep(dev_id, channel)
+            if keep:
+                effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id or 0))
         subs = self._channels.get((dev_id, channel))
         if subs:
-            self._fan_out(effects, subs, channel, event, message, now, user_id, skip)
-        if self.node_id is not None:
+            targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
+            if targets:
+                effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+        if self.node_id is not None and origin is None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
 
@@ -148,15 +155,6 @@ class Hub:
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
         here = sum(len(e.targets) for e in effects if isinstance(e, Deliver))
         return here + len(self._remote.channels.get((sender.dev_id, channel), ())), effects
-
-    @staticmethod
-    def _fan_out(effects: list[Effect], subs: dict[int, Subscriber], channel: str, event: str, message: str,
-                 sent_at: int, user_id: int | None, skip: int | None = None) -> None:
-        """The one fan-out of a channel message to this node's subscribers ``subs`` (all but the
-        session ``skip``): one ``Deliver``, its frame encoded once."""
-        targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
-        if targets:
-            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, sent_at, user_id)))
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int, user_id: int) -> Persist:
         entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
@@ -371,9 +369,8 @@ class Hub:
         for ev in events:
             match ev:
                 case Published():
-                    subs = self._channels.get((ev.dev_id, ev.channel))
-                    if subs:
-                        self._fan_out(effects, subs, ev.channel, ev.event, ev.message, ev.time, ev.user_id)
+                    effects.extend(self.publish(ev.dev_id, ev.channel, ev.event, ev.message, ev.time,
+                                                user_id=ev.user_id, origin=node))
                 case UserMessage():
                     conns = self._users.get((ev.dev_id, ev.user_id))
                     if conns and self.node_id in ev.nodes:
