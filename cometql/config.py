@@ -71,6 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
             "true: a MySQL connection acts only for its login's dev (USE db_N of another dev: ERR 1044); "
             "false: any login may act for any dev with USE db_N, as in CppComet. The password is shared by "
             "all devs either way, so this guards against mistakes, not against someone who has it"),
+    Setting("login_timeout", float, ("cometql", "login_timeout"),
+            "seconds a MySQL client has from connecting to being logged in (TLS included); a slower or "
+            "silent one is disconnected. Until the login, a packet over 64 KiB ends the connection"),
     Setting("max_query_size", int, ("cometql", "max_query_size"),
             "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
     Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
@@ -81,6 +84,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allowed_origins", str, ("ws", "host"),
             "Origin hosts allowed to open browser sessions, separated by commas or spaces; * allows all"),
     Setting("longpoll_timeout", float, ("ws", "longpoll_timeout"), "seconds a long-poll request is held"),
+    Setting("request_timeout", float, ("ws", "request_timeout"),
+            "seconds a new browser connection has for its TLS handshake and its first request (headers and "
+            "body); a silent or slower one is closed. A long-poll request already received is held for "
+            "longpoll_timeout"),
     Setting("session_ttl", float, ("ws", "session_ttl"),
             "seconds a long-poll session survives without a poll before it counts as gone"),
     Setting("max_uptime", float, ("ws", "maxUptime"),
@@ -131,12 +138,14 @@ class Config:
     durability: str = "normal"
     dev_index_size: int = 100000
     pin_dev: bool = False  # CppComet's model: one password, any login may USE db_N
+    login_timeout: float = 10.0
     max_query_size: int = 1048576
     send_user_online_events: bool = True
     send_user_offline_events: bool = True
     base_dir: str = ""
     allowed_origins: str = "*"
     longpoll_timeout: float = 25.0
+    request_timeout: float = 10.0
     session_ttl: float = 60.0
     max_uptime: float = 0.0
     max_queued_bytes: int = 4 * 1024 * 1024
@@ -174,6 +183,9 @@ class Config:
         """Refuse settings that are wrong or unsafe, with a message naming the setting."""
         if self.longpoll_timeout <= 0 or self.session_ttl <= 0 or self.max_queued_bytes <= 0:
             raise ConfigError("longpoll_timeout, session_ttl and max_queued_bytes must be positive")
+        for name in ("login_timeout", "request_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: {getattr(self, name):g} s must be positive")
         if not self.password:
             raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
         for name in ("mysql_port", "ws_port"):

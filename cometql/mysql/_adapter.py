@@ -13,9 +13,13 @@ from __future__ import annotations
 import trio
 from mysql_mimic.stream import ConnectionClosed
 
-__all__ = ["TrioReader", "TrioWriter"]
+__all__ = ["PacketTooLarge", "TrioReader", "TrioWriter"]
 
 _RECEIVE = 65536
+
+
+class PacketTooLarge(ConnectionClosed):
+    """A packet's header announced more than ``max_payload`` bytes; none of its payload was read."""
 
 
 class TrioReader:
@@ -63,7 +67,7 @@ class TrioReader:
 
     async def readexactly(self, n: int) -> bytes:
         if n > self.max_payload:
-            raise ConnectionClosed(f"packet of {n} bytes is over the {self.max_payload}-byte limit")
+            raise PacketTooLarge(f"packet of {n} bytes is over the {self.max_payload}-byte limit")
         if not await self._fill(n):
             raise ConnectionClosed("connection closed mid-packet")
         return self._take(n)

@@ -25,9 +25,11 @@ class MysqlOptions:
     reuse_port: bool = False
     #: A connection acts only for its login's dev: ``USE db_N`` of another dev is refused (1044).
     pin_dev: bool = False
+    #: Seconds from connecting to logged in; then the connection is closed.
+    login_timeout: float = 10.0
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False) -> MysqlOptions:
         return cls(config.mysql_host, config.mysql_port, config.password, config.dev_index_size,
                    config.max_query_size, config.max_message_size, server_context(config), reuse_port,
-                   config.pin_dev)
+                   config.pin_dev, config.login_timeout)

@@ -35,11 +35,12 @@ from mysql_mimic.stream import ConnectionClosed
 from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len, uint_len
 from mysql_mimic.utils import aiterate, cooperative_iterate
 
-from ..listen import open_listeners
+from ..listen import AcceptFailures, open_listeners, serve
 from ..node import Node
 from ..observe import Observer
 from ..sql import Ok
 from . import _nul_guard
+from ._adapter import PacketTooLarge
 from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
 from ._tls import TlsUpgrade
@@ -50,6 +51,15 @@ log = logging.getLogger("cometql.mysql")
 
 #: One statement may span several 16 MiB packets in MySQL; we take a single packet at most.
 MAX_PACKET = 0xFFFFFE
+ER_NET_PACKET_TOO_LARGE = 1153
+_TOO_LARGE = "Got a packet bigger than 'max_allowed_packet' bytes"
+#: Until the login succeeds: a handshake response is well under 1 KiB (connect attributes included).
+LOGIN_MAX_PACKET = 64 * 1024
+
+
+def max_packet(options: MysqlOptions) -> int:
+    """The packet cap once logged in: room for the longest statement or message (4 bytes a character)."""
+    return min(MAX_PACKET, 4 * max(options.max_query_size, options.max_message_size) + 64 * 1024)
 
 
 def _install_trio_shim() -> None:
@@ -256,6 +266,14 @@ class CometConnection(Connection):
         await session.change_user(packet.username, database,
                                   packet.client_charset.name if packet.client_charset else None)
 
+    async def _refuse(self, msg: str, code: int) -> None:
+        """A last ERR packet before the connection ends (the peer may be gone or not reading: not waited for long)."""
+        with trio.move_on_after(1):
+            try:
+                await self.stream.write(self.error(msg=msg, code=code))
+            except ConnectionClosed:
+                pass
+
     async def _hang_up(self) -> None:
         """Close the socket: the command loop's next read ends the connection (``run`` then closes the session)."""
         with trio.move_on_after(1) as scope:
@@ -267,24 +285,34 @@ class CometConnection(Connection):
         real_stream = self.stream
         if self.ssl is not None:
             self.stream = self.tls_upgrade.handshake_proxy()  # type: ignore[assignment]  # adds start_tls on trio
+        options = self.session.options
         try:
-            await self.connection_phase()
+            with trio.move_on_after(options.login_timeout) as login:
+                await self.connection_phase()
+            if login.cancelled_caught:  # silent or slow: it must not hold a descriptor for ever
+                log.debug("connection %s: no login within %g s", self.connection_id, options.login_timeout)
+                return
+        except PacketTooLarge as exc:  # over LOGIN_MAX_PACKET: say why (as MySQL does), read no more of it
+            log.debug("connection %s: %s", self.connection_id, exc)
+            await self._refuse(_TOO_LARGE, ER_NET_PACKET_TOO_LARGE)
+            return
         except ConnectionClosed:
             return
         except Exception as exc:  # garbage instead of a handshake response
             log.debug("handshake failed: %r", exc)
-            try:
-                await self.stream.write(self.error(msg="Bad handshake", code=ErrorCode.HANDSHAKE_ERROR))
-            except ConnectionClosed:
-                pass
+            await self._refuse("Bad handshake", ErrorCode.HANDSHAKE_ERROR)
             return
         finally:
             self.stream = real_stream
         if self.session.username is None:  # login refused; the ERR packet has been sent
             return
+        self.tls_upgrade.reader.max_payload = max_packet(options)
         await self.session.init(self)
         try:
             await self.command_phase()
+        except PacketTooLarge as exc:
+            log.debug("connection %s ended: %s", self.connection_id, exc)
+            await self._refuse(_TOO_LARGE, ER_NET_PACKET_TOO_LARGE)
         except (ConnectionClosed, MysqlError) as exc:
             log.debug("connection %s ended: %s", self.connection_id, exc)
         finally:
@@ -307,11 +335,12 @@ class MysqlFront:
         self.global_variables = make_global_variables()
         self.identity = PasswordIdentity(options.password, options.dev_index_size)
         self.control = LocalControl()
+        self.accept_failures = AcceptFailures(log, "MySQL")
 
     async def handle(self, stream: trio.SocketStream) -> None:
         counters = self.node.mysql
         counters.opened += 1
-        trio_side = TlsUpgrade(stream, max_payload=MAX_PACKET)
+        trio_side = TlsUpgrade(stream, max_payload=LOGIN_MAX_PACKET)
         connection = CometConnection(
             stream=trio_side.mysql_stream,
             session=CometSession(self.node, self.options, self.global_variables),
@@ -341,4 +370,4 @@ class MysqlFront:
         options = self.options
         listeners = await open_listeners(options.port, options.host, reuse_port=options.reuse_port)
         task_status.started(listeners)
-        await trio.serve_listeners(self.handle, listeners)
+        await serve(self.handle, listeners, self.accept_failures)

@@ -21,6 +21,8 @@ class WebOptions:
     base_dir: Path | None = None
     admin_password: str = ""
     longpoll_timeout: float = 25.0
+    #: Seconds a new connection has for its TLS handshake and its first request.
+    request_timeout: float = 10.0
     session_ttl: float = 60.0
     max_uptime: float = 0.0
     max_queued_bytes: int = 4 * 1024 * 1024
@@ -47,6 +49,7 @@ class WebOptions:
             base_dir=Path(config.base_dir).resolve() if config.base_dir else None,
             admin_password=config.effective_admin_password,
             longpoll_timeout=config.longpoll_timeout,
+            request_timeout=config.request_timeout,
             session_ttl=config.session_ttl,
             max_uptime=config.max_uptime,
             max_queued_bytes=config.max_queued_bytes,

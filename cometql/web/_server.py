@@ -13,6 +13,7 @@ and out of the hub.
 
 from __future__ import annotations
 
+import errno
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from ..config import origin_allowed
 from ..errors import StoreError
 from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
 from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
-from ..listen import open_listeners
+from ..listen import ACCEPT_RETRY, AcceptFailures, open_listeners
 from ..node import Node
 from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, admin_response, is_admin_path
@@ -45,6 +46,9 @@ from ._wsconn import WsSession, accept_websocket
 __all__ = ["WebFront"]
 
 log = logging.getLogger("cometql.web")
+
+#: accept() errors about one connection that went away while queued (as trio ignores them).
+_ACCEPT_IGNORED = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 STATIC = Path(__file__).parent / "static"
 SERVER_NAME = f"CometQL {__version__}"
@@ -65,6 +69,7 @@ class WebFront:
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
         self._session_ip: dict[int, str] = {}
         self._limiters: dict[int, RateLimiter] = {}
+        self.accept_failures = AcceptFailures(log, "browser")
 
     def now(self) -> int:
         return self.engine.now()
@@ -184,10 +189,13 @@ class WebFront:
                     conn, _ = raw.accept()
                 except (BlockingIOError, InterruptedError):
                     break
-                except OSError as exc:  # out of descriptors, aborted connection: keep serving
-                    log.warning("accept failed: %s", exc)
-                    await trio.sleep(0.1)
+                except OSError as exc:  # out of descriptors (logged once per burst), aborted connection
+                    if exc.errno in _ACCEPT_IGNORED:
+                        continue
+                    self.accept_failures.fail(exc)
+                    await trio.sleep(ACCEPT_RETRY)
                     break
+                self.accept_failures.ok()
                 conn.setblocking(False)
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                 nursery.start_soon(self.handle, stream, tls)
@@ -197,7 +205,7 @@ class WebFront:
             stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
             if isinstance(stream, trio.SSLStream):
-                with trio.fail_after(10):
+                with trio.fail_after(self.options.request_timeout):
                     await stream.do_handshake()
             session = await self._handle(stream)
             if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
@@ -220,22 +228,32 @@ class WebFront:
         return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
 
     async def _handle(self, stream: trio.abc.Stream) -> WsSession | TlsWsSession | None:
-        """Serve HTTP requests; return the session if the connection became a WebSocket."""
+        """Serve HTTP requests; return the session if the connection became a WebSocket.
+
+        The first request (its head and body) must arrive within ``request_timeout``: a silent or
+        trickling connection costs a descriptor, and nothing is known of it yet. A request once read
+        is served with its own time (a long-poll is held ``longpoll_timeout``); a kept-alive
+        connection then waits for the next request as long as a browser's poll cycle may take.
+        """
         first = None
-        with trio.move_on_after(self.options.longpoll_timeout + 30):
+        with trio.move_on_after(self.options.request_timeout):
             first = await stream.receive_some(65536)
-            quick = quick_upgrade(first)
-            if quick is not None and ws_tail(quick.path) is not None:
+        if not first:  # nothing arrived in time, or the peer left
+            return None
+        quick = quick_upgrade(first)
+        if quick is not None and ws_tail(quick.path) is not None:
+            with trio.move_on_after(self.options.longpoll_timeout + 30):  # the handshake, and attach (the store)
                 return await self._upgrade(stream, quick, self._info(stream, quick))
-        if first is None:  # nothing arrived in time
             return None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         conn.receive_data(bytes(first))
+        wait = self.options.request_timeout
         while True:
             origin = None
             try:
-                with trio.fail_after(self.options.longpoll_timeout + 30):
+                with trio.fail_after(wait):
                     request = await read_request(conn, stream)
+                wait = self.options.longpoll_timeout + 30
                 if request is None:
                     return None
                 origin = request.headers.get("origin")
