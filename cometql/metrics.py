@@ -211,6 +211,11 @@ def _cluster_metrics(cluster: ClusterStatistics) -> Iterator[Any]:
     outages.add_metric(["writer"], cluster.writer_outages)
     outages.add_metric(["follower"], cluster.follower_outages)
     yield outages
+    pauses = CounterMetricFamily("cometql_cluster_pauses", "Times this node found it had been paused or starved "
+                                 "past its heartbeats, by side", labels=["connection"])
+    pauses.add_metric(["writer"], cluster.writer_pauses)
+    pauses.add_metric(["follower"], cluster.follower_pauses)
+    yield pauses
     yield GaugeMetricFamily("cometql_cluster_nodes", "Nodes of the cluster this node hears from, itself included",
                             value=cluster.nodes)
     yield GaugeMetricFamily("cometql_cluster_remote_sessions", "Browser sessions held by the other nodes",

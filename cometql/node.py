@@ -86,6 +86,8 @@ class Node:
             nodes=len(cluster.heard) + 1,
             remote_sessions=sum(self.hub.remote_nodes().values()),
             bus_entries=cluster.entries,
+            writer_pauses=cluster.store.pauses,
+            follower_pauses=cluster.pauses,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

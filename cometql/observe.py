@@ -168,6 +168,10 @@ class ClusterStatistics:
     nodes: int
     remote_sessions: int
     bus_entries: int
+    #: Times this node found it had been paused or starved past its heartbeats, by side: the writer then
+    #: re-announced its sessions, the follower re-read the other nodes instead of dropping them.
+    writer_pauses: int = 0
+    follower_pauses: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,11 @@ class Bus:
         self._batch = _Batch()
         self._wake = trio.Event()
         self._beat = False
+        #: A gap this long between refreshes of this node's hash means this process was paused (SIGSTOP,
+        #: a suspended VM...) or starved: others have dropped it and its hash may have expired.
+        self._stale_after = min(3 * heartbeat, node_ttl / 2)
+        self._refreshed = time.monotonic()  # when the last batch refreshing the hash was built
+        self.pauses = 0
         self._own: dict[int, SessionOpened] = {}  # this node's sessions, to rewrite after an outage
         self._conn: RedisConnection | None = None
         #: Redis outages seen by the writer, and whether it is connected now (for logs and metrics).
@@ -176,7 +181,13 @@ class Bus:
                 self._wake = trio.Event()
                 batch, self._batch = self._batch, _Batch()
                 self._in_flight = batch
-                commands, spans = self._batch_commands(batch.writes, beat=self._beat)
+                now = time.monotonic()
+                resync = now - self._refreshed > self._stale_after
+                if resync:
+                    self.pauses += 1
+                    log.warning("this node was paused or starved for %.1f s: re-announcing its sessions",
+                                now - self._refreshed)
+                commands, spans = self._batch_commands(batch.writes, beat=self._beat or resync, resync=resync)
                 self._beat = False
                 replies = await self._send(commands)
                 _settle(batch.writes, spans, replies[-1])
@@ -232,6 +243,7 @@ class Bus:
             log.warning("Redis connection back after %.1f s", time.monotonic() - down_since)
         self._conn = conn
         self.connected = True
+        self._refreshed = time.monotonic()
 
     def _announce(self) -> list[Command]:
         key = node_key(self.node_id)
@@ -245,8 +257,13 @@ class Bus:
         cmds.append(["ZADD", NODES, int(time.time() * 1000), self.node_id])
         return cmds
 
-    def _batch_commands(self, writes: list[_Write], *, beat: bool) -> tuple[list[Command], list[range]]:
-        """The batch's MULTI ... EXEC, and for each write where its commands' replies are in EXEC's."""
+    def _batch_commands(self, writes: list[_Write], *, beat: bool,
+                        resync: bool = False) -> tuple[list[Command], list[range]]:
+        """The batch's MULTI ... EXEC, and for each write where its commands' replies are in EXEC's.
+
+        ``resync``: also rewrite this node's whole hash (after the batch's own changes) and mark the bus
+        entry so that every follower re-reads it (``sync_node``): after a pause, others have dropped this
+        node and its hash may have expired, so what they re-learn from it must be complete."""
         cmds: list[Command] = [["MULTI"]]
         spans: list[range] = []
         touched = False
@@ -271,13 +288,17 @@ class Bus:
                     case _:  # a record: its keys
                         cmds.extend(keys.record_commands(v))
             spans.append(range(start, len(cmds) - 1))
+        if resync:
+            cmds.extend(self._announce()[:-1])  # the hash, as this node holds it now; ZADD below
         if touched or beat:
             cmds.append(["PEXPIRE", node_key(self.node_id), self.node_ttl_ms])
+            self._refreshed = time.monotonic()
         if beat:
             now_ms = int(time.time() * 1000)
             cmds.append(["ZADD", NODES, now_ms, self.node_id])
             cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
-        cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
+        marks: list[Arg] = ["sync", 1] if resync else []
+        cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id, *marks,
                      "d", codec.encode_many([v for w in writes for v in w.values])])
         cmds.append(["EXEC"])
         return cmds, spans

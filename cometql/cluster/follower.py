@@ -62,6 +62,8 @@ class Cluster:
         self.entries = 0
         self._conn: RedisConnection | None = None
         self._applying = False
+        self._resync_wanted = False
+        self.pauses = 0
 
     async def begin(self) -> None:
         """Before the durable state is loaded: remember where the bus is, so that every
@@ -113,6 +115,9 @@ class Cluster:
             await self._resync(self._conn)
             log.warning("cluster bus reachable again; resumed after entry %s", self.last_id)
             self.connected = True
+        elif self._resync_wanted:  # after a pause: as after an outage (entries replayed after it are idempotent)
+            self._resync_wanted = False
+            await self._resync(self._conn)
         reply = await self._conn.call("XREAD", "COUNT", 1000, "BLOCK", 1000, "STREAMS", BUS, self.last_id)
         for _stream, entries in reply or ():
             for entry_id, fields in entries:
@@ -134,8 +139,8 @@ class Cluster:
             log.info("node %s left the cluster", node)
             await self._apply(self._hub.drop_node(node, now))
             return
-        if node not in self.heard:
-            log.info("node %s joined the cluster", node)
+        if node not in self.heard or b"sync" in data:  # new, or rewrote its hash after a pause
+            log.info("node %s %s the cluster", node, "joined" if node not in self.heard else "re-synced with")
             self.heard[node] = time.monotonic()
             await self._apply(self._hub.sync_node(node, await read_node(conn, node), now))
         self.heard[node] = time.monotonic()
@@ -163,8 +168,19 @@ class Cluster:
     # ----------------------------------------------------------------- reaper
 
     async def _reap(self) -> None:
+        tick = min(1.0, self.node_timeout / 3)
+        last = time.monotonic()
         while True:
-            await trio.sleep(min(1.0, self.node_timeout / 3))
+            await trio.sleep(tick)
+            now = time.monotonic()
+            gap, last = now - last, now
+            if gap > self.node_timeout / 2:  # this process was stopped or starved: it heard nobody, missed no one
+                log.warning("this node was paused or starved for %.1f s: re-reading the other nodes", gap)
+                self.pauses += 1
+                self._resync_wanted = True
+                for node in self.heard:
+                    self.heard[node] = now
+                continue
             if not self.connected:
                 continue  # we cannot hear anyone: the resync after the outage decides
             if self._applying:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import re
+import signal
 import threading
 import time
 import urllib.request
@@ -307,3 +309,38 @@ async def test_a_redis_with_a_password_needs_the_right_one_in_the_url(tmp_path: 
     finally:
         redis.stop()
 
+
+
+async def test_a_node_paused_past_its_timeout_and_resumed_rejoins_both_ways(pair: Pair) -> None:
+    """SIGSTOP one node for longer than the node timeout and its hash's TTL, then SIGCONT: each node
+    dropped the other (the paused one on resume), and both must re-learn all of the other's sessions."""
+    a, b = pair
+    users = [(a, range(21, 25)), (b, range(31, 35))]
+    every = [u for _node, us in users for u in us]
+    mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES " + ", ".join(f"({u}, 'h{u}')" for u in every))
+    sql = f"SELECT * FROM users_time WHERE id IN ({', '.join(map(str, every))})"
+
+    def all_online(node: ServerProcess) -> None:
+        rows = mysql_rows(node, DEV, sql)
+        online = sorted(int(u) for u, t in rows if t == "0")
+        assert online == every, f"{len(online)} of {len(every)} online: {online}"
+
+    async with contextlib.AsyncExitStack() as stack:
+        for node, us in users:
+            for u in us:
+                await stack.enter_async_context(open_browser(node, DEV, user_id=u, key=f"h{u}"))
+        for node in (a, b):
+            await eventually(lambda node=node: all_online(node))
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            await trio.sleep(NODE_TIMEOUT + 4 + 3)  # past the timeout and the session hash's TTL
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        for node in (a, b):
+            await eventually(lambda node=node: all_online(node), timeout=30)
+        await trio.sleep(NODE_TIMEOUT + 1)  # and it stays that way
+        for node in (a, b):
+            all_online(node)
+    for side in ("writer", "follower"):  # B noticed its pause (A did not: it ran all along)
+        assert metric(b, "cometql_cluster_pauses_total", f'{{connection="{side}"}}') >= 1
+        assert metric(a, "cometql_cluster_pauses_total", f'{{connection="{side}"}}') == 0
