@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from ..servers import ServerProcess
+from ..web._wire import mysql_rows
 from ._raw import Closed, RawClient, parse_err
 
 
@@ -28,13 +29,7 @@ def raw_login(server: ServerProcess, user: str, database: str | None = "CometQL_
 
 def hash_of(server: ServerProcess, dev: int, user_id: int) -> list[str]:
     """``users_auth``'s hash for ``user_id`` as dev ``dev`` sees it (a fresh login)."""
-    conn = server.connect(dev)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT hash FROM users_auth WHERE id = {user_id}")
-            return [r[0] for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return [row[0] for row in mysql_rows(server, dev, f"SELECT hash FROM users_auth WHERE id = {user_id}")]
 
 
 def status(rows: list[tuple[str | None, ...]]) -> dict[str | None, str | None]:

@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from ..servers import ServerProcess
-from ..web._wire import open_browser
+from ..web._wire import mysql_rows, open_browser
 
 DEV = 77
 USER = 5
@@ -100,13 +100,7 @@ async def insert_concurrently(server: ServerProcess, batches: dict[str, list[str
 
 
 def queued(server: ServerProcess) -> list[str]:
-    conn = server.connect(DEV)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT message FROM users_messages WHERE id = {USER}")
-            return [row[0] for row in cur.fetchall()]
-    finally:
-        conn.close()
+    return [row[0] for row in mysql_rows(server, DEV, f"SELECT message FROM users_messages WHERE id = {USER}")]
 
 
 async def test_refused_inserts_on_a_full_disk_leave_no_trace(server: ServerProcess, small_disk: Path) -> None:
