@@ -25,7 +25,7 @@ codecs derive from them.
 
 from ._browser import handle_command, open_session
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
-from ._frames import NO_CAPS, Frames, encode_frame, error_frame, sys_frame
+from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._remote import RemoteSession
@@ -46,6 +46,7 @@ from .records import RECORD_TYPES, HistoryEntry, QueuedMessage, Record, is_recor
 
 __all__ = [
     "MAX_HISTORY",
+    "KNOWN_CAPS",
     "NO_CAPS",
     "MAX_USER_CONNECTIONS",
     "EVENT_TYPES",

@@ -33,10 +33,13 @@ def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, se
     # a first JWT login's new hash is among ``effects``, in ``hub.state`` only once stored
     new = [r.hash for e in effects if isinstance(e, Persist) for r in e.records if isinstance(r, SetAuth)]
     stored = (new[0] if new else hub.state.auth_hash(sub.dev_id, user_id)) if ok else None
-    hello = frames.encode_frame({
+    hello_obj: dict[str, object] = {
         "authorized": ok, "data": (stored or "")[:32], "event": "serverInfo",
         "message_send_time": now, "pipe": "sys", "server": server,
-    })
+    }
+    if sub.caps:  # only a session that announced capabilities sees the new key
+        hello_obj["caps"] = sorted(sub.caps)
+    hello = frames.encode_frame(hello_obj)
     return [*effects, Deliver((sub,), hello), *hub.connect(sub, now)]
 
 

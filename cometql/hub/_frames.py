@@ -18,13 +18,18 @@ from typing import Any, final
 
 import orjson
 
-__all__ = ["NO_CAPS", "Frames", "encode_frame", "pipe_frame", "user_frame", "queued_user_frame",
+__all__ = ["KNOWN_CAPS", "NO_CAPS", "Frames", "encode_frame", "pipe_frame", "user_frame", "queued_user_frame",
            "queued_user_frames", "status_frame"]
 
 _OPTS = orjson.OPT_SORT_KEYS
 
 #: The capabilities of a session that announced none (CppComet's library): it gets CppComet's frames.
 NO_CAPS: frozenset[str] = frozenset()
+
+#: Capabilities a browser may announce (``../shared/spec/README.md``, contract decisions):
+#: ``ack`` acknowledges personal messages by id, ``offset`` recovers channels by offset and epoch,
+#: ``hb`` exchanges heartbeats so the page sees a silent server. serverInfo lists the accepted ones.
+KNOWN_CAPS: frozenset[str] = frozenset({"ack", "offset", "hb"})
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:

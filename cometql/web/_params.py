@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["ConnectParams", "ParamsError", "WS_PREFIXES", "parse_params", "ws_tail"]
+from ..hub import KNOWN_CAPS, NO_CAPS
+
+__all__ = ["ConnectParams", "ParamsError", "WS_PREFIXES", "parse_caps", "parse_params", "ws_tail"]
 
 WS_PREFIXES = ("/ws/", "//ws/", "/comet-server/ws/", "//comet-server/ws/")
 _VERSION = re.compile(r"(\d+)\.(\d+)\Z")
@@ -34,6 +36,9 @@ class ConnectParams:
     dev_id: int
     version: str
     uuid: str
+    #: The capabilities the browser announced (``caps=ack,offset,hb``) that this server knows; empty for
+    #: CppComet's library, which then gets CppComet's frames byte for byte.
+    caps: frozenset[str] = NO_CAPS
 
 
 def ws_tail(path: str) -> str | None:
@@ -79,4 +84,13 @@ def parse_params(tail: str, *, dev_index_size: int = 100000) -> ConnectParams:
         dev_id=_int(fields["devid"], dev_index_size),
         version=version,
         uuid=uuid if _UUID.match(uuid) else "",
+        caps=parse_caps(fields.get("caps", "")),
     )
+
+
+def parse_caps(text: str) -> frozenset[str]:
+    """The known capabilities in a comma-separated list; unknown ones are ignored (a newer library)."""
+    if not text:
+        return NO_CAPS
+    caps = frozenset(c.strip() for c in text.split(",")) & KNOWN_CAPS
+    return caps or NO_CAPS

@@ -88,6 +88,7 @@ class WebFront:
         """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
         session is taken out again and closed: no half-open session stays behind."""
         engine = self.engine
+        session.caps = params.caps
         try:
             await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(),
                                             SERVER_NAME))

@@ -40,15 +40,16 @@ class Session(Subscriber, Protocol):
     closing: str | None
     #: Frames discarded when it was closed as a slow consumer.
     dropped: int
+    #: The capabilities it announced (settable: the front sets them from its parameters).
+    caps: frozenset[str]
 
 
 class BrowserSession:
     """A session whose frames wait in its outbox until its transport's task takes them."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "transport", "outbox", "_wake", "closing",
-                 "idle_since", "dropped")
+                 "idle_since", "dropped", "caps")
 
-    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, dev_id: int, info: ConnInfo, *, transport: str, max_queued_bytes: int) -> None:
         self.conn_id = next_conn_id()
@@ -61,6 +62,7 @@ class BrowserSession:
         self.closing: str | None = None
         self.idle_since: float | None = None
         self.dropped = 0  # a slow consumer is closed with its outbox kept: nothing is discarded
+        self.caps = NO_CAPS  # what the browser announced, set from its parameters before it opens
 
     # ---- the Subscriber protocol (called by the engine, never blocks)
 

@@ -65,10 +65,9 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_outbox", "_spawn",
-                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at")
+                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps")
 
     transport = "websocket"
-    caps = NO_CAPS  # CppComet's frames (no session announces capabilities yet: no slot, no memory)
 
     def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
                  spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:
@@ -85,6 +84,7 @@ class WsSession:
         self.opened_at = trio.current_time()
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
         self.dropped = 0  # frames discarded by a slow-consumer close (for metrics)
+        self.caps = NO_CAPS  # what the browser announced, set from its parameters before it opens
 
     def fileno(self) -> int:
         return self._sock.fileno()

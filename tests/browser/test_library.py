@@ -19,7 +19,8 @@ def test_websocket_url_and_uuid(browser: Browser) -> None:
     assert browser.js("return localStorage.comet_server_uuid") == uuid
     url = browser.js("return CometServer.internals.webSocketUrl({dev_id: 5, user_id: 7, user_key: 'k7', "
                      "node: 'example.org:8087'}, cometApi.getUUID())")
-    assert url == f"ws://example.org:8087/ws/sesion=k7&myid=7&devid=5&v=4.08&uuid={uuid}&api=js"
+    assert url == (f"ws://example.org:8087/ws/sesion=k7&myid=7&devid=5&v=4.08&uuid={uuid}&api=js"
+                   "&caps=ack,offset,hb")
     assert browser.js("return CometServer() === window.cometApi")
 
 

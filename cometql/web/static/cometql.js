@@ -46,6 +46,10 @@
     var RECENT_FRAMES = 1000;                     // live channel frames remembered for catch-up dedup
     var CATCHUP_WINDOW_MS = 15000;
     var MAX_QUEUED_COMMANDS = 1000;
+    // Announced as `caps=` on connect (the server ignores what it does not know and lists what it
+    // accepted in serverInfo.caps): ack = acknowledge personal messages by id, offset = recover
+    // channels by offset and epoch, hb = heartbeats, so a silent server is noticed.
+    var CAPS = ["ack", "offset", "hb"];
     var ALL_MESSAGES = "\u0000all";               // listener key of subscription(callback); never a channel
 
     // ------------------------------------------------------------------ pure helpers
@@ -84,7 +88,7 @@
         return "sesion=" + (opts.user_key === undefined || opts.user_key === null ? "" : opts.user_key) +
             "&myid=" + (opts.user_id === undefined || opts.user_id === null ? 0 : opts.user_id) +
             "&devid=" + (opts.dev_id === undefined || opts.dev_id === null ? 0 : opts.dev_id) +
-            "&v=" + VERSION + "&uuid=" + uuid + "&api=js";
+            "&v=" + VERSION + "&uuid=" + uuid + "&api=js" + (CAPS.length ? "&caps=" + CAPS.join(",") : "");
     }
 
     function nodeOf(opts) {
