@@ -64,6 +64,11 @@ SETTINGS: tuple[Setting, ...] = (
             "server processes on this machine sharing both ports (SO_REUSEPORT); more than 1 needs a Redis store"),
     Setting("node_timeout", float, ("store", "node_timeout"),
             "seconds without a heartbeat before a cluster node counts as dead and its sessions leave presence"),
+    Setting("canary_interval", float, ("main", "canary_interval"),
+            "seconds between delivery canary probes (a write through the store, in a cluster read back from the "
+            "Redis bus, then through the delivery queue); /health and cometql_canary_ok report them. 0: off"),
+    Setting("canary_timeout", float, ("main", "canary_timeout"),
+            "seconds a canary probe may take before /health reports the node failing"),
     Setting("durability", str, ("store", "durability"),
             "'normal' survives a killed process; 'full' also a power cut (fsync per commit)"),
     Setting("dev_index_size", int, ("main", "dev_index_size"), "dev_id must be below this"),
@@ -136,6 +141,8 @@ class Config:
     workers: int = 1
     node_timeout: float = 6.0
     durability: str = "normal"
+    canary_interval: float = 5.0
+    canary_timeout: float = 5.0
     dev_index_size: int = 100000
     pin_dev: bool = False  # CppComet's model: one password, any login may USE db_N
     login_timeout: float = 10.0
@@ -207,6 +214,8 @@ class Config:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.workers > 1 and not self.store:
             raise ConfigError("workers: more than 1 process needs a shared store; set [store] url = redis://...")
+        if self.canary_interval < 0 or self.canary_timeout <= 0:
+            raise ConfigError("canary_interval must be >= 0 (0: off) and canary_timeout > 0")
         if self.node_timeout < 1:
             raise ConfigError(f"node_timeout: {self.node_timeout:g} s is too short (at least 1)")
         if self.durability not in ("normal", "full"):

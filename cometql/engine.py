@@ -44,8 +44,9 @@ class Engine:
         self.delivered = 0
         #: Told the publish-to-delivery latency (once per Deliver) and the hub's refusals.
         self.observer = observer
-        #: Deferred effects with the perf_counter time of the apply() that produced them.
-        self._outgoing: deque[tuple[Deliver | Disconnect, float]] = deque()
+        #: Deferred effects with the perf_counter time of the apply() that produced them; a callable is
+        #: a delivery probe (the canary), called when the delivery task reaches it.
+        self._outgoing: deque[tuple[Deliver | Disconnect | Callable[[], None], float]] = deque()
         self._wake = trio.Event()
         self._deferring = False
 
@@ -104,6 +105,15 @@ class Engine:
             except StoreError as exc:
                 log.error("could not hand out a message queued meanwhile (it stays queued): %s", exc)
 
+    def probe(self, reached: Callable[[], None]) -> None:
+        """Call ``reached`` once every delivery handed out before it has been handed to its sessions:
+        the canary's proof that the delivery task is alive (counted as no delivery)."""
+        if self._deferring:
+            self._outgoing.append((reached, time.perf_counter()))
+            self._wake.set()
+        else:
+            reached()
+
     def _hand_out(self, effect: Deliver | Disconnect, published: float) -> None:
         if self._deferring:
             self._outgoing.append((effect, published))
@@ -111,7 +121,7 @@ class Engine:
         else:
             self._deliver(effect)
 
-    def _deliver(self, effect: Deliver | Disconnect) -> None:
+    def _deliver(self, effect: Deliver | Disconnect | Callable[[], None]) -> None:
         if type(effect) is Deliver:
             frame = effect.frame
             if type(frame) is Frames:  # forms differ by capabilities: each encoded once, when first needed
@@ -124,8 +134,8 @@ class Engine:
         elif type(effect) is Disconnect:
             for target in effect.targets:
                 target.close(effect.reason)
-        else:  # pragma: no cover - the Effect union is closed
-            raise TypeError(f"unknown effect {effect!r}")
+        elif callable(effect):
+            effect()
 
     async def run_deliveries(self) -> None:
         """The delivery task: runs for the server's lifetime, applying deliveries in order."""

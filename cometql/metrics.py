@@ -196,6 +196,12 @@ class _LiveCollector(Collector):
         yield CounterMetricFamily("cometql_messages_queued", "User messages queued because the user was offline",
                                   value=stats.queued)
         yield GaugeMetricFamily("cometql_uptime_seconds", "Seconds since the server started", value=stats.uptime)
+        if stats.canary_ok is not None:
+            yield GaugeMetricFamily("cometql_canary_ok", "1 while the delivery canary's probe goes round the store, "
+                                    "the bus and the delivery queue in time (see /health)", value=int(stats.canary_ok))
+            if stats.canary_seconds is not None:
+                yield GaugeMetricFamily("cometql_canary_seconds", "How long the last passing canary probe took",
+                                        value=stats.canary_seconds)
         if stats.cluster is not None:
             yield from _cluster_metrics(stats.cluster)
 

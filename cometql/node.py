@@ -14,9 +14,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from .canary import Canary
 from .cluster import Bus, Cluster, open_bus
 from .config import Config
 from .engine import Engine
@@ -36,7 +38,8 @@ class Node:
     """
 
     def __init__(self, hub: Hub, store: Store, cluster: Cluster | None = None, *, metrics: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, canary_interval: float = 0.0,
+                 canary_timeout: float = 5.0) -> None:
         self.hub = hub
         self.store = store
         self.cluster = cluster
@@ -45,6 +48,8 @@ class Node:
         self.mysql = MysqlCounters()
         self.observer: Observer = Metrics(self.statistics, clock=clock) if metrics else NULL_OBSERVER
         self.engine = Engine(hub, store, observer=self.observer, clock=clock)
+        #: Health that proves delivery (``/health``); disabled (always healthy) with interval 0.
+        self.canary = Canary(self.engine, store, cluster, interval=canary_interval, timeout=canary_timeout)
 
     def now(self) -> int:
         return self.engine.now()
@@ -72,7 +77,14 @@ class Node:
             mysql_closed=self.mysql.closed,
             mysql_statements=self.mysql.statements,
             cluster=self._cluster_statistics(),
+            **self._canary_statistics(),
         )
+
+    def _canary_statistics(self) -> dict[str, Any]:
+        report = self.canary.report()
+        if not report.enabled:
+            return {}
+        return {"canary_ok": report.healthy, "canary_seconds": report.seconds}
 
     def _cluster_statistics(self) -> ClusterStatistics | None:
         cluster = self.cluster
@@ -95,6 +107,7 @@ class Node:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.engine.run_deliveries)
             nursery.start_soon(self.observer.run)
+            nursery.start_soon(self.canary.run)
             if self.cluster is not None:
                 await nursery.start(self.cluster.run)
             task_status.started()
@@ -141,7 +154,8 @@ async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
             await cluster.begin()
         records = await store.load()
         hub.restore(records)
-        node = Node(hub, store, cluster)
+        node = Node(hub, store, cluster, canary_interval=config.canary_interval,
+                    canary_timeout=config.canary_timeout)
         if cluster is not None:
             await cluster.join(node.engine)
         yield node, records

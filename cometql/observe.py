@@ -195,6 +195,10 @@ class Statistics:
     mysql_closed: int
     mysql_statements: int
     cluster: ClusterStatistics | None = None
+    #: The delivery canary (``canary.py``): None when disabled, else whether its last probe went round,
+    #: and how long the last passing one took.
+    canary_ok: bool | None = None
+    canary_seconds: float | None = None
 
     @property
     def sessions_by_transport(self) -> dict[str, int]:

@@ -50,6 +50,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("cometql.cluster", "cometql.config", "cometql.limits"),
     # applies the hub's effects: awaits the store, writes frames
     ("cometql.engine",),
+    # the delivery canary: probes the store, the bus and the engine
+    ("cometql.canary",),
     # owns hub, engine, store, cluster and observer; the fronts are given it
     ("cometql.node",),
     # the fronts

@@ -80,6 +80,7 @@ class _Batch:
     writes: list[_Write] = dataclasses.field(default_factory=list)
     size: int = 0  # values in ``writes``
     done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    entry_id: str | None = None  # the bus entry it became, once Redis has it (None: refused)
 
 
 class Bus:
@@ -190,8 +191,20 @@ class Bus:
                 commands, spans = self._batch_commands(batch.writes, beat=self._beat or resync, resync=resync)
                 self._beat = False
                 replies = await self._send(commands)
-                _settle(batch.writes, spans, replies[-1])
+                batch.entry_id = _settle(batch.writes, spans, replies[-1])
                 batch.done.set()
+
+    async def probe(self) -> str | None:
+        """Write a heartbeat entry now and wait until Redis has it; returns its bus entry id (the canary
+        then waits for the follower to read it back). Raises ``StoreError`` if Redis does not take it."""
+        batch = self._batch
+        self._beat = True
+        self._wake.set()
+        with trio.move_on_after(self.timeout):
+            await batch.done.wait()
+        if batch.entry_id is None:
+            raise StoreError(f"Redis ({self.address}) did not take a bus entry within {self.timeout:g} s")
+        return batch.entry_id
 
     async def _heartbeats(self) -> None:
         while True:
@@ -335,8 +348,9 @@ class Bus:
             self._conn = None
 
 
-def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> None:
-    """Each write's outcome from EXEC's answer, told to its ``settle`` in batch order.
+def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> str | None:
+    """Each write's outcome from EXEC's answer, told to its ``settle`` in batch order; returns the id of
+    the bus entry the batch became (None if it was refused).
 
     EXEC answers an error (the batch was refused), None (aborted) or each command's reply; a
     refused bus entry (the last command) fails every write, a refused key only its own write.
@@ -361,6 +375,8 @@ def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> None
             write.settle(write.error is None)
         except Exception:  # pragma: no cover - settle is the hub applying records: a bug, logged
             log.exception("applying stored records failed")
+    entry = None if everyone is not None else replies[-1]
+    return entry.decode() if isinstance(entry, bytes) else None
 
 
 @asynccontextmanager

@@ -58,6 +58,8 @@ class Cluster:
         self.heard: dict[str, float] = {}
         self.last_id = "0-0"
         self.connected = False
+        #: The last entry of this node's own read back from the bus (the canary: the bus goes round).
+        self.own_last_id = "0-0"
         self.outages = 0
         self.entries = 0
         self._conn: RedisConnection | None = None
@@ -132,6 +134,7 @@ class Cluster:
         data = dict(zip(fields[::2], fields[1::2], strict=True))
         node = data[b"n"].decode()
         if node == self.node_id:
+            self.own_last_id = entry_id
             return
         now = self._now()
         if b"bye" in data:

@@ -46,6 +46,11 @@ class Store(Protocol):
         """Records that rebuild durable state, in the order they must be applied."""
         ...
 
+    async def probe(self) -> str | None:
+        """A write through the store's commit path with nothing in it (the canary): raises ``StoreError``
+        if the store cannot take writes now. A clustered store returns the bus entry id it wrote."""
+        ...
+
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         """Store records and ship cluster events, in this order, as one statement.
 
@@ -75,6 +80,10 @@ class MemoryStore:
 
     async def load(self) -> list[Record]:
         return list(self.records)
+
+    async def probe(self) -> str | None:
+        """Nothing to prove: memory always takes writes."""
+        return None
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         records = records_only(changes)

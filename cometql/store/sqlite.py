@@ -181,6 +181,18 @@ class SQLiteStore:
         if write.error is not None:
             raise StoreError(f"SQLite store failed: {write.error}")
 
+    async def probe(self) -> str | None:
+        """An empty transaction through the writer, like any commit: the canary's proof that the
+        store takes writes (raises ``StoreError`` if it cannot, e.g. another process holds the lock)."""
+        write = _Write((), no_settle)
+        self._pending.append(write)
+        batch = self._batch
+        self._wakeup.set()
+        await batch.wait()
+        if write.error is not None:
+            raise StoreError(f"SQLite store failed: {write.error}")
+        return None
+
     def _commit(self, writes: list[_Write]) -> None:
         """The batch in one transaction; if that fails, each write in its own (only failing ones fail)."""
         db = self._db
@@ -200,7 +212,7 @@ class SQLiteStore:
 
     @staticmethod
     def _transaction(db: sqlite3.Connection, records: Sequence[Record]) -> None:
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")  # the write lock now: an empty one (the canary's probe) proves it can be had
         try:
             for rec in records:
                 _apply(db, rec)

@@ -306,6 +306,8 @@ class WebFront:
             raise HttpError(405, f"{request.method} is not served here")
         if path in ("/info", "/comet-server/info"):
             return Response(200, orjson.dumps({"node": SERVER_NAME, "status": "ok", "version": __version__}))
+        if path in ("/health", "/comet-server/health"):
+            return self._health()
         if path == "/metrics":
             return Response(200, self.observer.exposition(), EXPOSITION_CONTENT_TYPE)
         if is_admin_path(path):
@@ -315,6 +317,19 @@ class WebFront:
         if ws_tail(path) is not None:
             raise HttpError(426, "this path expects a WebSocket upgrade")
         return self._static(path)
+
+    def _health(self) -> Response:
+        """200 while the delivery canary's probes go round (or it is off), 503 with the reason when not:
+        for load balancers and monitors, which should take a failing node out."""
+        report = self.node.canary.report()
+        body: dict[str, object] = {"status": "ok" if report.healthy else "failing", "node": SERVER_NAME}
+        if report.enabled:
+            body.update(canary_seconds=report.seconds, probes=report.probes, failures=report.failures)
+            if report.problem:
+                body["problem"] = report.problem
+        else:
+            body["canary"] = "off"
+        return Response(200 if report.healthy else 503, orjson.dumps(body), "application/json")
 
     def _static(self, path: str) -> Response:
         base_dir = self.options.base_dir

@@ -93,7 +93,7 @@ async def test_sqlite_happy_path_is_one_transaction_per_batch(tmp_path: Path) ->
             for uid in range(1, 21):
                 nursery.start_soon(store.write, [SetAuth(1, uid, "h")])
         store._db.set_trace_callback(None)
-        assert statements.count("BEGIN") == statements.count("COMMIT") == store.commits < 20
+        assert statements.count("BEGIN IMMEDIATE") == statements.count("COMMIT") == store.commits < 20
         assert not [s for s in statements if "SAVEPOINT" in s or s == "ROLLBACK"]
 
 
