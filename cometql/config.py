@@ -52,6 +52,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin_password", str, ("admin", "password"),
             "password of /admin, /admin/stats and /admin/token (HTTP Basic, any user name); "
             "empty: the CometQL password"),
+    Setting("admin_login_attempts", int, ("admin", "login_attempts"),
+            "wrong /admin or /metrics passwords one client address may send before it must wait (then one more "
+            "every 6 s; 429 with Retry-After meanwhile); 0: no limit"),
+    Setting("metrics_password", str, ("admin", "metrics_password"),
+            "empty: GET /metrics needs no login (keep the port private); else HTTP Basic with this password "
+            "(any user name), as Prometheus' basic_auth sends it"),
     Setting("mysql_host", str, ("cometql", "ip"), "address the MySQL-protocol port binds to"),
     Setting("mysql_port", int, ("cometql", "port"), "CometQL (MySQL protocol) port"),
     Setting("ws_host", str, ("ws", "ip"), "address the HTTP/WebSocket port binds to"),
@@ -111,6 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("command_burst", int, ("ws", "command_burst"), "browser commands a session may send in a burst"),
     Setting("max_message_size", int, ("main", "max_message_size"),
             "longest message in bytes, from a browser (web_pipe2) or an INSERT (longer: ERR 11 'Data is too long')"),
+    Setting("user_data_access", str, ("ws", "user_data_access"),
+            "who may read users_data with the browser library's user_data(): 'anyone' (CppComet: anonymous "
+            "pages too, so users_data must hold nothing private), 'users' (logged-in sessions) or 'self' "
+            "(a user reads only their own)"),
     Setting("max_subscriptions", int, ("ws", "max_subscriptions"), "channels one browser session may subscribe to"),
 )
 
@@ -132,6 +142,8 @@ _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-
 class Config:
     password: str = EXAMPLE_PASSWORD
     admin_password: str = ""  # empty: /admin takes the CometQL password
+    metrics_password: str = ""  # empty: /metrics is open, as before
+    admin_login_attempts: int = 10
     mysql_host: str = "127.0.0.1"
     mysql_port: int = 3300
     ws_host: str = "127.0.0.1"
@@ -166,6 +178,7 @@ class Config:
     command_rate: float = 100.0
     command_burst: int = 200
     max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
+    user_data_access: str = "anyone"
     max_subscriptions: int = 32
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -199,7 +212,8 @@ class Config:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
-        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
+        for name in ("admin_login_attempts", "max_sessions_per_ip", "command_rate", "command_burst",
+                     "max_message_size", "max_subscriptions"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         if self.log_format not in ("text", "json"):
@@ -214,6 +228,8 @@ class Config:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.workers > 1 and not self.store:
             raise ConfigError("workers: more than 1 process needs a shared store; set [store] url = redis://...")
+        if self.user_data_access not in ("anyone", "users", "self"):
+            raise ConfigError(f"user_data_access: {self.user_data_access!r} is not one of anyone, users, self")
         if self.canary_interval < 0 or self.canary_timeout <= 0:
             raise ConfigError("canary_interval must be >= 0 (0: off) and canary_timeout > 0")
         if self.node_timeout < 1:
@@ -318,7 +334,7 @@ def describe(config: Config) -> list[tuple[str, str, str]]:
         if f.name in ("sources", "warnings"):
             continue
         value = getattr(config, f.name)
-        shown = "*" * 8 if f.name in ("password", "admin_password") and value else str(value)
+        shown = "*" * 8 if f.name in ("password", "admin_password", "metrics_password") and value else str(value)
         if f.name == "store" and value:
             shown = config.store_display
         out.append((f.name, shown, config.sources.get(f.name, "default")))

@@ -12,7 +12,7 @@ from enum import Enum
 
 from .sql import Insert, Statement
 
-__all__ = ["IpSessions", "RateLimiter", "Verdict", "insert_message_too_long", "web_message_size"]
+__all__ = ["FailedLogins", "IpSessions", "RateLimiter", "Verdict", "insert_message_too_long", "web_message_size"]
 
 #: Tables whose ``message`` column is a message to deliver.
 _MESSAGE_TABLES = {"pipes_messages", "users_messages"}
@@ -79,6 +79,40 @@ class IpSessions:
 
     def count(self, ip: str) -> int:
         return self._open.get(ip, 0)
+
+
+class FailedLogins:
+    """Password guesses per client address: ``allowed`` failures, then one more per ``refill`` seconds.
+
+    A token bucket per address that only failures drain, so a user who mistypes
+    once is never slowed, and a guesser gets ``allowed`` tries and then one every
+    ``refill`` seconds (10 and 6 s: 600 guesses an hour instead of thousands a
+    second). At most ``max_tracked`` addresses are remembered (the oldest are
+    forgotten first), so a spoofing flood cannot grow memory.
+    """
+
+    def __init__(self, allowed: int = 10, refill: float = 6.0, *, max_tracked: int = 10000) -> None:
+        self.allowed = allowed
+        self.refill = refill
+        self.max_tracked = max_tracked
+        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, when), in insertion order
+
+    def _tokens(self, ip: str, now: float) -> float:
+        tokens, when = self._buckets.get(ip, (float(self.allowed), now))
+        return min(float(self.allowed), tokens + (now - when) / self.refill)
+
+    def blocked(self, ip: str, now: float) -> float:
+        """0 if ``ip`` may try a password now, else the seconds until it may."""
+        tokens = self._tokens(ip, now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) * self.refill
+
+    def failed(self, ip: str, now: float) -> None:
+        tokens = self._tokens(ip, now) - 1.0
+        self._buckets.pop(ip, None)
+        if tokens < self.allowed:
+            self._buckets[ip] = (max(0.0, tokens), now)
+            while len(self._buckets) > self.max_tracked:
+                del self._buckets[next(iter(self._buckets))]
 
 
 def web_message_size(command: str) -> int:

@@ -148,6 +148,7 @@ async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
             send_user_online_events=config.send_user_online_events,
             send_user_offline_events=config.send_user_offline_events,
             max_subscriptions=config.max_subscriptions,
+            user_data_access=config.user_data_access,
             node_id=cluster.node_id if cluster else None,
         )
         if cluster is not None:

@@ -33,7 +33,9 @@ MAX_QUEUED_BYTES = 64 * 1024
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """This module's own server (overrides the session one, so ``dev``/``db`` talk to it)."""
     srv = ServerProcess(tmp_path_factory.mktemp("cometql-metrics"),
-                        env={"COMETQL_MAX_QUEUED_BYTES": str(MAX_QUEUED_BYTES)}).start()
+                        env={"COMETQL_MAX_QUEUED_BYTES": str(MAX_QUEUED_BYTES),
+                             # the admin tests here send dozens of wrong passwords (the guess limit: tests/ops)
+                             "COMETQL_ADMIN_LOGIN_ATTEMPTS": "0"}).start()
     wait_for_port(srv.ws_port)
     yield srv
     if srv.alive:

@@ -47,5 +47,5 @@ def jwt_user_id(token: str, secret: str, now: float) -> int | None:
 
 
 def hash_matches(stored: str | None, offered: str) -> bool:
-    """Constant-time comparison; an unknown user never matches."""
-    return stored is not None and hmac.compare_digest(stored.encode(), offered.encode())
+    """Constant-time comparison; an unknown user, or an empty hash (stored by an older version), never matches."""
+    return stored is not None and stored != "" and hmac.compare_digest(stored.encode(), offered.encode())

@@ -147,6 +147,10 @@ def _user_data(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
     if not raw_id.isdigit() or len(raw_id) > 18:
         return _error(sub, "Invalid user id", now, user_data="", user_id=-1)
     uid = int(raw_id)
+    access = hub.user_data_access
+    if access != "anyone" and (sub.user_id <= 0 or (access == "self" and uid != sub.user_id)):
+        return _error(sub, "Access denied: user_data of this user is not readable from this session "
+                      f"(user_data_access = {access})", now, user_data="", user_id=uid)
     data = hub.state.user_data(sub.dev_id, uid) or ""
     return _reply(sub, frames.answer_frame("_answer", "answer", {"user_data": data, "user_id": uid}, now, marker))
 

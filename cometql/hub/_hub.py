@@ -77,10 +77,14 @@ class Hub:
         send_user_offline_events: bool = True,
         max_subscriptions: int = 32,
         node_id: str | None = None,
+        user_data_access: str = "anyone",
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
         self.max_subscriptions = max_subscriptions
+        #: Who may read users_data with the browser's ``user_data`` command: "anyone" (CppComet, anonymous
+        #: sessions too), "users" (logged-in sessions) or "self" (a user reads only their own).
+        self.user_data_access = user_data_access
         self.send_user_online_events = send_user_online_events
         self.send_user_offline_events = send_user_offline_events
         self._new_id = new_id

@@ -58,7 +58,9 @@ def event_problem(event: str) -> str | None:
 
 
 def hash_problem(value: str) -> str | None:
-    """Return "chars" or "long" for a bad users_auth hash (characters are checked first)."""
+    """Return "empty", "chars" or "long" for a bad users_auth hash (characters are checked first)."""
+    if not value.strip():
+        return "empty"  # CppComet stores it, and then anyone who sends an empty key logs in as that user
     if not _HASH_CHARS.match(value):
         return "chars"
     if len(value) > HASH_MAX:

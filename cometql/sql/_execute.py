@@ -152,6 +152,9 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
         uid = _user_id(v["id"], allow_zero=False)
         hash_ = as_text(v["hash"])
         problem = hash_problem(hash_)
+        if problem == "empty":
+            raise SQLError(codes.ERR_EMPTY, "The hash is empty: anyone could log in as this user with an empty "
+                           "key; DELETE FROM users_auth to log the user out")
         if problem == "chars":
             raise SQLError(codes.ERR_INVALID, "Contains an invalid characters in the string hash")
         if problem == "long":

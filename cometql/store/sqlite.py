@@ -163,7 +163,10 @@ class SQLiteStore:
 
     async def load(self) -> list[Record]:
         assert self._db is not None
-        return await trio.to_thread.run_sync(_load, self._db)
+        try:
+            return await trio.to_thread.run_sync(_load, self._db)
+        except sqlite3.DatabaseError as exc:  # a damaged file: one clear line, not a traceback
+            raise StoreError(damaged(self.path, exc)) from exc
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         await self.write(records_only(changes), settle)
@@ -269,11 +272,20 @@ def _settle(writes: list[_Write]) -> None:
             log.exception("applying stored records failed")
 
 
+def damaged(path: Path, exc: Exception) -> str:
+    """What to do about a store file SQLite cannot read (the server does not start on it)."""
+    return (f"the SQLite store {path} is damaged ({exc}); the server will not start on it. Stop every "
+            f"process using it, then restore it from a backup, or try `sqlite3 {path} .recover > dump.sql`, "
+            f"or move it away to start with an empty store")
+
+
 @asynccontextmanager
 async def open_sqlite_store(path: Path | str, *, durability: str = "normal") -> AsyncIterator[SQLiteStore]:
     store = SQLiteStore(Path(path), durability=durability)
     try:
         await trio.to_thread.run_sync(store._open)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(damaged(Path(path), exc)) from exc
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
     try:

@@ -35,7 +35,7 @@ from ..node import Node
 from ..observe import OnlineSample
 from ._http import HttpError, Request, Response
 
-__all__ = ["LIVE_PATH", "TOKEN_TTL", "admin_response", "authorized", "check_token", "is_admin_path",
+__all__ = ["LIVE_PATH", "REALM", "TOKEN_TTL", "admin_response", "authorized", "check_token", "is_admin_path",
            "issue_token", "stats", "token_of"]
 
 ADMIN_STATIC = Path(__file__).parent / "static" / "admin"

@@ -20,6 +20,10 @@ class WebOptions:
     allowed_origins: str = "*"
     base_dir: Path | None = None
     admin_password: str = ""
+    #: Empty: /metrics is open.
+    metrics_password: str = ""
+    #: Wrong /admin and /metrics passwords per client address before it must wait (0: no limit).
+    admin_login_attempts: int = 10
     longpoll_timeout: float = 25.0
     #: Seconds a new connection has for its TLS handshake and its first request.
     request_timeout: float = 10.0
@@ -48,6 +52,8 @@ class WebOptions:
             allowed_origins=config.allowed_origins,
             base_dir=Path(config.base_dir).resolve() if config.base_dir else None,
             admin_password=config.effective_admin_password,
+            metrics_password=config.metrics_password,
+            admin_login_attempts=config.admin_login_attempts,
             longpoll_timeout=config.longpoll_timeout,
             request_timeout=config.request_timeout,
             session_ttl=config.session_ttl,

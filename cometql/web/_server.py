@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import mimetypes
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,11 +29,11 @@ from .._version import __version__
 from ..config import origin_allowed
 from ..errors import StoreError
 from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
-from ..limits import IpSessions, RateLimiter, Verdict, web_message_size
+from ..limits import FailedLogins, IpSessions, RateLimiter, Verdict, web_message_size
 from ..listen import ACCEPT_RETRY, AcceptFailures, open_listeners
 from ..node import Node
 from ..observe import EXPOSITION_CONTENT_TYPE
-from ._admin import LIVE_PATH, admin_response, is_admin_path
+from ._admin import LIVE_PATH, REALM, admin_response, authorized, is_admin_path
 from ._adminlive import serve_admin_live
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
@@ -69,6 +71,8 @@ class WebFront:
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
         self._session_ip: dict[int, str] = {}
         self._limiters: dict[int, RateLimiter] = {}
+        # wrong /admin and /metrics passwords, per client address
+        self._guesses = FailedLogins(options.admin_login_attempts) if options.admin_login_attempts else None
         self.accept_failures = AcceptFailures(log, "browser")
 
     def now(self) -> int:
@@ -309,14 +313,37 @@ class WebFront:
         if path in ("/health", "/comet-server/health"):
             return self._health()
         if path == "/metrics":
+            if self.options.metrics_password and (refused := self._check_login(request, info,
+                                                                                 self.options.metrics_password)):
+                return refused
             return Response(200, self.observer.exposition(), EXPOSITION_CONTENT_TYPE)
         if is_admin_path(path):
+            if refused := self._check_login(request, info, self.options.admin_password):
+                return refused
             return admin_response(self.node, self.options.admin_password, request)
         if path in _LIBRARY:
             return Response(200, (STATIC / _LIBRARY[path]).read_bytes(), "application/javascript; charset=utf-8")
         if ws_tail(path) is not None:
             raise HttpError(426, "this path expects a WebSocket upgrade")
         return self._static(path)
+
+    def _check_login(self, request: Request, info: ConnInfo, password: str) -> Response | None:
+        """None if the request has HTTP Basic with ``password``; else the refusal: 401 for a wrong or missing
+        one, 429 while the client's address has used up its guesses (``limits.FailedLogins``: 10, then one
+        every 6 s; only wrong passwords count, a request without credentials is the browser asking)."""
+        now = time.monotonic()
+        guesses = self._guesses
+        wait = guesses.blocked(info.ip, now) if guesses is not None else 0.0
+        if wait:
+            self._limit_hit("login_attempts")
+            retry = str(math.ceil(wait))
+            return Response(429, orjson.dumps({"error": f"too many failed logins; retry in {retry} s"}),
+                            headers=[("Retry-After", retry)])
+        if authorized(request, password):
+            return None
+        if "authorization" in request.headers and guesses is not None:
+            guesses.failed(info.ip, now)
+        return Response(401, b'{"error":"authentication required"}', headers=[("WWW-Authenticate", REALM)])
 
     def _health(self) -> Response:
         """200 while the delivery canary's probes go round (or it is off), 503 with the reason when not:

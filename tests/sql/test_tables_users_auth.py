@@ -28,6 +28,8 @@ from ._cases import (
 
 BAD_HASH = (12, "Contains an invalid characters in the string hash")
 LONG_HASH = (11, "Hash string is too long")
+EMPTY_HASH = (17, "The hash is empty: anyone could log in as this user with an empty key; DELETE FROM users_auth "
+                  "to log the user out")
 
 
 class TestUsersAuthForms(KeyedTableTests):
@@ -54,6 +56,7 @@ ERRORS = [
     err("INSERT INTO users_auth (id, hash) VALUES (5, 'a b')", BAD_HASH, "hash-space"),
     err("INSERT INTO users_auth (id, hash) VALUES (5, 'ключ')", BAD_HASH, "hash-unicode"),
     err(f"INSERT INTO users_auth (id, hash) VALUES (5, '{'a' * 33}')", LONG_HASH, "hash-33-chars"),
+    err("INSERT INTO users_auth (id, hash) VALUES (5, '')", EMPTY_HASH, "hash-empty"),
     err(f"INSERT INTO users_auth (id, hash) VALUES (5, '{'a' * 40}-')", BAD_HASH, "chars-checked-before-length"),
     err("INSERT INTO users_auth (id, LENGTH) VALUES (5, 1)", BAD_COLUMN, "wrong-case-column"),
     err("INSERT INTO users_auth (id, hash) VALUES (5)", COLUMNS_LIST, "count-mismatch"),
@@ -67,8 +70,8 @@ ERRORS = [
 test_error = error_cases_test(ERRORS)
 
 
-@pytest.mark.parametrize("hash_", ["", "a" * 32, "AZaz09=+/_", "auth_hash1"],
-                         ids=["empty", "32-chars", "every-char-class", "doc-example"])
+@pytest.mark.parametrize("hash_", ["a", "a" * 32, "AZaz09=+/_", "auth_hash1"],
+                         ids=["one-char", "32-chars", "every-char-class", "doc-example"])
 def test_valid_hashes(db: Cursor, hash_: str) -> None:
     assert expect_ok(db, f"INSERT INTO users_auth (id, hash) VALUES (1, '{hash_}')") == (1, 1)
     assert rows(db, "SELECT * FROM users_auth WHERE id = 1") == [("1", hash_)]
