@@ -15,7 +15,8 @@ venv: $(PY)
 serve: venv
 	$(VENV)/bin/cometql serve $(ARGS)
 
-# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node, headless Chromium, redis-server).
+# System packages the tests drive for real (mysql CLI, PHP mysqli/PDO, Node, headless Chromium, redis-server,
+# nginx in front of the server, systemd-analyze for the unit, ip for the docs' commands in a network namespace).
 system-deps:
 	@missing=""; \
 	command -v mysql >/dev/null || missing="$$missing mariadb-client"; \
@@ -26,6 +27,9 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	[ -x /usr/sbin/ip ] || command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -1,17 +1,20 @@
 """``cometql check-config FILE``: validate a comet.ini (ours or CppComet's) without starting anything.
 
-Loads the file the way ``serve`` would (then ``COMETQL_*`` variables on top),
-prints every effective setting with where it came from, and prints unknown keys
-as warnings. A wrong value, a missing file or a bad certificate exits with
-status 2 and the same precise message ``serve`` would give.
+Loads the file the way ``serve`` would (then ``COMETQL_*`` variables on top;
+it takes no other flags), prints every effective setting with where it came
+from (file, env or default), and prints unknown keys as warnings. A wrong value,
+a missing file or a bad certificate exits with status 2 and the same precise
+message ``serve`` would give, after the file's warnings (an unknown key next to
+a bad value is often the same typo).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .config import describe, load_config
+from .config import describe, load_config, read_ini
 from .errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -29,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(config_file=args.file)
     except ConfigError as exc:
+        try:
+            _, warnings = read_ini(Path(args.file))
+        except ConfigError:  # the file itself cannot be read or parsed: the error says so
+            warnings = []
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"cometql: {args.file}: error: {exc}", file=sys.stderr)
         return 2
     for warning in config.warnings:

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 
 import trio
 
 from ._version import __version__
 from .bench import add_parser as add_bench_parser
 from .checkconfig import add_parser as add_check_config_parser
-from .config import SETTINGS, load_config
+from .config import SETTINGS, Config, describe, load_config
 from .errors import CometQLError
-from .logs import setup_logging
+from .logs import announce, setup_logging
 from .server import Running, serve
 from .workers import is_worker, supervise
 
 __all__ = ["main"]
+
+log = logging.getLogger("cometql")
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,39 +50,87 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 async def _run(config_flags: dict[str, object], config_file: str | None, argv: Sequence[str]) -> None:
     config = load_config(config_file=config_file, flags=config_flags)
-    setup_logging(config.log_level, config.log_format, secrets=(config.password, config.admin_password,
-                                                                          config.store_password))
+    _setup_logging(config)
     for warning in config.warnings:
-        logging.getLogger("cometql").warning("%s", warning)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        log.warning("%s", warning)
+    reload = partial(_reload, config_file=config_file, flags=config_flags)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             if config.workers > 1 and not is_worker():
-                nursery.start_soon(supervise, config, argv)
-                print(f"CometQL {__version__}: {config.workers} workers on {config.mysql_host}:{config.mysql_port} "
-                      f"(CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store_display}",
-                      flush=True)
-                await _stop_on_signal(signals, nursery)
+                workers: set[trio.Process] = set()
+                nursery.start_soon(supervise, config, argv, workers)
+                announce(config.log_format,
+                         f"CometQL {__version__}: {config.workers} workers on {config.mysql_host}:{config.mysql_port}"
+                         f" (CometQL) and {config.ws_host}:{config.ws_port} (browsers), store {config.store_display}",
+                         version=__version__, workers=config.workers, store=config.store_display,
+                         mysql=f"{config.mysql_host}:{config.mysql_port}",
+                         browsers=f"{config.ws_host}:{config.ws_port}")
+                await _handle_signals(signals, nursery, config, reload, workers)
                 return
             running: Running = await nursery.start(serve, config)
-            print(
+            scheme = "wss" if config.tls_cert else "ws"
+            announce(
+                config.log_format,
                 f"CometQL {__version__}\n"
                 f"  CometQL (MySQL protocol): {config.mysql_host}:{running.mysql_port}"
                 f"  (e.g. mysql -h {config.mysql_host} -P {running.mysql_port} -u root -p CometQL_v1)\n"
                 f"  storage: {running.node.store.description}\n"
-                f"  browsers: {'wss' if config.tls_cert else 'ws'}://{config.ws_host}:{running.ws_port}/ws/"
+                f"  browsers: {scheme}://{config.ws_host}:{running.ws_port}/ws/"
                 " (long-poll /lp/, library /cometql.js)",
-                flush=True,
+                version=__version__, mysql=f"{config.mysql_host}:{running.mysql_port}",
+                storage=running.node.store.description, browsers=f"{scheme}://{config.ws_host}:{running.ws_port}/ws/",
             )
-            await _stop_on_signal(signals, nursery)
+            await _handle_signals(signals, nursery, config, reload, set())
 
 
-async def _stop_on_signal(signals: AsyncIterator[int], nursery: trio.Nursery) -> None:
+def _setup_logging(config: Config) -> None:
+    setup_logging(config.log_level, config.log_format,
+                  secrets=(config.password, config.admin_password, config.store_password))
+
+
+async def _handle_signals(signals: AsyncIterator[int], nursery: trio.Nursery, config: Config,
+                          reload: Callable[[Config], Config], workers: set[trio.Process]) -> None:
+    """SIGHUP: re-read the configuration (and pass the signal on to the workers); SIGINT/SIGTERM: shut down."""
     async for signum in signals:
-        print(f"received {signal.Signals(signum).name}, shutting down (again to exit at once)", flush=True)
+        if signum == signal.SIGHUP:
+            config = reload(config)
+            for proc in list(workers):
+                proc.send_signal(signal.SIGHUP)
+            continue
+        announce(config.log_format,
+                 f"received {signal.Signals(signum).name}, shutting down (again to exit at once)",
+                 signal=signal.Signals(signum).name)
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal: no more waiting
             signal.signal(sig, _exit_now)
         nursery.cancel_scope.cancel()
         break
+
+
+def _reload(current: Config, *, config_file: str | None, flags: dict[str, object]) -> Config:
+    """SIGHUP: load the configuration again; apply what is safe to change live (logging), log the rest.
+
+    Everything else is fixed for the life of the process: the ports, TLS files and store are open
+    sockets and files, and the limits and timeouts are frozen into each front and session when they
+    are made (see docs/deployment.md, "Reload"). Returns the configuration now in force.
+    """
+    try:
+        new = load_config(config_file=config_file, flags=flags)
+    except CometQLError as exc:
+        log.error("reload: %s; the running settings stay", exc)
+        return current
+    for warning in new.warnings:
+        log.warning("reload: %s", warning)
+    changed = [name for name, _, _ in describe(new) if getattr(new, name) != getattr(current, name)]
+    live = {"log_level", "log_format"}
+    in_force = dataclasses.replace(current, log_level=new.log_level, log_format=new.log_format)
+    if live & set(changed):
+        _setup_logging(in_force)
+    later = [name for name in changed if name not in live]
+    if later:
+        log.warning("reload: %s changed; takes a restart to apply", ", ".join(later))
+    applied = sorted(live & set(changed))
+    log.info("reload: configuration re-read; applied: %s", ", ".join(applied) or "nothing")
+    return in_force
 
 
 def _exit_now(signum: int, frame: object) -> None:

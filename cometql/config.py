@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .redisurl import RedisAddress
 from .tls import server_context
 
-__all__ = ["EXAMPLE_PASSWORD", "SETTINGS", "Config", "Setting", "load_config"]
+__all__ = ["EXAMPLE_PASSWORD", "SETTINGS", "Config", "Setting", "load_config", "trusted_networks"]
 
 #: The password in the sample comet.ini; refused on a public address.
 EXAMPLE_PASSWORD = "CometQLPassword"
@@ -122,6 +122,10 @@ SETTINGS: tuple[Setting, ...] = (
             "pages too, so users_data must hold nothing private), 'users' (logged-in sessions) or 'self' "
             "(a user reads only their own)"),
     Setting("max_subscriptions", int, ("ws", "max_subscriptions"), "channels one browser session may subscribe to"),
+    Setting("trusted_proxies", str, ("ws", "trusted_proxies"),
+            "addresses or networks (CIDR) of reverse proxies, separated by commas or spaces: only a connection from "
+            "one of them is believed about the browser's address (X-Forwarded-For, else X-Real-IP), for the "
+            "per-IP limit, users_in_pipes and logs. Empty: every header is ignored and the TCP peer is the browser"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -180,6 +184,7 @@ class Config:
     max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
     user_data_access: str = "anyone"
     max_subscriptions: int = 32
+    trusted_proxies: str = ""  # nginx on the same machine: 127.0.0.1, ::1
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -234,6 +239,7 @@ class Config:
             raise ConfigError("canary_interval must be >= 0 (0: off) and canary_timeout > 0")
         if self.node_timeout < 1:
             raise ConfigError(f"node_timeout: {self.node_timeout:g} s is too short (at least 1)")
+        trusted_networks(self.trusted_proxies)  # a typo fails here, at start-up
         if self.durability not in ("normal", "full"):
             raise ConfigError(f"durability: {self.durability!r} is not 'normal' or 'full'")
         if self.password == EXAMPLE_PASSWORD:
@@ -243,6 +249,17 @@ class Config:
                         f"{name}: refusing to listen on {getattr(self, name)} with the example password; "
                         "set [main] password, COMETQL_PASSWORD or --password first"
                     )
+
+
+def trusted_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``[ws] trusted_proxies``: addresses and CIDR networks separated by commas or spaces."""
+    networks = []
+    for item in (i for i in re.split(r"[,\s]+", text) if i):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"trusted_proxies: {item!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
 
 
 def _is_loopback(host: str) -> bool:

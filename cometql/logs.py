@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "RedactFilter", "TextFormatter", "escape_controls", "redact", "setup_logging"]
+__all__ = ["JsonFormatter", "RedactFilter", "TextFormatter", "announce", "escape_controls", "redact", "setup_logging"]
 
 MASK = "***"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -154,3 +154,17 @@ def setup_logging(level: str = "info", fmt: str = "text", secrets: tuple[str, ..
     # sqlglot warns with the whole statement ("'...' contains unsupported syntax"): noise for operators,
     # and a statement can carry secrets (masked anyway); kept for debugging
     logging.getLogger("sqlglot").setLevel(logging.NOTSET if level.lower() == "debug" else logging.ERROR)
+
+
+def announce(fmt: str, text: str, stream: TextIO | None = None, **fields: object) -> None:
+    """Print what ``serve`` tells its operator (the banner, the shutdown note) on stdout, in the log format.
+
+    Text: ``text`` as it is (several lines for the banner). JSON: one record like the log's (its first line
+    as the message, ``fields`` as keys), so a JSON log stays JSON from the first line to the last.
+    """
+    out = stream or sys.stdout
+    if fmt == "json":
+        record = logging.LogRecord("cometql", logging.INFO, "", 0, text.split("\n", 1)[0], None, None)
+        record.__dict__.update(fields)
+        text = JsonFormatter().format(record)
+    print(text, file=out, flush=True)

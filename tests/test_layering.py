@@ -62,8 +62,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("cometql.workers", "cometql.bench"),
     # the command line
     ("cometql.cli",),
-    # the package's public names (``from cometql import serve``)
-    ("cometql",),
+    # the package's public names (``from cometql import serve``); ``python -m cometql``
+    ("cometql", "cometql.__main__"),
 ]
 
 FRONTS = {"cometql.mysql", "cometql.web"}

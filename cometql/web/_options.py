@@ -6,8 +6,9 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, trusted_networks
 from ..tls import server_context
+from ._forwarded import Network
 
 __all__ = ["WebOptions"]
 
@@ -34,6 +35,8 @@ class WebOptions:
     command_rate: float = 100.0
     command_burst: int = 200
     max_message_size: int = 1048576
+    #: Reverse proxies whose X-Forwarded-For / X-Real-IP name the browser (``_forwarded.py``).
+    trusted_proxies: tuple[Network, ...] = ()
     #: None: plain ws:// and http://.
     tls: ssl.SSLContext | None = None
     #: Share the port with sibling worker processes (``--workers``).
@@ -63,6 +66,7 @@ class WebOptions:
             command_rate=config.command_rate,
             command_burst=config.command_burst,
             max_message_size=config.max_message_size,
+            trusted_proxies=trusted_networks(config.trusted_proxies),
             tls=server_context(config),
             reuse_port=reuse_port,
             node_id=node_id,

@@ -35,6 +35,7 @@ from ..node import Node
 from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, REALM, admin_response, authorized, is_admin_path
 from ._adminlive import serve_admin_live
+from ._forwarded import client_address
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
@@ -284,17 +285,18 @@ class WebFront:
             except h11.LocalProtocolError:
                 return None
 
-    @staticmethod
-    def _info(stream: trio.abc.Stream, request: Request) -> ConnInfo:
+    def _info(self, stream: trio.abc.Stream, request: Request) -> ConnInfo:
+        """What ``users_in_pipes`` shows of this request's browser; its address is the proxy's client when
+        the peer is a trusted proxy (``[ws] trusted_proxies``), else the peer's."""
         raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            ip = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
+            peer = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
         except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
-            ip = ""
+            peer = ""
         h = request.headers
         return ConnInfo(
             user_agent=h.get("user-agent", "")[:250],
-            ip=ip,
+            ip=client_address(peer, request.raw_headers, self.options.trusted_proxies),
             origin=h.get("origin", h.get("host", ""))[:250],
             language=h.get("accept-language", "")[:64],
         )

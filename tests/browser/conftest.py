@@ -35,10 +35,10 @@ FLAGS = (
 )
 
 
-def make_driver(profile: str) -> webdriver.Chrome:
+def make_driver(profile: str, extra_flags: tuple[str, ...] = ()) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in (*FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

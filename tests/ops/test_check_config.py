@@ -78,3 +78,15 @@ def test_tls_section_is_checked_too(tmp_path: Path, certs: Certs) -> None:
     half = check(ini)
     assert half.returncode == 2
     assert "tls_key: TLS needs both tls_cert and tls_key ([ssl] cert and key)" in half.stderr
+
+
+def test_a_file_with_an_error_still_prints_its_warnings(tmp_path: Path) -> None:
+    ini = tmp_path / "comet.ini"
+    ini.write_text("[cometql]\nprot = 3300\nport = thirty\n[wss]\nip = 0.0.0.0\n")
+    run = check(ini)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        f"warning: {ini}: unknown key 'prot' in [cometql] ignored",
+        f"warning: {ini}: unknown section [wss] ignored",
+        f"cometql: {ini}: error: mysql_port ({ini}): 'thirty' is not an integer",
+    ]
