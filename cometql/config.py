@@ -85,6 +85,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_timeout", float, ("cometql", "login_timeout"),
             "seconds a MySQL client has from connecting to being logged in (TLS included); a slower or "
             "silent one is disconnected. Until the login, a packet over 64 KiB ends the connection"),
+    Setting("mysql_max_connections", int, ("cometql", "max_connections"),
+            "MySQL connections at once; 0: the open-files limit less a reserve for browsers (min(512, limit/16)) "
+            "and 64 for the server itself. At the bound new connections wait in the kernel's backlog"),
+    Setting("max_unauthenticated", int, ("cometql", "max_unauthenticated"),
+            "MySQL connections at once that have not logged in yet (each is closed after login_timeout); at the "
+            "bound new connections wait in the kernel's backlog, logged-in ones are unaffected"),
     Setting("max_query_size", int, ("cometql", "max_query_size"),
             "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
     Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
@@ -110,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_cert", str, ("ssl", "cert"),
             "PEM certificate (chain) file; with tls_key, both ports speak TLS (wss://, https://, MySQL SSL)"),
     Setting("tls_key", str, ("ssl", "key"), "PEM private key file for tls_cert"),
+    Setting("ws_max_connections", int, ("ws", "max_connections"),
+            "browser connections at once (WebSocket sessions and HTTP requests); 0: the open-files limit less a "
+            "reserve for MySQL logins (min(512, limit/16)) and 64 for the server itself"),
+    Setting("max_handshakes", int, ("ws", "max_handshakes"),
+            "browser connections at once that have not sent their first request yet (each is closed after "
+            "request_timeout); at the bound new connections wait in the kernel's backlog"),
     Setting("max_sessions_per_ip", int, ("ws", "max_sessions_per_ip"),
             "browser sessions one IP address may hold open (0: no limit)"),
     Setting("command_rate", float, ("ws", "command_rate"),
@@ -162,6 +174,8 @@ class Config:
     dev_index_size: int = 100000
     pin_dev: bool = False  # CppComet's model: one password, any login may USE db_N
     login_timeout: float = 10.0
+    mysql_max_connections: int = 0
+    max_unauthenticated: int = 256
     max_query_size: int = 1048576
     send_user_online_events: bool = True
     send_user_offline_events: bool = True
@@ -177,6 +191,8 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     # off: behind nginx or a corporate NAT thousands of users share one address
+    ws_max_connections: int = 0
+    max_handshakes: int = 4096
     max_sessions_per_ip: int = 0
     # a page sends a few commands a second; a flood is slowed, then closed (CppComet had no limit)
     command_rate: float = 100.0
@@ -217,8 +233,8 @@ class Config:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
-        for name in ("admin_login_attempts", "max_sessions_per_ip", "command_rate", "command_burst",
-                     "max_message_size", "max_subscriptions"):
+        for name in ("mysql_max_connections", "ws_max_connections", "admin_login_attempts", "max_sessions_per_ip",
+                     "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         if self.log_format not in ("text", "json"):
@@ -233,6 +249,8 @@ class Config:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.workers > 1 and not self.store:
             raise ConfigError("workers: more than 1 process needs a shared store; set [store] url = redis://...")
+        if self.max_unauthenticated < 1 or self.max_handshakes < 1:
+            raise ConfigError("max_unauthenticated and max_handshakes must be at least 1")
         if self.user_data_access not in ("anyone", "users", "self"):
             raise ConfigError(f"user_data_access: {self.user_data_access!r} is not one of anyone, users, self")
         if self.canary_interval < 0 or self.canary_timeout <= 0:

@@ -6,6 +6,7 @@ import ssl
 from dataclasses import dataclass
 
 from ..config import Config
+from ..listen import open_files_limit, port_budget
 from ..tls import server_context
 
 __all__ = ["MysqlOptions"]
@@ -27,9 +28,13 @@ class MysqlOptions:
     pin_dev: bool = False
     #: Seconds from connecting to logged in; then the connection is closed.
     login_timeout: float = 10.0
+    #: Connections at once, and of them not logged in yet (``listen.Admission``).
+    max_connections: int = 1000
+    max_unauthenticated: int = 256
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False) -> MysqlOptions:
         return cls(config.mysql_host, config.mysql_port, config.password, config.dev_index_size,
                    config.max_query_size, config.max_message_size, server_context(config), reuse_port,
-                   config.pin_dev, config.login_timeout)
+                   config.pin_dev, config.login_timeout,
+                   config.mysql_max_connections or port_budget(open_files_limit()), config.max_unauthenticated)

@@ -35,7 +35,7 @@ from mysql_mimic.stream import ConnectionClosed
 from mysql_mimic.types import Capabilities, ServerStatus, read_uint_4, read_uint_len, uint_len
 from mysql_mimic.utils import aiterate, cooperative_iterate
 
-from ..listen import AcceptFailures, open_listeners, serve
+from ..listen import AcceptFailures, Admission, Ticket, open_listeners, serve
 from ..node import Node
 from ..observe import Observer
 from ..sql import Ok
@@ -149,11 +149,14 @@ class CometConnection(Connection):
 
     session: CometSession
 
-    def __init__(self, *args: Any, observer: Observer, tls_upgrade: TlsUpgrade, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, observer: Observer, tls_upgrade: TlsUpgrade,
+                 logged_in: Callable[[], None] = lambda: None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.status_flags = ServerStatus.SERVER_STATUS_AUTOCOMMIT
         self.observer = observer
         self.tls_upgrade = tls_upgrade
+        #: Told once the login succeeded (the port's ``Admission`` stops counting it as unauthenticated).
+        self.logged_in = logged_in
 
     def error(self, **kwargs: Any) -> bytes:
         """Every ERR packet is built here: count it by code and keep it for the admin dashboard."""
@@ -306,6 +309,7 @@ class CometConnection(Connection):
             self.stream = real_stream
         if self.session.username is None:  # login refused; the ERR packet has been sent
             return
+        self.logged_in()
         self.tls_upgrade.reader.max_payload = max_packet(options)
         await self.session.init(self)
         try:
@@ -336,8 +340,10 @@ class MysqlFront:
         self.identity = PasswordIdentity(options.password, options.dev_index_size)
         self.control = LocalControl()
         self.accept_failures = AcceptFailures(log, "MySQL")
+        self.admission = Admission(log, "MySQL", max_open=options.max_connections,
+                                   max_pending=options.max_unauthenticated)
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.SocketStream, ticket: Ticket) -> None:
         counters = self.node.mysql
         counters.opened += 1
         trio_side = TlsUpgrade(stream, max_payload=LOGIN_MAX_PACKET)
@@ -350,6 +356,7 @@ class MysqlFront:
             ssl=self.options.tls,  # None: CLIENT_SSL is not advertised
             observer=self.node.observer,
             tls_upgrade=trio_side,
+            logged_in=ticket.settle,
         )
         connection_id = await self.control.add(connection)
         connection.connection_id = connection_id
@@ -359,6 +366,7 @@ class MysqlFront:
             log.exception("MySQL connection %s failed", connection_id)
         finally:
             counters.closed += 1
+            ticket.close()
             await self.control.remove(connection_id)
             with trio.move_on_after(1) as scope:
                 scope.shield = True
@@ -370,4 +378,4 @@ class MysqlFront:
         options = self.options
         listeners = await open_listeners(options.port, options.host, reuse_port=options.reuse_port)
         task_status.started(listeners)
-        await serve(self.handle, listeners, self.accept_failures)
+        await serve(self.handle, listeners, self.accept_failures, self.admission)

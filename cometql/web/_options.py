@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, trusted_networks
+from ..listen import open_files_limit, port_budget
 from ..tls import server_context
 from ._forwarded import Network
 
@@ -32,6 +33,10 @@ class WebOptions:
     max_uptime: float = 0.0
     max_queued_bytes: int = 4 * 1024 * 1024
     max_sessions_per_ip: int = 0
+    #: Connections at once (sockets: WebSocket sessions, requests in progress), and of them without a
+    #: first request yet (``listen.Admission``).
+    max_connections: int = 20000
+    max_handshakes: int = 4096
     command_rate: float = 100.0
     command_burst: int = 200
     max_message_size: int = 1048576
@@ -63,6 +68,8 @@ class WebOptions:
             max_uptime=config.max_uptime,
             max_queued_bytes=config.max_queued_bytes,
             max_sessions_per_ip=config.max_sessions_per_ip,
+            max_connections=config.ws_max_connections or port_budget(open_files_limit()),
+            max_handshakes=config.max_handshakes,
             command_rate=config.command_rate,
             command_burst=config.command_burst,
             max_message_size=config.max_message_size,

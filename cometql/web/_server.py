@@ -30,7 +30,7 @@ from ..config import origin_allowed
 from ..errors import StoreError
 from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
 from ..limits import FailedLogins, IpSessions, RateLimiter, Verdict, web_message_size
-from ..listen import ACCEPT_RETRY, AcceptFailures, open_listeners
+from ..listen import ACCEPT_RETRY, AcceptFailures, Admission, Ticket, open_listeners
 from ..node import Node
 from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, REALM, admin_response, authorized, is_admin_path
@@ -75,6 +75,9 @@ class WebFront:
         # wrong /admin and /metrics passwords, per client address
         self._guesses = FailedLogins(options.admin_login_attempts) if options.admin_login_attempts else None
         self.accept_failures = AcceptFailures(log, "browser")
+        # WebSocket sessions in the idle poller hold a socket without a handler task: counted as ``extra``
+        self.admission = Admission(log, "browser", max_open=options.max_connections,
+                                   max_pending=options.max_handshakes, extra=lambda: len(self.idle))
 
     def now(self) -> int:
         return self.engine.now()
@@ -188,9 +191,11 @@ class WebFront:
         which caps handshakes/s when browsers arrive in bursts)."""
         sock = listener.socket
         raw = sock._sock  # type: ignore[attr-defined]
+        admission = self.admission
         while True:
+            await admission.wait_room()
             await trio.lowlevel.wait_readable(sock)
-            while True:
+            while not admission.full():
                 try:
                     conn, _ = raw.accept()
                 except (BlockingIOError, InterruptedError):
@@ -204,16 +209,16 @@ class WebFront:
                 self.accept_failures.ok()
                 conn.setblocking(False)
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                nursery.start_soon(self.handle, stream, tls)
+                nursery.start_soon(self.handle, stream, tls, admission.ticket())
 
-    async def handle(self, stream: trio.abc.Stream, tls: bool = True) -> None:
+    async def handle(self, stream: trio.abc.Stream, tls: bool = True, ticket: Ticket | None = None) -> None:
         if self.options.tls is not None and tls:
             stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
             if isinstance(stream, trio.SSLStream):
                 with trio.fail_after(self.options.request_timeout):
                     await stream.do_handshake()
-            session = await self._handle(stream)
+            session = await self._handle(stream, ticket)
             if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
                 await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
             elif session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
@@ -223,6 +228,8 @@ class WebFront:
         except Exception:  # one broken connection must not take the port down
             log.exception("browser connection failed")
         finally:
+            if ticket is not None:
+                ticket.close()  # an upgraded session now counts in the idle poller (``Admission.extra``)
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()
@@ -233,7 +240,7 @@ class WebFront:
             return await accept_tls_websocket(self, stream, request, info)
         return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
 
-    async def _handle(self, stream: trio.abc.Stream) -> WsSession | TlsWsSession | None:
+    async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None) -> WsSession | TlsWsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket.
 
         The first request (its head and body) must arrive within ``request_timeout``: a silent or
@@ -246,6 +253,8 @@ class WebFront:
             first = await stream.receive_some(65536)
         if not first:  # nothing arrived in time, or the peer left
             return None
+        if ticket is not None:
+            ticket.settle()  # a request is arriving: no longer a handshake the port waits on
         quick = quick_upgrade(first)
         if quick is not None and ws_tail(quick.path) is not None:
             with trio.move_on_after(self.options.longpoll_timeout + 30):  # the handshake, and attach (the store)
