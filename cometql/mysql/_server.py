@@ -41,6 +41,7 @@ from ..observe import Observer
 from ..sql import Ok
 from . import _nul_guard
 from ._adapter import PacketTooLarge
+from ._conformance import MysqlConformance
 from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
 from ._tls import TlsUpgrade
@@ -144,7 +145,7 @@ class PasswordIdentity(IdentityProvider):
         )
 
 
-class CometConnection(Connection):
+class CometConnection(MysqlConformance):
     """mysql-mimic's connection with CometQL's OK values, error accounting and login rules."""
 
     session: CometSession
