@@ -3,8 +3,9 @@
 Both come from Debian packages (``make system-deps``): MariaDB Connector/J and
 gson jars for Java, go-sql-driver/mysql's source under /usr/share/gocode for Go,
 built the Debian way (GOPATH, no modules: nothing is downloaded). Compiling costs
-a second or two, so it happens on first use and the result is reused by every
-test; the directory (Go's build cache included) is removed when the run ends.
+a second or two, so it happens once (in the background while the first tests
+run: conftest.py) and the result is reused by every test; the directory (Go's
+build cache included) is removed when the run ends.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import atexit
 import functools
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ._run import HERE, ScriptDriver, Session, Settings, Step, run
 from ._served import ServedDriver
@@ -24,16 +27,32 @@ JARS = ("/usr/share/java/mariadb-java-client.jar", "/usr/share/java/gson.jar")
 GOPATH = "/usr/share/gocode"
 #: Compiling may be slow on a loaded machine; running is bounded by _run.TIMEOUT as usual.
 BUILD_TIMEOUT = 180.0
+T = TypeVar("T")
 
 
-@functools.cache
+def once(build: Callable[[], T]) -> Callable[[], T]:
+    """``build`` runs once, even when the warm-up thread and a test ask at the same time (a failure is retried)."""
+    lock = threading.Lock()
+    done: list[T] = []
+
+    @functools.wraps(build)
+    def wrapper() -> T:
+        with lock:
+            if not done:
+                done.append(build())
+            return done[0]
+
+    return wrapper
+
+
+@once
 def _build_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="cometql-drivers-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
 
-@functools.cache
+@once
 def java_command() -> tuple[str, ...]:
     """``javac`` JdbcMariadb.java once; the command that runs it."""
     classes = _build_dir() / "java"
@@ -43,7 +62,7 @@ def java_command() -> tuple[str, ...]:
             "JdbcMariadb")
 
 
-@functools.cache
+@once
 def go_command() -> tuple[str, ...]:
     """``go build`` go_sql_driver.go once, GOPATH mode; the binary."""
     binary = _build_dir() / "go_sql_driver"
@@ -59,6 +78,9 @@ class CompiledDriver:
     name: str
     build: Callable[[], tuple[str, ...]]
     exposes_sqlstate: bool = True
+
+    def warm_up(self) -> None:
+        self.build()
 
     def session(self, settings: Settings, plan: Sequence[Step]) -> Session:
         return ScriptDriver(self.name, self.build(), exposes_sqlstate=self.exposes_sqlstate).session(settings, plan)

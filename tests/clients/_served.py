@@ -23,8 +23,9 @@ from typing import IO
 
 from ._run import REPO, TIMEOUT, Session, Settings, Step
 
-#: One running program per driver name.
+#: One running program per driver name (the warm-up thread and the tests may ask at once).
 _running: dict[str, _Program] = {}
+_running_lock = threading.Lock()
 
 
 class _Program:
@@ -76,10 +77,15 @@ class ServedDriver:
     exposes_sqlstate: bool = True
 
     def _program(self) -> _Program:
-        program = _running.get(self.name)
-        if program is None or program.proc.poll() is not None:
-            program = _running[self.name] = _Program(self.command(), self.extra_env)
-        return program
+        with _running_lock:
+            program = _running.get(self.name)
+            if program is None or program.proc.poll() is not None:
+                program = _running[self.name] = _Program(self.command(), self.extra_env)
+            return program
+
+    def warm_up(self) -> None:
+        """Start the program (building it first if need be) before the first test needs it."""
+        self._program()
 
     def session(self, settings: Settings, plan: Sequence[Step]) -> Session:
         answer = json.loads(self._program().ask(json.dumps({"env": settings.env(), "plan": list(plan)})))
