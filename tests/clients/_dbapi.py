@@ -2,12 +2,13 @@
 
 Each driver is used the way its users use it: the connection's defaults (no
 ``autocommit`` unless the driver turns it on: statements are committed as a
-backend would), the driver's own placeholders (``%s``, or ``?`` for
-mysql-connector's prepared cursor, which sends COM_STMT_PREPARE/EXECUTE), and its
-own escaping. The asyncio drivers (aiomysql, asyncmy) run the same loop, each call
-awaited on an ``asyncio.Runner``; SQLAlchemy runs it through ``text()`` with named
-parameters. Most run in the test process; mysql-connector with its C extension
-runs in a process of its own (``mysql_connector_c.py`` says why), through ``main``.
+backend would; PyMySQL's tests have always used ``autocommit=True``), the
+driver's own placeholders (``%s``, or ``?`` for mysql-connector's prepared
+cursor, which sends COM_STMT_PREPARE/EXECUTE), and its own escaping. The asyncio
+drivers (aiomysql, asyncmy) run the same loop, each call awaited on an
+``asyncio.Runner``; SQLAlchemy runs it through ``text()`` with named parameters.
+Most run in the test process; mysql-connector with its C extension runs in a
+process of its own (``mysql_connector_c.py`` says why), through ``main``.
 """
 
 from __future__ import annotations
@@ -81,10 +82,8 @@ class DbApiDriver:
                 return Session(self.error_of(exc))
             try:
                 results = [self._step(wait, conn, s, errors) for s in plan]
-            finally:
-                wait(conn.close())
-                if self.is_async and hasattr(conn, "wait_closed"):
-                    wait(conn.wait_closed())
+            finally:  # the asyncio drivers say goodbye (COM_QUIT) with ensure_closed()
+                wait(conn.ensure_closed() if self.is_async else conn.close())
         return Session(None, results)
 
     def _step(self, wait: Callable[[Any], Any], conn: Any, s: Step, errors: tuple[type[BaseException], ...]) -> Result:
