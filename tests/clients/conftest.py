@@ -1,4 +1,4 @@
-"""Client tests: the slow-starting driver programs get ready in the background while the first tests run."""
+"""Client tests: the slow-starting driver programs get ready in the background while other tests run."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import threading
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _warm_up_drivers(request: pytest.FixtureRequest) -> None:
+def pytest_collection_finish(session: pytest.Session) -> None:
     """Compile (javac, go build) and start (the JVM, mysql-connector's C extension) what the collected tests use.
 
-    Each driver with a ``warm_up`` method is readied once, in a daemon thread, so the
-    builds overlap with the tests before them instead of adding to the run. A failure is
-    ignored here: the driver's first test makes the same call and reports it.
+    Each driver with a ``warm_up`` method is readied once, in a daemon thread started
+    as soon as the tests are collected, so the builds overlap with the tests that run
+    before them instead of adding to the run. A failure is ignored here: the driver's
+    first test makes the same call and reports it.
     """
-    drivers = {id(d): d for item in request.session.items
-               if hasattr(d := getattr(item.cls, "driver", None), "warm_up")}
+    drivers = {id(d): d for item in session.items
+               if hasattr(d := getattr(getattr(item, "cls", None), "driver", None), "warm_up")}
 
     def warm_up() -> None:
         for driver in drivers.values():
