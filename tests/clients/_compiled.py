@@ -3,9 +3,9 @@
 Both come from Debian packages (``make system-deps``): MariaDB Connector/J and
 gson jars for Java, go-sql-driver/mysql's source under /usr/share/gocode for Go,
 built the Debian way (GOPATH, no modules: nothing is downloaded). Compiling costs
-a second or two, so it happens once (in the background while the first tests
-run: conftest.py) and the result is reused by every test; the directory (Go's
-build cache included) is removed when the run ends.
+a second or two, so it happens once (in the background from the end of test
+collection: conftest.py) and the result is reused by every test; the directory
+(Go's build cache included) is removed when the run ends.
 """
 
 from __future__ import annotations
