@@ -25,7 +25,6 @@ import mysql_mimic.packets
 import mysql_mimic.utils
 import trio
 from mysql_mimic.auth import IdentityProvider, NativePasswordAuthPlugin, User
-from mysql_mimic.connection import Connection
 from mysql_mimic.constants import DEFAULT_SERVER_CAPABILITIES
 from mysql_mimic.control import LocalControl
 from mysql_mimic.errors import ErrorCode, MysqlError
@@ -41,6 +40,7 @@ from ..observe import Observer
 from ..sql import Ok
 from . import _nul_guard
 from ._adapter import PacketTooLarge
+from ._conformance import MysqlConformance
 from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
 from ._tls import TlsUpgrade
@@ -144,7 +144,7 @@ class PasswordIdentity(IdentityProvider):
         )
 
 
-class CometConnection(Connection):
+class CometConnection(MysqlConformance):
     """mysql-mimic's connection with CometQL's OK values, error accounting and login rules."""
 
     session: CometSession

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ..servers import ServerProcess
+from ._browser import browser
 from ._run import Driver, Result, Session, Settings, Step, step
 
 TABLES = ["users_auth", "users_time", "users_messages", "pipes_messages", "users_in_pipes", "pipes", "pipes_settings"]
 #: Quotes, backslashes, a newline and SQL that would run if a driver's escaping were ignored.
 TRICKY = "it's a \\ \"quoted\"\nline'); DELETE FROM users_auth WHERE id IN (1"
+#: Must arrive byte for byte: quotes, a backslash, and 2- and 3-byte UTF-8 characters.
+UNICODE = "it's \\ \"ok\" — ünïcødé ✓"
 
 
 class ClientContract:
@@ -58,6 +61,34 @@ class ClientContract:
         assert [(r[0], r[2], r[3]) for r in read.rows or []] == [("42", "note", "it's a \\ 'test'"),
                                                                  ("42", "note", TRICKY)]
         assert all(isinstance(r[1], str) and len(r[1]) == 36 for r in read.rows or [])  # the message uuid
+
+    def test_publish_reaches_a_browser_byte_exact_and_statistics_count_it(self, server: ServerProcess,
+                                                                         dev: int) -> None:
+        """What a backend does all day: publish with placeholders, then read who is online."""
+        publish = "INSERT INTO pipes_messages (name, event, message) VALUES (?, ?, ?)"
+        with browser(server, dev, "drivers") as tab:
+            first, second, pipes, members = self.results(
+                server, dev,
+                step(publish, "drivers", "say", UNICODE),
+                step(publish, "drivers", "say", "again"),  # the same statement again (a driver may reuse it)
+                step("SELECT name, users FROM pipes WHERE name = ?", "drivers"),
+                step("SELECT COUNT(*) FROM users_in_pipes WHERE name = ?", "drivers"),
+            )
+            frames = [tab.frame("drivers"), tab.frame("drivers")]
+        assert (first.error, first.affected, second.error, second.affected) == (None, 0, None, 0)
+        assert [(f["event"], f["data"]) for f in frames] == [("say", UNICODE), ("say", "again")]
+        assert (pipes.error, pipes.columns, pipes.rows) == (None, ["name", "users"], [["drivers", "1"]])
+        assert (members.error, members.rows) == (None, [["1"]])
+
+    def test_unicode_round_trips_byte_exact(self, server: ServerProcess, dev: int) -> None:
+        queued, read = self.results(
+            server, dev,
+            step("INSERT INTO users_messages (id, event, message) VALUES (?, ?, ?)", 43, "note", UNICODE),
+            step("SELECT event, message FROM users_messages WHERE id = ?", 43),
+        )
+        assert (queued.error, queued.affected, queued.insert_id) == (None, 0, 43)
+        assert read.error is None, read.error
+        assert [[str(v).encode() for v in row] for row in read.rows or []] == [[b"note", UNICODE.encode()]]
 
     def test_users_auth_round_trip(self, server: ServerProcess, dev: int) -> None:
         insert, found, delete, gone = self.results(

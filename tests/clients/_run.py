@@ -1,11 +1,13 @@
 """Run real MySQL clients against the test server and bring back what they saw.
 
 Every client test drives an actual program a CometQL user has (the mysql CLI,
-PHP mysqli, PHP PDO, Node's `mysql` package, PyMySQL). The PHP and Node drivers
-are small scripts next to this file that read a *plan* (a JSON list of
-statements) on stdin and print a JSON *session*; ``ScriptDriver`` runs them and
-``PyMySQLDriver`` produces the same shape in-process, so one contract
-(``_contract.py``) checks all of them. Every subprocess has a timeout so a hung
+PHP mysqli and PDO, Node's `mysql` and `mysql2`, Ruby's mysql2, Perl's DBI, Java's
+JDBC, Go's database/sql, Python's drivers). All but the Python ones are small
+programs next to this file that read a *plan* (a JSON list of statements) on
+stdin and print a JSON *session*; ``ScriptDriver`` runs them (``_compiled.py``
+builds the Java and Go ones once per test run), and ``_dbapi.py`` produces the
+same shape in-process for Python's drivers, so one contract (``_contract.py``)
+checks all of them. Every subprocess has a timeout so a hung
 client fails the test instead of hanging the suite.
 """
 
@@ -18,8 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-import pymysql
 
 from ..servers import ServerProcess
 
@@ -140,44 +140,16 @@ class ScriptDriver:
         return Session.from_json(json.loads(proc.stdout))
 
 
-@dataclass(frozen=True)
-class PyMySQLDriver:
-    """PyMySQL in-process; its exceptions carry (errno, message) but not the SQLSTATE."""
-
-    name: str = "PyMySQL"
-    exposes_sqlstate: bool = False
-
-    def session(self, settings: Settings, plan: Sequence[Step]) -> Session:
-        try:
-            conn = pymysql.connect(host=settings.host, port=settings.port, user=settings.user,
-                                   password=settings.password, database=settings.database, autocommit=True,
-                                   connect_timeout=5, read_timeout=10, write_timeout=10)
-        except pymysql.MySQLError as exc:
-            return Session(SqlError(exc.args[0], exc.args[1], None))
-        results = []
-        with conn, conn.cursor() as cur:
-            for s in plan:
-                sql, params = s["sql"], s.get("params")
-                if params:  # PyMySQL's placeholders are %s, not ?
-                    sql = sql.replace("%", "%%").replace("?", "%s")
-                try:
-                    affected = cur.execute(sql, params)
-                except pymysql.MySQLError as exc:
-                    results.append(Result(error=SqlError(exc.args[0], exc.args[1], None)))
-                    continue
-                if cur.description is None:
-                    results.append(Result(affected=affected, insert_id=cur.lastrowid))
-                else:
-                    columns = [d[0] for d in cur.description]
-                    results.append(Result(affected=affected, insert_id=cur.lastrowid, columns=columns,
-                                          rows=[list(r) for r in cur.fetchall()]))
-        return Session(None, results)
-
-
 PHP_MYSQLI = ScriptDriver("PHP mysqli", ("php", str(HERE / "php_mysqli.php")))
 PHP_PDO_EMULATED = ScriptDriver("PHP PDO (emulated prepares)", ("php", str(HERE / "php_pdo.php")),
                                 {"COMETQL_PDO_EMULATE": "1"})
 PHP_PDO_NATIVE = ScriptDriver("PHP PDO (native prepares)", ("php", str(HERE / "php_pdo.php")),
                               {"COMETQL_PDO_EMULATE": "0"})
 NODE_MYSQL = ScriptDriver("Node mysql", ("node", str(HERE / "node_mysql.js")))
-PYMYSQL = PyMySQLDriver()
+NODE_MYSQL2_QUERY = ScriptDriver("Node mysql2 .query()", ("node", str(HERE / "node_mysql2.js")),
+                                 {"COMETQL_MYSQL2_API": "query"})
+NODE_MYSQL2_EXECUTE = ScriptDriver("Node mysql2 .execute()", ("node", str(HERE / "node_mysql2.js")),
+                                   {"COMETQL_MYSQL2_API": "execute"})
+RUBY_MYSQL2 = ScriptDriver("Ruby mysql2", ("ruby", str(HERE / "ruby_mysql2.rb")))
+PERL_DBD_MARIADB = ScriptDriver("Perl DBD::MariaDB", ("perl", str(HERE / "perl_dbi.pl")), {"COMETQL_DBD": "MariaDB"})
+PERL_DBD_MYSQL = ScriptDriver("Perl DBD::mysql", ("perl", str(HERE / "perl_dbi.pl")), {"COMETQL_DBD": "mysql"})

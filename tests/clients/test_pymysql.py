@@ -3,7 +3,7 @@
 import pytest
 
 from ._contract import ClientContract
-from ._run import PYMYSQL
+from ._dbapi import PYMYSQL
 
 pytestmark = pytest.mark.clients
 

@@ -20,6 +20,7 @@ SSL = 0x0000_0800
 SECURE_CONNECTION = 0x0000_8000
 MULTI_STATEMENTS = 0x0001_0000
 PLUGIN_AUTH = 0x0008_0000
+DEPRECATE_EOF = 0x0100_0000
 CLIENT_FLAGS = PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | MULTI_STATEMENTS
 UTF8MB4 = 45
 MORE_RESULTS = 0x0008  # server status: another result follows
@@ -29,6 +30,7 @@ COM_QUERY = 0x03
 COM_FIELD_LIST = 0x04
 COM_PING = 0x0E
 COM_CHANGE_USER = 0x11
+COM_STMT_PREPARE = 0x16
 
 
 class Closed(Exception):
@@ -71,6 +73,13 @@ def _lenenc(data: bytes, pos: int) -> tuple[int, int]:
     if not size:
         return n, pos + 1
     return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
+
+
+def ok_counts(payload: bytes) -> tuple[int, int]:
+    """The affected rows and insert id of an OK packet (either header, 0x00 or 0xFE)."""
+    affected, pos = _lenenc(payload, 1)
+    insert_id, _ = _lenenc(payload, pos)
+    return affected, insert_id
 
 
 def ok_status(payload: bytes) -> int:
@@ -172,21 +181,23 @@ class RawClient:
 
     @staticmethod
     def handshake_response(
-        user: str, auth: bytes, database: str | None = None, plugin: str = "mysql_native_password"
+        user: str, auth: bytes, database: str | None = None, plugin: str = "mysql_native_password",
+        extra_flags: int = 0,
     ) -> bytes:
-        """A HandshakeResponse41 payload."""
-        flags = CLIENT_FLAGS | (CONNECT_WITH_DB if database is not None else 0)
+        """A HandshakeResponse41 payload (``extra_flags``: more capabilities, such as DEPRECATE_EOF)."""
+        flags = CLIENT_FLAGS | extra_flags | (CONNECT_WITH_DB if database is not None else 0)
         out = struct.pack("<IIB", flags, 1 << 24, UTF8MB4) + b"\0" * 23
         out += user.encode() + b"\0" + bytes([len(auth)]) + auth
         if database is not None:
             out += database.encode() + b"\0"
         return out + plugin.encode() + b"\0"
 
-    def login(self, user: str, password: str, database: str | None = "CometQL_v1") -> bytes:
+    def login(self, user: str, password: str, database: str | None = "CometQL_v1", extra_flags: int = 0) -> bytes:
         """Native-password login; returns the server's answer payload (OK starts with 0x00)."""
         g = self.greeting()
         self.scramble = g.scramble
-        self.send_packet(self.handshake_response(user, native_scramble(password, g.scramble), database), 1)
+        auth = native_scramble(password, g.scramble)
+        self.send_packet(self.handshake_response(user, auth, database, extra_flags=extra_flags), 1)
         return self.read_packet()[1]
 
     def change_user(self, user: str, password: str, database: str | None = "CometQL_v1") -> bytes:
