@@ -55,7 +55,7 @@ def test_hash_matches() -> None:
     assert hash_matches("abc", "abc")
     assert not hash_matches("abc", "abd")
     assert not hash_matches(None, "")
-    assert hash_matches("", "")
+    assert not hash_matches("", "")  # an empty stored hash (an older version's) lets nobody in
 
 
 def test_authorize_with_jwt_stores_a_hash_once() -> None:

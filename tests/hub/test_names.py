@@ -47,7 +47,7 @@ def test_event_problem(event: str, problem: str | None) -> None:
 
 
 @pytest.mark.parametrize("value, problem", [
-    ("", None), ("a" * 32, None), ("AZaz09=+/_", None), ("a" * 33, "long"), ("a-b", "chars"),
+    ("", "empty"), ("a" * 32, None), ("AZaz09=+/_", None), ("a" * 33, "long"), ("a-b", "chars"),
     ("-" + "a" * 40, "chars"), ("a\n", "chars"),
 ], ids=["empty", "max", "all-kinds", "33", "dash", "chars-before-length", "trailing-newline"])
 def test_hash_problem(value: str, problem: str | None) -> None:
@@ -66,6 +66,6 @@ def test_every_well_formed_channel_is_valid(name: str) -> None:
     assert channel_problem(name) is None and event_problem(name) is None
 
 
-@given(st.text(alphabet=HASH_CHARS, max_size=32))
+@given(st.text(alphabet=HASH_CHARS, min_size=1, max_size=32))
 def test_every_well_formed_hash_is_valid(value: str) -> None:
     assert hash_problem(value) is None

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from cometql.listen import AcceptFailures, serve
+from cometql.listen import AcceptFailures, Admission, Ticket, serve
 
 from ..mysql._raw import RawClient, parse_err
 from ..servers import ServerProcess
@@ -232,12 +232,14 @@ async def test_accept_failures_are_logged_once_per_burst(caplog: pytest.LogCaptu
     failures = AcceptFailures(log, "test")
     handled = trio.Event()
 
-    async def handler(stream: object) -> None:
+    async def handler(stream: object, ticket: Ticket) -> None:
+        ticket.close()
         handled.set()
 
+    admission = Admission(log, "test", max_open=10, max_pending=10)
     with caplog.at_level(logging.WARNING, logger="test.accept"), trio.fail_after(HANG_GUARD):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve, handler, [_FailingListener(12)], failures)  # type: ignore[arg-type]
+            nursery.start_soon(serve, handler, [_FailingListener(12)], failures, admission)  # type: ignore[arg-type]
             await handled.wait()
             nursery.cancel_scope.cancel()
     assert failures.total == 12 and failures.failed == 0
