@@ -107,6 +107,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_message_size", int, ("main", "max_message_size"),
             "longest message in bytes, from a browser (web_pipe2) or an INSERT (longer: ERR 11 'Data is too long')"),
     Setting("max_subscriptions", int, ("ws", "max_subscriptions"), "channels one browser session may subscribe to"),
+    Setting("stats_interval", int, ("stats", "interval"),
+            "seconds between two samples of the stats_history table (sessions, users and messages per channel "
+            "and in total); 0: no sampling"),
+    Setting("stats_keep_days", float, ("stats", "keep_days"),
+            "days of stats_history kept in the store (older rows are dropped); 0: keep every row"),
+    Setting("stats_channels", int, ("stats", "channels"),
+            "channels per dev_id and sample in stats_history, the busiest (most subscribers) first, "
+            "besides the totals row"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -119,7 +127,7 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin", "stats"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
@@ -160,6 +168,9 @@ class Config:
     command_burst: int = 200
     max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
     max_subscriptions: int = 32
+    stats_interval: int = 60
+    stats_keep_days: float = 7.0
+    stats_channels: int = 20
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -192,7 +203,8 @@ class Config:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
-        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
+        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions",
+                     "stats_interval", "stats_keep_days", "stats_channels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         if self.log_format not in ("text", "json"):

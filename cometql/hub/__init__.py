@@ -16,6 +16,8 @@ The state is split by who owns it, and only its owner changes it:
   only by their bus entries; it returns transitions the hub turns into effects.
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``).
+- ``_census``: ``stats_history``'s sans-IO half: per-channel traffic counters
+  (``Hub.traffic``), the presence census (``Hub.census``) and one sample's rows.
 
 ``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
 browsers receive. The public modules ``records`` and ``events`` are the
@@ -24,6 +26,7 @@ codecs derive from them.
 """
 
 from ._browser import handle_command, open_session
+from ._census import ChannelCensus, Counts, DevCensus, StatsRow, sample_rows
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
 from ._frames import NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
@@ -52,9 +55,12 @@ __all__ = [
     "RECORD_TYPES",
     "Broadcast",
     "Change",
+    "ChannelCensus",
     "ClusterEvent",
     "ConnInfo",
+    "Counts",
     "Deliver",
+    "DevCensus",
     "Disconnect",
     "DurableState",
     "Effect",
@@ -73,6 +79,7 @@ __all__ = [
     "SessionClosed",
     "SessionOpened",
     "SessionSubscribed",
+    "StatsRow",
     "Subscriber",
     "UserMessage",
     "channel_problem",
@@ -84,5 +91,6 @@ __all__ = [
     "is_record",
     "is_valid_channel",
     "open_session",
+    "sample_rows",
     "sys_frame",
 ]

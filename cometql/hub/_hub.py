@@ -33,6 +33,7 @@ from typing import assert_never, cast
 from . import _frames
 from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
+from ._census import DevCensus, NoTraffic, Traffic, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
@@ -76,7 +77,7 @@ class Hub:
         send_user_online_events: bool = True,
         send_user_offline_events: bool = True,
         max_subscriptions: int = 32,
-        node_id: str | None = None,
+        node_id: str | None = None, count_traffic: bool = False,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -99,6 +100,7 @@ class Hub:
         # counters
         self._published = 0
         self._queued = 0
+        self.traffic = Traffic() if count_traffic else NoTraffic()  # for stats_history: the sampler takes it
 
     def restore(self, records: Iterable[Record]) -> None:
         """Rebuild durable state from records a store has kept (no effects)."""
@@ -138,11 +140,11 @@ class Hub:
             keep = self.state.history_keep(dev_id, channel)
             if keep:
                 effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id or 0))
-        subs = self._channels.get((dev_id, channel))
-        if subs:
-            targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
-            if targets:
-                effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+        subs = self._channels.get((dev_id, channel)) or {}
+        targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
+        if targets:
+            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+        self.traffic.count(dev_id, channel, origin is None, len(targets))
         if self.node_id is not None and origin is None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
@@ -478,6 +480,10 @@ class Hub:
         """The ``count`` channels with the most subscribers, across dev_ids: (dev_id, channel, subscribers)."""
         top = heapq.nlargest(count, self._channels.items(), key=lambda item: len(item[1]))
         return [(dev, channel, len(subs)) for (dev, channel), subs in top]
+
+    def census(self, top: int) -> list[DevCensus]:
+        """stats_history's presence: per dev_id, on every node, each user id once (see ``_census``)."""
+        return take_census(self._sessions.values(), self._users, self._channels, self._remote, top)
 
     def sessions(self, dev_id: int) -> int:
         return sum(1 for s in self._sessions.values() if s.dev_id == dev_id)

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Delete",
     "Describe",
+    "HistoryQuery",
     "Insert",
     "Passthrough",
     "Select",
+    "ShowCreateTable",
     "ShowDatabases",
     "ShowStatus",
     "ShowTables",
@@ -76,10 +78,25 @@ class Describe:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowCreateTable:
+    table: Table
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """A SELECT on ``stats_history``: the MySQL front loads the dev's rows from the stats store, then
+    ``cometql.sql.evaluate`` runs it (see ``_history``)."""
+
+    table: Table
+    query: exp.Select
+
+
+@dataclass(frozen=True, slots=True)
 class Passthrough:
     """Anything that is not about our tables (SET, SELECT @@var, USE, ...): mysql-mimic answers it."""
 
     expression: exp.Expression
 
 
-Statement = Insert | Select | Delete | ShowTables | ShowDatabases | ShowStatus | Describe | Passthrough
+Statement = (Insert | Select | Delete | ShowTables | ShowDatabases | ShowStatus | Describe | ShowCreateTable
+             | HistoryQuery | Passthrough)

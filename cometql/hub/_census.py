@@ -1,0 +1,158 @@
+"""Online statistics over time, the sans-IO part: traffic counters, a census of presence, one sample's rows.
+
+``stats_history`` (one row per dev_id, minute and channel, plus a totals row
+with channel ``''``) is built from two halves that are read at different
+places, so each is a plain value here:
+
+- **traffic**: messages published to a channel and the frames of them handed
+  to sessions, counted by ``Hub.publish`` (``Traffic``) and taken (reset) at
+  each sample. In a cluster each node counts its own, and the sampler sums the
+  nodes' counts (``Counts`` travel through the stats store);
+- **presence** (``DevCensus``): sessions and distinct user ids online, per dev
+  and for the busiest channels, read from the hub's cluster-wide indexes at the
+  sample's moment, so a user with sessions on two nodes counts once.
+
+``sample_rows`` joins them into the rows one sample writes: per dev the totals
+row and at most ``top`` channels (the most subscribers first; channels without
+subscribers that carried messages fill the places left, by traffic).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from itertools import chain
+
+from ._remote import RemoteSessions
+from ._subscriber import Subscriber
+
+__all__ = ["ChannelCensus", "Counts", "DevCensus", "StatsRow", "Traffic", "sample_rows", "take_census"]
+
+#: (dev_id, channel) -> (messages published, frames of them delivered) over one sampling interval.
+Counts = dict[tuple[int, str], tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """One row of ``stats_history``: ``channel`` is ``''`` for the dev's totals; ``time`` is unix seconds."""
+
+    dev_id: int
+    time: int
+    channel: str
+    sessions: int
+    users: int
+    published: int
+    delivered: int
+
+
+class Traffic:
+    """Messages published to and delivered from each channel since the last ``take``."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, str], list[int]] = {}
+
+    def count(self, dev_id: int, channel: str, published: int, delivered: int) -> None:
+        counts = self._counts.get((dev_id, channel))
+        if counts is None:
+            self._counts[(dev_id, channel)] = [published, delivered]
+        else:
+            counts[0] += published
+            counts[1] += delivered
+
+    def take(self) -> Counts:
+        """The counts so far; counting starts again from zero."""
+        counts, self._counts = self._counts, {}
+        return {key: (p, d) for key, (p, d) in counts.items()}
+
+
+class NoTraffic(Traffic):
+    """Counts nothing: for a hub whose node does not sample (``[stats] interval = 0``)."""
+
+    __slots__ = ()
+
+    def count(self, dev_id: int, channel: str, published: int, delivered: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCensus:
+    channel: str
+    sessions: int
+    users: int
+
+
+@dataclass(frozen=True, slots=True)
+class DevCensus:
+    """Who is online for one dev_id (every node of a cluster counted, each user id once)."""
+
+    dev_id: int
+    sessions: int
+    users: int
+    #: The busiest channels (most subscribers first, then by name), at most ``top``.
+    channels: tuple[ChannelCensus, ...]
+    #: Every channel with a subscriber is in ``channels`` (so any other channel has none).
+    complete: bool
+
+
+def _users(members: Iterable[Collection[Subscriber]]) -> int:
+    return len({s.user_id for group in members for s in group if s.user_id > 0})
+
+
+def take_census(sessions: Iterable[Subscriber], users: Iterable[tuple[int, int]],
+                channels: Mapping[tuple[int, str], Mapping[int, Subscriber]], remote: RemoteSessions,
+                top: int) -> list[DevCensus]:
+    """Presence per dev from this node's indexes (``sessions``, the (dev, user) keys of its user index and
+    its channel index) and the other nodes' (``remote``). Costs a walk over sessions and channels: once
+    per sample, never on a hot path."""
+    session_count = Counter(s.dev_id for s in chain(sessions, remote.sessions()))
+    user_count = Counter(dev for dev, _ in set(chain(users, remote.users)))
+    members: dict[tuple[int, str], list[Collection[Subscriber]]] = {}
+    for index in (channels, remote.channels):
+        for key, group in index.items():
+            if group:
+                members.setdefault(key, []).append(group.values())
+    by_dev: dict[int, list[tuple[int, str]]] = {}
+    for (dev, channel), groups in members.items():
+        by_dev.setdefault(dev, []).append((sum(len(g) for g in groups), channel))
+    out = []
+    for dev in sorted(session_count.keys() | user_count.keys() | by_dev.keys()):
+        listed = by_dev.get(dev, [])
+        busiest = heapq.nsmallest(top, listed, key=lambda item: (-item[0], item[1]))
+        out.append(DevCensus(
+            dev, session_count[dev], user_count[dev],
+            tuple(ChannelCensus(c, n, _users(members[(dev, c)])) for n, c in busiest),
+            complete=len(busiest) == len(listed),
+        ))
+    return out
+
+
+def sample_rows(at: int, census: Iterable[DevCensus], traffic: Mapping[tuple[int, str], tuple[int, int]], top: int,
+                also: Iterable[int] = ()) -> list[StatsRow]:
+    """The rows of the sample at ``at``: for every dev with someone online or with traffic (and every dev in
+    ``also``, so that a drop to zero is written once), its totals and at most ``top`` channels."""
+    by_dev: dict[int, dict[str, tuple[int, int]]] = {}
+    for (dev, channel), pair in traffic.items():
+        by_dev.setdefault(dev, {})[channel] = pair
+    present = {c.dev_id: c for c in census}
+    rows: list[StatsRow] = []
+    for dev in sorted(present.keys() | by_dev.keys() | set(also)):
+        counts = by_dev.get(dev, {})
+        seen = present.get(dev) or DevCensus(dev, 0, 0, (), complete=True)
+        total_p = sum(p for p, _ in counts.values())
+        total_d = sum(d for _, d in counts.values())
+        rows.append(StatsRow(dev, at, "", seen.sessions, seen.users, total_p, total_d))
+        for ch in seen.channels:
+            p, d = counts.get(ch.channel, (0, 0))
+            rows.append(StatsRow(dev, at, ch.channel, ch.sessions, ch.users, p, d))
+        room = top - len(seen.channels)
+        if room > 0 and seen.complete:  # channels nobody is subscribed to, by messages carried
+            listed = {ch.channel for ch in seen.channels}
+            quiet = [(p + d, c) for c, (p, d) in counts.items() if c not in listed and p + d > 0]
+            for _, channel in heapq.nsmallest(room, quiet, key=lambda item: (-item[0], item[1])):
+                p, d = counts[channel]
+                rows.append(StatsRow(dev, at, channel, 0, 0, p, d))
+    return rows
