@@ -58,7 +58,7 @@ class Traffic:
     def count(self, dev_id: int, channel: str, published: int, delivered: int) -> None:
         counts = self._counts.get((dev_id, channel))
         if counts is None:
-            self._counts[(dev_id, channel)] = [published, delivered]
+            self._counts[(dev_id, channel)] = [int(published), delivered]  # a bool ("published here") is 0 or 1
         else:
             counts[0] += published
             counts[1] += delivered

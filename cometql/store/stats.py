@@ -50,7 +50,8 @@ class StatsStore(Protocol):
         ...
 
     async def collect_traffic(self, at: int) -> Counts:
-        """Every node's shared traffic for ``at``, summed (once: the counts are gone afterwards)."""
+        """Every node's shared traffic for ``at`` and any earlier boundary not collected yet (a share that
+        came late), summed; once: the counts are gone afterwards."""
         ...
 
     async def append_stats(self, rows: Sequence[StatsRow]) -> None: ...
@@ -74,6 +75,8 @@ class LocalSampling:
     async def share_traffic(self, at: int, counts: Counts) -> None:
         shared = self._shared.setdefault(at, {})
         for key, (p, d) in counts.items():
+            if not p and not d:
+                continue
             old_p, old_d = shared.get(key, (0, 0))
             shared[key] = (old_p + p, old_d + d)
 
@@ -81,9 +84,11 @@ class LocalSampling:
         return True
 
     async def collect_traffic(self, at: int) -> Counts:
-        counts = self._shared.pop(at, {})
-        for old in [t for t in self._shared if t < at]:  # a sample that was never written
-            del self._shared[old]
+        counts: Counts = {}
+        for boundary in sorted(t for t in self._shared if t <= at):  # and a sample never written: not lost
+            for key, (p, d) in self._shared.pop(boundary).items():
+                old_p, old_d = counts.get(key, (0, 0))
+                counts[key] = (old_p + p, old_d + d)
         return counts
 
 

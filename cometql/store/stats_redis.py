@@ -6,6 +6,7 @@ Keys (beside the record keys of ``store.redis``)::
     cq:stats:devs           SET   the devs with a cq:stats:<dev> key (pruning needs no SCAN)
     cq:stats:t:<at>         HASH  "p:<dev>:<channel>" / "d:<dev>:<channel>" -> messages published / delivered
                                   in the interval ending at <at>, summed over the nodes (HINCRBY); expires
+    cq:stats:shares         ZSET  the <at> of every cq:stats:t:<at> not collected yet (score <at>)
     cq:stats:claim:<at>     STRING the node that writes the sample at <at> (SET NX, expires)
 
 Every node adds its counts at the boundary ``at`` (``share_traffic``) and
@@ -13,7 +14,11 @@ tries ``claim_sample(at)``; the one node whose ``SET NX`` succeeds waits a
 grace period (the others' shares arrive), reads and deletes the hash
 (``collect_traffic``) and writes the rows, with presence from its own hub,
 which sees every node's sessions. So each minute has one row per channel for
-the whole cluster, and ``users`` counts a user online on two nodes once.
+the whole cluster, and ``users`` counts a user online on two nodes once. A
+share that arrives after its minute was collected (a node late past the
+grace) is not lost: the next collection takes every share up to its own
+boundary, so the counts land one minute late and every total stays exact.
+Shares and collections are each one ``MULTI``, so they never interleave.
 
 Its own connection, used one call at a time (a lock): a statement that reads
 ``stats_history`` waits at most for a sample's write. A lost connection fails
@@ -36,6 +41,7 @@ from .resp import Command, RedisConnection, RedisDown, Reply, ReplyError
 __all__ = ["RedisStats", "open_redis_stats"]
 
 DEVS = "cq:stats:devs"
+SHARES = "cq:stats:shares"
 
 
 def rows_key(dev_id: int) -> str:
@@ -52,6 +58,18 @@ def claim_key(at: int) -> str:
 
 def _member(row: StatsRow) -> bytes:
     return orjson.dumps([row.time, row.channel, row.sessions, row.users, row.published, row.delivered])
+
+
+def _add_fields(counts: dict[tuple[int, str], tuple[int, int]], items: list[bytes]) -> None:
+    """Add one share hash (HGETALL's flat field, value list) to ``counts``."""
+    for i in range(0, len(items), 2):
+        try:
+            kind, dev, channel = items[i].decode().split(":", 2)
+            key, value = (int(dev), channel), int(items[i + 1])
+        except ValueError:  # not written by a node
+            continue
+        published, delivered = counts.get(key, (0, 0))
+        counts[key] = (published + value, delivered) if kind == "p" else (published, delivered + value)
 
 
 class RedisStats:
@@ -96,31 +114,24 @@ class RedisStats:
             if delivered:
                 commands.append(["HINCRBY", key, f"d:{dev}:{channel}", delivered])
         if commands:
-            commands.append(["EXPIRE", key, self.keep_shares])
-        await self._pipeline(commands)
+            await self._pipeline([["MULTI"], *commands, ["EXPIRE", key, self.keep_shares], ["ZADD", SHARES, at, at],
+                                  ["EXEC"]])
 
     async def claim_sample(self, at: int) -> bool:
         (reply,) = await self._pipeline([["SET", claim_key(at), self.node_id, "NX", "EX", self.keep_shares]])
         return reply is not None
 
     async def collect_traffic(self, at: int) -> Counts:
-        key = traffic_key(at)
-        fields, _ = await self._pipeline([["HGETALL", key], ["DEL", key]])
-        items = fields or []
+        (boundaries,) = await self._pipeline([["ZRANGEBYSCORE", SHARES, "-inf", at]])
+        keys = [traffic_key(int(b)) for b in boundaries or ()]
+        if not keys:
+            return {}
+        reads: list[Command] = [["HGETALL", k] for k in keys]
+        commands: list[Command] = [["MULTI"], *reads, ["DEL", *keys], ["ZREM", SHARES, *boundaries], ["EXEC"]]
+        replies = await self._pipeline(commands)
         counts: dict[tuple[int, str], tuple[int, int]] = {}
-        for i in range(0, len(items), 2):
-            try:
-                kind, dev, channel = items[i].decode().split(":", 2)
-                value = int(items[i + 1])
-                int(dev)
-            except ValueError:  # not written by a node
-                continue
-            published, delivered = counts.get((int(dev), channel), (0, 0))
-            if kind == "p":
-                published += value
-            else:
-                delivered += value
-            counts[(int(dev), channel)] = (published, delivered)
+        for fields in replies[-1][: len(keys)]:
+            _add_fields(counts, fields or [])
         return counts
 
     # --------------------------------------------------------------------------- rows
