@@ -72,6 +72,8 @@ def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Resu
     if isinstance(stmt, Delete):
         return _delete(stmt, hub, ctx), Ok()
     if isinstance(stmt, ShowTables):
+        if stmt.full:
+            return [], Rows(("Tables", "Table_type"), [(name, "BASE TABLE") for name in LISTED_TABLES])
         return [], Rows(("Tables",), [(name,) for name in LISTED_TABLES])
     if isinstance(stmt, ShowDatabases):
         return [], Rows(("Database",), [(DATABASE,)])

@@ -259,7 +259,7 @@ def _delete(e: exp.Delete) -> Delete:
 def _show(e: exp.Show) -> Statement:
     kind = e.name.upper()
     if kind == "TABLES":
-        return ShowTables()
+        return ShowTables(bool(e.args.get("full")))
     if kind == "DATABASES":
         return ShowDatabases()
     if kind == "STATUS":

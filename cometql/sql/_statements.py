@@ -59,7 +59,8 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class ShowTables:
-    pass
+    #: ``SHOW FULL TABLES`` (what SQLAlchemy's inspector and BI tools send): with a ``Table_type`` column.
+    full: bool = False
 
 
 @dataclass(frozen=True, slots=True)

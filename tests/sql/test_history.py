@@ -1,8 +1,9 @@
 """stats_history's SELECTs in-process: what is loaded (bounds), what SQLite answers, how columns are typed.
 
 The three dashboard queries of issue 15 are run here exactly as Grafana's
-MySQL data source expands them, over rows made up for one day; the wire tests
-(``tests/ops/test_stats_history.py``) send the same text through PyMySQL and pandas.
+MySQL data source expands them, over rows made up for one day (``_history_data``);
+the wire tests (``tests/ops/test_stats_history.py``, ``tests/cluster/test_stats_cluster.py``)
+send the same text through PyMySQL and pandas.
 """
 
 from __future__ import annotations
@@ -17,36 +18,27 @@ from cometql.sql import LISTED_TABLES, TABLES, Bounds, Context, HistoryQuery, Ro
 
 from ..hub._helpers import make_hub
 from ._cases import BAD_COLUMN, read_only
-
-FROM, TO = 1764540000, 1764626400  # 2025-11-30 22:00 and 2025-12-01 22:00 UTC: one day in UTC+2
-MIDNIGHT = FROM + 7200  # 2025-12-01 00:00 UTC
-PER_CHANNEL = (
-    'SELECT UNIX_TIMESTAMP(time) DIV 300 * 300 AS "time", channel AS metric, MAX(users) AS value '
-    "FROM stats_history WHERE time BETWEEN FROM_UNIXTIME(1764540000) AND FROM_UNIXTIME(1764626400) "
-    "AND channel <> '' GROUP BY 1, 2 ORDER BY 1;"
+from ._history_data import (
+    FROM,
+    MIDNIGHT,
+    PEAKS,
+    PEAKS_ROWS,
+    PER_CHANNEL,
+    PER_CHANNEL_FIRST,
+    PER_CHANNEL_ROWS,
+    TO,
+    TOTALS,
+    TOTALS_FIRST,
+    TOTALS_LAST,
+    TOTALS_ROWS,
+    sample_day,
 )
-TOTALS = (
-    'SELECT time AS "time", users, sessions FROM stats_history WHERE channel = \'\' '
-    "AND time BETWEEN FROM_UNIXTIME(1764540000) AND FROM_UNIXTIME(1764626400) ORDER BY time;"
-)
-PEAKS = "SELECT DATE(time) AS day, MAX(users) AS peak FROM stats_history WHERE channel = '' GROUP BY DATE(time);"
 
 
 def history(sql: str) -> HistoryQuery:
     (stmt,) = parse(sql)
     assert isinstance(stmt, HistoryQuery)
     return stmt
-
-
-def sample_day() -> list[StatsRow]:
-    """One row per minute from an hour before FROM to an hour after TO: totals, 'chat' and 'news'."""
-    rows = []
-    for minute in range(-60, 24 * 60 + 60):
-        t = FROM + minute * 60
-        users = 10 + minute // 60  # rises by one an hour
-        rows += [StatsRow(7, t, "", users + 3, users, 2, 5), StatsRow(7, t, "chat", 3, minute % 5, 1, 3),
-                 StatsRow(7, t, "news", 1, 1, 1, 2)]
-    return rows
 
 
 def run(sql: str, rows: list[StatsRow], now: int = TO) -> tuple[Bounds, list[str], list[str], list[tuple[object, ...]]]:
@@ -63,8 +55,8 @@ def test_per_channel_five_minute_maximum() -> None:
     span, columns, kinds, rows = run(PER_CHANNEL, sample_day())
     assert span == Bounds(FROM, TO, None)
     assert (columns, kinds) == (["time", "metric", "value"], ["BIGINT", "TEXT", "BIGINT"])
-    assert rows[:4] == [(FROM, "chat", 4), (FROM, "news", 1), (FROM + 300, "chat", 4), (FROM + 300, "news", 1)]
-    assert len(rows) == 2 * (288 + 1)  # every 5 minutes of the day and the closing minute, two channels
+    assert rows[:4] == PER_CHANNEL_FIRST
+    assert len(rows) == PER_CHANNEL_ROWS
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
 
 
@@ -72,16 +64,14 @@ def test_totals_over_time_are_datetimes_and_counts() -> None:
     span, columns, kinds, rows = run(TOTALS, sample_day())
     assert span == Bounds(FROM, TO, "")
     assert (columns, kinds) == (["time", "users", "sessions"], ["DATETIME", "BIGINT", "BIGINT"])
-    assert rows[0] == (datetime(2025, 11, 30, 22, 0), 10, 13)
-    assert rows[-1] == (datetime(2025, 12, 1, 22, 0), 34, 37)
-    assert len(rows) == 24 * 60 + 1
+    assert (rows[0], rows[-1], len(rows)) == (TOTALS_FIRST, TOTALS_LAST, TOTALS_ROWS)
 
 
 def test_daily_peak_is_a_date_and_a_count() -> None:
     span, columns, kinds, rows = run(PEAKS, sample_day())
     assert span == Bounds(None, None, "")
     assert (columns, kinds) == (["day", "peak"], ["DATE", "BIGINT"])
-    assert sorted(rows) == [(date(2025, 11, 30), 11), (date(2025, 12, 1), 34)]  # days in UTC
+    assert sorted(rows) == PEAKS_ROWS
 
 
 @pytest.mark.parametrize("where, expected", [
@@ -163,6 +153,13 @@ def test_the_table_is_read_only(sql: str) -> None:
 def test_show_tables_lists_it_after_cppcomets_seven() -> None:
     assert LISTED_TABLES == ("users_auth", "users_time", "users_messages", "pipes_messages", "users_in_pipes",
                              "pipes", "pipes_settings", "stats_history")
+
+
+def test_show_full_tables_has_the_table_type_inspectors_read() -> None:
+    (stmt,) = parse("SHOW FULL TABLES FROM `CometQL_v1`")
+    _, result = execute(stmt, make_hub(), Context(7, TO))
+    assert isinstance(result, Rows) and result.columns == ("Tables", "Table_type")
+    assert result.rows == [(name, "BASE TABLE") for name in LISTED_TABLES]
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
