@@ -72,6 +72,13 @@ def _add_fields(counts: dict[tuple[int, str], tuple[int, int]], items: list[byte
         counts[key] = (published + value, delivered) if kind == "p" else (published, delivered + value)
 
 
+def _decode(dev_id: int, members: list[bytes], channel: str | None) -> list[StatsRow]:
+    rows = [StatsRow(dev_id, *orjson.loads(m)) for m in members]
+    if channel is not None:
+        rows = [r for r in rows if r.channel == channel]
+    return sorted(rows, key=lambda r: (r.time, r.channel))
+
+
 class RedisStats:
     """The StatsStore of a cluster node."""
 
@@ -159,10 +166,8 @@ class RedisStats:
         low = "-inf" if since is None else since
         high = "+inf" if until is None else until
         (members,) = await self._pipeline([["ZRANGEBYSCORE", rows_key(dev_id), low, high]])
-        rows = [StatsRow(dev_id, *orjson.loads(m)) for m in members or ()]
-        if channel is not None:
-            rows = [r for r in rows if r.channel == channel]
-        return sorted(rows, key=lambda r: (r.time, r.channel))
+        # days of rows: decoded in a worker thread, not on the loop that delivers messages
+        return await trio.to_thread.run_sync(_decode, dev_id, members or [], channel)
 
     async def prune_stats(self, before: int) -> None:
         (devs,) = await self._pipeline([["SMEMBERS", DEVS]])

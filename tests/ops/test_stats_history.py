@@ -9,6 +9,8 @@ browsers connected through the real WebSocket port show up in the samples.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +23,9 @@ from pymysql.constants import FIELD_TYPE
 
 from cometql.store import open_sqlite_stats
 
+from ..clients._run import Settings, mysql_cli
 from ..servers import ServerProcess
-from ..sql._history_data import PEAKS, sample_day
+from ..sql._history_data import FROM, PEAKS, PER_CHANNEL, TO, TOTALS, sample_day
 from ..web._wire import eventually, mysql_rows, open_browser
 from ..web.conftest import wait_for_port
 from ._stats import LIVE_TIMEOUT, check_dashboard_frames, check_dashboard_queries, engine, query
@@ -124,3 +127,43 @@ async def test_live_sessions_users_and_messages_are_sampled(stats_server: Server
     assert columns[0] == ("time", FIELD_TYPE.DATETIME)
     assert (2, 4) in [(users, sessions) for _, users, sessions in rows]
     assert all(isinstance(t, datetime) for t, _, _ in rows)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def grafana_expand(sql: str, start: int = FROM, end: int = TO) -> str:
+    """What Grafana's MySQL data source sends for the macros the dashboard uses."""
+    sql = re.sub(r"\$__timeGroupAlias\((\w+), (\d+)m\)",
+                 lambda m: f'UNIX_TIMESTAMP({m[1]}) DIV {int(m[2]) * 60} * {int(m[2]) * 60} AS "time"', sql)
+    between = f"BETWEEN FROM_UNIXTIME({start}) AND FROM_UNIXTIME({end})"
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", lambda m: f"{m[1]} {between}", sql)
+    assert "$__" not in sql, sql
+    return sql
+
+
+def _words(sql: str) -> str:
+    return " ".join(sql.replace("\n", " ").rstrip(";").split())
+
+
+def test_the_grafana_example_dashboard_runs_the_issue_queries(stats_server: ServerProcess) -> None:
+    dashboard = json.loads((EXAMPLES / "grafana" / "cometql-dashboard.json").read_text())
+    sent = [grafana_expand(t["rawSql"]) for p in dashboard["panels"] for t in p["targets"]]
+    assert {_words(s) for s in sent} >= {_words(TOTALS), _words(PER_CHANNEL), _words(PEAKS)}
+    for sql in sent:
+        columns, rows = query(stats_server, HISTORY_DEV, sql)
+        assert rows, sql
+        if columns[0][0] == "time":  # Grafana's time column: a DATETIME or a unix time
+            assert columns[0][1] in (FIELD_TYPE.DATETIME, FIELD_TYPE.LONGLONG)
+        assert all(code in (FIELD_TYPE.LONGLONG, FIELD_TYPE.DOUBLE, FIELD_TYPE.DATETIME, FIELD_TYPE.DATE)
+                   for name, code in columns if name not in ("metric",))
+
+
+def test_the_history_example_for_the_mysql_cli(stats_server: ServerProcess) -> None:
+    script = (EXAMPLES / "sql" / "history.sql").read_text()
+    out = mysql_cli(Settings.for_dev(stats_server, HISTORY_DEV), input=script).stdout
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["day", "peak_users", "peak_sessions"], ["2025-11-30", "11", "14"], ["2025-12-01", "34", "37"],
+        ["day", "published", "delivered"], ["2025-11-30", "360", "900"], ["2025-12-01", "2760", "6900"],
+        # the last 24 hours: nothing in 2025's history (an empty result prints nothing)
+    ]
