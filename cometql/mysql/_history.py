@@ -47,7 +47,7 @@ def _column(name: str, kind: str) -> ResultColumn:
 async def history_result(node: Node, stmt: HistoryQuery, dev_id: int) -> ResultSet:
     """Raises ``SQLError`` (a bad query) or ``StoreError`` (the stats store failed)."""
     now = node.now()
-    span = bounds(stmt, now)
+    span = await trio.to_thread.run_sync(bounds, stmt, now, limiter=_limiter)
     rows = await node.stats.read_stats(dev_id, span.since, span.until, span.channel)
     result = await trio.to_thread.run_sync(evaluate, stmt, rows, now, limiter=_limiter)
     return ResultSet(rows=result.rows, columns=[_column(n, k) for n, k in zip(result.columns, result.kinds,

@@ -26,6 +26,7 @@ Times are UTC: ``time`` is a UTC ``DATETIME``, and ``FROM_UNIXTIME`` /
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -48,6 +49,32 @@ __all__ = ["Bounds", "TypedRows", "bounds", "evaluate", "history_select"]
 #: How a result column travels: MySQL's type names, mapped to wire types by the MySQL front.
 ColumnKind = str  # "DATETIME" | "DATE" | "BIGINT" | "DOUBLE" | "TEXT"
 
+#: A query is stopped after this long (a recursive CTE that never ends must not keep a worker thread).
+MAX_SECONDS = 30.0
+#: Longest string or blob a query may build (``randomblob(1e9)`` must not take a gigabyte).
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+
+
+def _database(now: int) -> tuple[sqlite3.Connection, list[float]]:
+    """An in-memory SQLite with MySQL's functions and bounds on time and value size; the list holds
+    the deadline, set by ``_start_clock`` once our own rows are loaded."""
+    db = sqlite3.connect(":memory:")
+    register(db, now)
+    db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    deadline = [float("inf")]
+    db.set_progress_handler(lambda: int(time.monotonic() > deadline[0]), 10_000)
+    return db, deadline
+
+
+def _start_clock(deadline: list[float]) -> None:
+    deadline[0] = time.monotonic() + MAX_SECONDS
+
+
+def _failed(exc: Exception, deadline: list[float]) -> SQLError:
+    if time.monotonic() > deadline[0]:
+        return SQLError(codes.ERR_SYNTAX, f"Query stopped: it ran longer than {MAX_SECONDS:g} s")
+    return SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})")
+
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
@@ -66,14 +93,17 @@ class TypedRows:
 
 
 def history_select(e: exp.Select, table: Table) -> HistoryQuery:
-    """Check a SELECT on the history table: every column it names is one of the table's or an alias."""
+    """Check a SELECT on the history table: it reads no other table (no CTE either), and every column it
+    names is one of the table's or an alias."""
+    if e.find(exp.With, exp.CTE) is not None:
+        raise codes.syntax()  # a table of its own (and a recursive one could run forever)
+    for node in e.find_all(exp.Table):
+        if node.name != table.name:
+            raise codes.syntax()  # a subquery on another table: only stats_history is here
     aliases = {p.alias for p in e.expressions if isinstance(p, exp.Alias)}
     for col in e.find_all(exp.Column):
         if not isinstance(col.this, exp.Star) and col.name not in table.columns and col.name not in aliases:
             raise codes.bad_column()
-    for node in e.find_all(exp.Table):
-        if node.name != table.name:
-            raise codes.syntax()  # a subquery on another table: only stats_history is here
     return HistoryQuery(table, e)
 
 
@@ -98,8 +128,8 @@ class _Constants:
     """Evaluates constant expressions (``FROM_UNIXTIME(n)``, ``'2025-12-01'``, ``NOW() - INTERVAL 1 DAY``)."""
 
     def __init__(self, now: int) -> None:
-        self.db = sqlite3.connect(":memory:")
-        register(self.db, now)
+        self.db, deadline = _database(now)
+        _start_clock(deadline)
 
     def unix(self, node: exp.Expr) -> int | None:
         if any(True for _ in node.find_all(exp.Column)):
@@ -116,6 +146,7 @@ class _Constants:
 
 
 def bounds(stmt: HistoryQuery, now: int) -> Bounds:
+    """The rows a query can match at most (it may run SQLite: call it off the event loop)."""
     where = stmt.query.args.get("where")
     if where is None:
         return Bounds()
@@ -229,20 +260,20 @@ def evaluate(stmt: HistoryQuery, rows: Iterable[StatsRow], now: int) -> TypedRow
         else:
             projections.append(p)
     query.set("expressions", projections)
-    db = sqlite3.connect(":memory:")
+    db, deadline = _database(now)
     try:
-        register(db, now)
         db.execute(f"CREATE TABLE {table.name} (time TEXT, channel TEXT, sessions INTEGER, users INTEGER, "
                    f"published INTEGER, delivered INTEGER, {UNIX_COLUMN} INTEGER)")
         texts: dict[int, str] = {}
         db.executemany(f"INSERT INTO {table.name} VALUES (?, ?, ?, ?, ?, ?, ?)", [
             (texts.get(r.time) or texts.setdefault(r.time, utc_text(r.time)), r.channel, r.sessions, r.users,
              r.published, r.delivered, r.time) for r in rows])
+        _start_clock(deadline)
         try:
             cursor = db.execute(to_sqlite(query))
+            result = cursor.fetchall()
         except (sqlite3.Error, SqlglotError, OverflowError) as exc:
-            raise SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})") from exc
-        result = cursor.fetchall()
+            raise _failed(exc, deadline) from exc
         described = [d[0] for d in cursor.description or ()]
     finally:
         db.close()

@@ -181,3 +181,26 @@ def test_show_create_table_of_an_unknown_table() -> None:
     with pytest.raises(SQLError) as caught:
         parse("SHOW CREATE TABLE nosuch")
     assert caught.value.errno == 15
+
+
+def test_a_query_that_runs_too_long_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cometql.sql._history.MAX_SECONDS", 0.2)
+    quadratic = history("SELECT (SELECT COUNT(*) FROM stats_history b WHERE b.users < a.users + a.sessions) "
+                        "FROM stats_history a")
+    with pytest.raises(SQLError) as caught:
+        evaluate(quadratic, sample_day() * 5, TO)
+    assert (caught.value.errno, caught.value.message) == (3, "Query stopped: it ran longer than 0.2 s")
+
+
+@pytest.mark.parametrize("expression", ["randomblob(100000000)", "HEX(ZEROBLOB(100000000))"])
+def test_a_query_cannot_build_huge_values(expression: str) -> None:
+    with pytest.raises(SQLError) as caught:
+        evaluate(history(f"SELECT {expression} FROM stats_history"), sample_day()[:1], TO)
+    assert "too big" in caught.value.message
+    assert bounds(history(f"SELECT * FROM stats_history WHERE time > {expression}"), TO) == Bounds()
+
+
+def test_common_table_expressions_are_refused() -> None:
+    with pytest.raises(SQLError) as caught:
+        parse("WITH r AS (SELECT 1 AS n) SELECT * FROM stats_history WHERE users IN (SELECT n FROM r)")
+    assert caught.value.errno == 3
