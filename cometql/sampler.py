@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import trio
 
 from .errors import StoreError
-from .hub import Hub, StatsRow, sample_rows
+from .hub import Hub, StatsRow, sample_rows, take_census
 from .store import StatsStore
 
 __all__ = ["NO_SAMPLING", "Sampler", "Sampling"]
@@ -80,7 +80,7 @@ class Sampler:
             await stats.share_traffic(at, hub.traffic.take())
             if not await stats.claim_sample(at):
                 return []
-            census = hub.census(sampling.channels)
+            census = take_census(hub, sampling.channels)
             if sampling.grace > 0:
                 await trio.sleep(sampling.grace)
             traffic = await stats.collect_traffic(at)

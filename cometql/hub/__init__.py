@@ -16,8 +16,9 @@ The state is split by who owns it, and only its owner changes it:
   only by their bus entries; it returns transitions the hub turns into effects.
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``).
-- ``_census``: ``stats_history``'s sans-IO half: per-channel traffic counters
-  (``Hub.traffic``), the presence census (``Hub.census``) and one sample's rows.
+- ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
+  traffic counters (``Hub.traffic``), the presence census (``take_census``) and
+  one sample's rows.
 
 ``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
 browsers receive. The public modules ``records`` and ``events`` are the
@@ -26,7 +27,7 @@ codecs derive from them.
 """
 
 from ._browser import handle_command, open_session
-from ._census import ChannelCensus, Counts, DevCensus, StatsRow, sample_rows
+from ._census import ChannelCensus, DevCensus, StatsRow, sample_rows, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
 from ._frames import NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
@@ -34,6 +35,7 @@ from ._names import channel_problem, event_problem, hash_problem, is_valid_chann
 from ._remote import RemoteSession
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
+from ._traffic import Counts, Traffic
 from .events import (
     EVENT_TYPES,
     Change,
@@ -81,6 +83,7 @@ __all__ = [
     "SessionSubscribed",
     "StatsRow",
     "Subscriber",
+    "Traffic",
     "UserMessage",
     "channel_problem",
     "encode_frame",
@@ -92,5 +95,6 @@ __all__ = [
     "is_valid_channel",
     "open_session",
     "sample_rows",
+    "take_census",
     "sys_frame",
 ]

@@ -5,12 +5,12 @@ with channel ``''``) is built from two halves that are read at different
 places, so each is a plain value here:
 
 - **traffic**: messages published to a channel and the frames of them handed
-  to sessions, counted by ``Hub.publish`` (``Traffic``) and taken (reset) at
-  each sample. In a cluster each node counts its own, and the sampler sums the
+  to sessions, counted by ``Hub.publish`` (``_traffic.Traffic``) and taken
+  (reset) at each sample. In a cluster each node counts its own, and the sampler sums the
   nodes' counts (``Counts`` travel through the stats store);
-- **presence** (``DevCensus``): sessions and distinct user ids online, per dev
-  and for the busiest channels, read from the hub's cluster-wide indexes at the
-  sample's moment, so a user with sessions on two nodes counts once.
+- **presence** (``DevCensus``, ``take_census``): sessions and distinct user ids
+  online, per dev and for the busiest channels, read from the hub's cluster-wide
+  indexes at the sample's moment, so a user with sessions on two nodes counts once.
 
 ``sample_rows`` joins them into the rows one sample writes: per dev the totals
 row and at most ``top`` channels (the most subscribers first; channels without
@@ -25,14 +25,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 
-from ._remote import RemoteSessions
+from ._hub import Hub
 from ._subscriber import Subscriber
 
-__all__ = ["ChannelCensus", "Counts", "DevCensus", "StatsRow", "Traffic", "sample_rows", "take_census"]
-
-#: (dev_id, channel) -> (messages published, frames of them delivered) over one sampling interval.
-Counts = dict[tuple[int, str], tuple[int, int]]
-
+__all__ = ["ChannelCensus", "DevCensus", "StatsRow", "sample_rows", "take_census"]
 
 @dataclass(frozen=True, slots=True)
 class StatsRow:
@@ -45,37 +41,6 @@ class StatsRow:
     users: int
     published: int
     delivered: int
-
-
-class Traffic:
-    """Messages published to and delivered from each channel since the last ``take``."""
-
-    __slots__ = ("_counts",)
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[int, str], list[int]] = {}
-
-    def count(self, dev_id: int, channel: str, published: int, delivered: int) -> None:
-        counts = self._counts.get((dev_id, channel))
-        if counts is None:
-            self._counts[(dev_id, channel)] = [int(published), delivered]  # a bool ("published here") is 0 or 1
-        else:
-            counts[0] += published
-            counts[1] += delivered
-
-    def take(self) -> Counts:
-        """The counts so far; counting starts again from zero."""
-        counts, self._counts = self._counts, {}
-        return {key: (p, d) for key, (p, d) in counts.items()}
-
-
-class NoTraffic(Traffic):
-    """Counts nothing: for a hub whose node does not sample (``[stats] interval = 0``)."""
-
-    __slots__ = ()
-
-    def count(self, dev_id: int, channel: str, published: int, delivered: int) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +67,12 @@ def _users(members: Iterable[Collection[Subscriber]]) -> int:
     return len({s.user_id for group in members for s in group if s.user_id > 0})
 
 
-def take_census(sessions: Iterable[Subscriber], users: Iterable[tuple[int, int]],
-                channels: Mapping[tuple[int, str], Mapping[int, Subscriber]], remote: RemoteSessions,
-                top: int) -> list[DevCensus]:
-    """Presence per dev from this node's indexes (``sessions``, the (dev, user) keys of its user index and
-    its channel index) and the other nodes' (``remote``). Costs a walk over sessions and channels: once
-    per sample, never on a hot path."""
+def take_census(hub: Hub, top: int) -> list[DevCensus]:
+    """Presence per dev from the hub's indexes: this node's (sessions, the (dev, user) keys of its user
+    index, its channel index) and the other nodes' (``RemoteSessions``). Reads the hub's private indexes
+    (this module is the hub's, read-only); costs a walk over sessions and channels: once per sample,
+    never on a hot path."""
+    sessions, users, channels, remote = hub._sessions.values(), hub._users, hub._channels, hub._remote
     session_count = Counter(s.dev_id for s in chain(sessions, remote.sessions()))
     user_count = Counter(dev for dev, _ in set(chain(users, remote.users)))
     members: dict[tuple[int, str], list[Collection[Subscriber]]] = {}

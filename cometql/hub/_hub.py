@@ -33,12 +33,12 @@ from typing import assert_never, cast
 from . import _frames
 from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
-from ._census import DevCensus, NoTraffic, Traffic, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
+from ._traffic import NoTraffic, Traffic
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import HistoryEntry, QueuedMessage, Record, is_record
 
@@ -480,10 +480,6 @@ class Hub:
         """The ``count`` channels with the most subscribers, across dev_ids: (dev_id, channel, subscribers)."""
         top = heapq.nlargest(count, self._channels.items(), key=lambda item: len(item[1]))
         return [(dev, channel, len(subs)) for (dev, channel), subs in top]
-
-    def census(self, top: int) -> list[DevCensus]:
-        """stats_history's presence: per dev_id, on every node, each user id once (see ``_census``)."""
-        return take_census(self._sessions.values(), self._users, self._channels, self._remote, top)
 
     def sessions(self, dev_id: int) -> int:
         return sum(1 for s in self._sessions.values() if s.dev_id == dev_id)
