@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import assert_never, cast
 
-from . import _frames
+from . import _frames, _traffic
 from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
@@ -38,7 +38,6 @@ from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
-from ._traffic import NoTraffic, Traffic
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import HistoryEntry, QueuedMessage, Record, is_record
 
@@ -77,7 +76,8 @@ class Hub:
         send_user_online_events: bool = True,
         send_user_offline_events: bool = True,
         max_subscriptions: int = 32,
-        node_id: str | None = None, count_traffic: bool = False,
+        node_id: str | None = None,
+        count_traffic: bool = False,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -100,7 +100,7 @@ class Hub:
         # counters
         self._published = 0
         self._queued = 0
-        self.traffic = Traffic() if count_traffic else NoTraffic()  # for stats_history: the sampler takes it
+        self.traffic = _traffic.Traffic() if count_traffic else _traffic.NoTraffic()  # stats_history's (sampler)
 
     def restore(self, records: Iterable[Record]) -> None:
         """Rebuild durable state from records a store has kept (no effects)."""
