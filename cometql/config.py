@@ -138,6 +138,14 @@ SETTINGS: tuple[Setting, ...] = (
             "addresses or networks (CIDR) of reverse proxies, separated by commas or spaces: only a connection from "
             "one of them is believed about the browser's address (X-Forwarded-For, else X-Real-IP), for the "
             "per-IP limit, users_in_pipes and logs. Empty: every header is ignored and the TCP peer is the browser"),
+    Setting("stats_interval", int, ("stats", "interval"),
+            "seconds between two samples of the stats_history table (sessions, users and messages per channel "
+            "and in total); 0: no sampling"),
+    Setting("stats_keep_days", float, ("stats", "keep_days"),
+            "days of stats_history kept in the store (older rows are dropped); 0: keep every row"),
+    Setting("stats_channels", int, ("stats", "channels"),
+            "channels per dev_id and sample in stats_history, the busiest (most subscribers) first, "
+            "besides the totals row"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -150,7 +158,7 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin", "stats"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
@@ -201,6 +209,9 @@ class Config:
     user_data_access: str = "anyone"
     max_subscriptions: int = 32
     trusted_proxies: str = ""  # nginx on the same machine: 127.0.0.1, ::1
+    stats_interval: int = 60
+    stats_keep_days: float = 7.0
+    stats_channels: int = 20
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -234,7 +245,8 @@ class Config:
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
         for name in ("mysql_max_connections", "ws_max_connections", "admin_login_attempts", "max_sessions_per_ip",
-                     "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
+                     "command_rate", "command_burst", "max_message_size", "max_subscriptions", "stats_interval",
+                     "stats_keep_days", "stats_channels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         if self.log_format not in ("text", "json"):

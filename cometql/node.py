@@ -25,7 +25,9 @@ from .engine import Engine
 from .hub import Hub, Record
 from .metrics import Metrics
 from .observe import NULL_OBSERVER, ClusterStatistics, MysqlCounters, Observer, Statistics
-from .store import Store, open_sqlite_store
+from .redisurl import RedisAddress
+from .sampler import NO_SAMPLING, Sampler, Sampling
+from .store import MemoryStats, StatsStore, Store, open_redis_stats, open_sqlite_stats, open_sqlite_store
 
 __all__ = ["Node", "open_node"]
 
@@ -39,11 +41,15 @@ class Node:
 
     def __init__(self, hub: Hub, store: Store, cluster: Cluster | None = None, *, metrics: bool = True,
                  clock: Callable[[], float] = time.time, canary_interval: float = 0.0,
-                 canary_timeout: float = 5.0) -> None:
+                 canary_timeout: float = 5.0, stats: StatsStore | None = None,
+                 sampling: Sampling = NO_SAMPLING) -> None:
         self.hub = hub
         self.store = store
         self.cluster = cluster
         self.clock = clock
+        #: Where stats_history is kept (``read_stats`` answers its SELECTs), and who writes it.
+        self.stats: StatsStore = MemoryStats() if stats is None else stats
+        self.sampler = Sampler(hub, self.stats, sampling, clock=clock)
         #: The MySQL port's counters (the MySQL front writes them, the snapshot reads them).
         self.mysql = MysqlCounters()
         self.observer: Observer = Metrics(self.statistics, clock=clock) if metrics else NULL_OBSERVER
@@ -108,6 +114,7 @@ class Node:
             nursery.start_soon(self.engine.run_deliveries)
             nursery.start_soon(self.observer.run)
             nursery.start_soon(self.canary.run)
+            nursery.start_soon(self.sampler.run)
             if self.cluster is not None:
                 await nursery.start(self.cluster.run)
             task_status.started()
@@ -137,9 +144,27 @@ async def _open_store(config: Config) -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
+async def _open_stats(config: Config, store: Store) -> AsyncIterator[StatsStore]:
+    """stats_history's store: in Redis next to the cluster's keys, or its own SQLite file."""
+    if isinstance(store, Bus):
+        async with open_redis_stats(RedisAddress.parse(config.store), store.node_id) as redis_stats:
+            yield redis_stats
+        return
+    async with open_sqlite_stats(Path(config.data_dir) / "stats.sqlite3") as sqlite_stats:
+        yield sqlite_stats
+
+
+def _sampling(config: Config, clustered: bool) -> Sampling:
+    interval = config.stats_interval
+    # in a cluster, the node writing a sample waits this long for the others' traffic counts
+    grace = min(5.0, interval / 4) if clustered else 0.0
+    return Sampling(interval, config.stats_keep_days, config.stats_channels, grace)
+
+
+@asynccontextmanager
 async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
     """Open the store, restore the hub from it, join the cluster; yields the node and what was restored."""
-    async with _open_store(config) as store:
+    async with _open_store(config) as store, _open_stats(config, store) as stats:
         cluster = Cluster(store, node_timeout=config.node_timeout) if isinstance(store, Bus) else None
         hub = Hub(
             password=config.password,
@@ -150,13 +175,14 @@ async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
             max_subscriptions=config.max_subscriptions,
             user_data_access=config.user_data_access,
             node_id=cluster.node_id if cluster else None,
+            count_traffic=config.stats_interval > 0,
         )
         if cluster is not None:
             await cluster.begin()
         records = await store.load()
         hub.restore(records)
         node = Node(hub, store, cluster, canary_interval=config.canary_interval,
-                    canary_timeout=config.canary_timeout)
+                    canary_timeout=config.canary_timeout, stats=stats, sampling=_sampling(config, cluster is not None))
         if cluster is not None:
             await cluster.join(node.engine)
         yield node, records

@@ -88,6 +88,8 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path):
         ({"COMETQL_STORE": "redis://h:port/0"}, "the port is not a number"),
         ({"COMETQL_STORE": "redis://h:6379/zero"}, "the database after / must be a number"),
         ({"COMETQL_STORE": "redis://h/0", "COMETQL_NODE_TIMEOUT": "0.5"}, "node_timeout: 0.5 s is too short"),
+        ({"COMETQL_STATS_INTERVAL": "-1"}, "stats_interval: -1 must not be negative"),
+        ({"COMETQL_STATS_KEEP_DAYS": "-0.5"}, "stats_keep_days: -0.5 must not be negative"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):
@@ -124,3 +126,11 @@ def test_the_redis_password_is_never_shown() -> None:
     shown = {name: value for name, value, _ in describe(config)}
     assert shown["store"] == "redis://10.0.0.5:6379/3"
     assert "hunter2" not in repr(describe(config))
+
+
+def test_stats_section_loads_from_comet_ini(tmp_path: Path) -> None:
+    ini = tmp_path / "comet.ini"
+    ini.write_text("[stats]\ninterval = 30\nkeep_days = 1.5\nchannels = 5\n")
+    config = load_config(config_file=str(ini), env={})
+    assert (config.stats_interval, config.stats_keep_days, config.stats_channels) == (30, 1.5, 5)
+    assert config.warnings == ()

@@ -46,8 +46,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("cometql.observe",),
     # statement text -> statements -> hub calls; records <-> SQLite / Redis; the Prometheus observer
     ("cometql.sql", "cometql.store", "cometql.metrics"),
-    # the cluster bus over the store; settings; abuse limits over statements
-    ("cometql.cluster", "cometql.config", "cometql.limits"),
+    # the cluster bus over the store; settings; abuse limits over statements; the stats_history sampler
+    ("cometql.cluster", "cometql.config", "cometql.limits", "cometql.sampler"),
     # applies the hub's effects: awaits the store, writes frames
     ("cometql.engine",),
     # the delivery canary: probes the store, the bus and the engine

@@ -16,6 +16,9 @@ The state is split by who owns it, and only its owner changes it:
   only by their bus entries; it returns transitions the hub turns into effects.
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``).
+- ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
+  traffic counters (``Hub.traffic``), the presence census (``take_census``) and
+  one sample's rows.
 
 ``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
 browsers receive. The public modules ``records`` and ``events`` are the
@@ -24,6 +27,7 @@ codecs derive from them.
 """
 
 from ._browser import handle_command, open_session
+from ._census import ChannelCensus, DevCensus, StatsRow, sample_rows, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
 from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
@@ -31,6 +35,7 @@ from ._names import channel_problem, event_problem, hash_problem, is_valid_chann
 from ._remote import RemoteSession
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
+from ._traffic import Counts, Traffic
 from .events import (
     EVENT_TYPES,
     Change,
@@ -53,9 +58,12 @@ __all__ = [
     "RECORD_TYPES",
     "Broadcast",
     "Change",
+    "ChannelCensus",
     "ClusterEvent",
     "ConnInfo",
+    "Counts",
     "Deliver",
+    "DevCensus",
     "Disconnect",
     "DurableState",
     "Effect",
@@ -74,7 +82,9 @@ __all__ = [
     "SessionClosed",
     "SessionOpened",
     "SessionSubscribed",
+    "StatsRow",
     "Subscriber",
+    "Traffic",
     "UserMessage",
     "channel_problem",
     "encode_frame",
@@ -85,5 +95,7 @@ __all__ = [
     "is_record",
     "is_valid_channel",
     "open_session",
+    "sample_rows",
+    "take_census",
     "sys_frame",
 ]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import assert_never, cast
 
-from . import _frames
+from . import _frames, _traffic
 from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
@@ -78,6 +78,7 @@ class Hub:
         max_subscriptions: int = 32,
         node_id: str | None = None,
         user_data_access: str = "anyone",
+        count_traffic: bool = False,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -103,6 +104,7 @@ class Hub:
         # counters
         self._published = 0
         self._queued = 0
+        self.traffic = _traffic.Traffic() if count_traffic else _traffic.NoTraffic()  # stats_history's (sampler)
 
     def restore(self, records: Iterable[Record]) -> None:
         """Rebuild durable state from records a store has kept (no effects)."""
@@ -142,11 +144,11 @@ class Hub:
             keep = self.state.history_keep(dev_id, channel)
             if keep:
                 effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id or 0))
-        subs = self._channels.get((dev_id, channel))
-        if subs:
-            targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
-            if targets:
-                effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+        subs = self._channels.get((dev_id, channel)) or {}
+        targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
+        if targets:
+            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+        self.traffic.count(dev_id, channel, origin is None, len(targets))
         if self.node_id is not None and origin is None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects

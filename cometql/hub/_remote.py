@@ -23,7 +23,7 @@ class writes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -112,6 +112,11 @@ class RemoteSessions:
     def nodes(self) -> dict[str, int]:
         """Other nodes with live sessions, and how many each holds."""
         return {node: len(sessions) for node, sessions in self._nodes.items() if sessions}
+
+    def sessions(self) -> Iterator[RemoteSession]:
+        """Every other node's sessions."""
+        for sessions in self._nodes.values():
+            yield from sessions.values()
 
     def reroutes(self, ev: UserMessage, me: str | None) -> bool:
         """Whether node ``me``, a target of ``ev`` that no longer holds the user, must route it again.

@@ -25,7 +25,21 @@ from .._version import SERVER_VERSION, VERSION_COMMENT
 from ..errors import SQLError, StoreError
 from ..limits import insert_message_too_long
 from ..node import Node
-from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, ShowStatus, Statement, codes, execute, parse
+from ..sql import (
+    DATABASE,
+    TABLES,
+    Context,
+    HistoryQuery,
+    Insert,
+    Ok,
+    Passthrough,
+    ShowStatus,
+    Statement,
+    codes,
+    execute,
+    parse,
+)
+from ._history import history_result
 from ._options import MysqlOptions
 from ._status import global_status, session_status
 
@@ -70,7 +84,13 @@ def _is_select_database(e: exp.Expression) -> bool:
 
 #: The ``verb`` label of a statement class (SHOW TABLES / DATABASES / STATUS are all "show").
 _VERBS = {"Insert": "insert", "Select": "select", "Delete": "delete", "Describe": "describe",
-          "ShowTables": "show", "ShowDatabases": "show", "ShowStatus": "show"}
+          "ShowTables": "show", "ShowDatabases": "show", "ShowStatus": "show", "ShowCreateTable": "show",
+          "HistoryQuery": "select"}
+
+
+def _schema_type(typed: bool, declared: str) -> str:
+    """information_schema's DATA_TYPE: the declared type of typed tables, TEXT for CppComet's."""
+    return declared.split("(")[0].upper() if typed else "TEXT"
 
 
 def _text_columns(names: tuple[str, ...]) -> list[ResultColumn]:
@@ -201,6 +221,8 @@ class CometSession(Session):
         engine = node.engine
         ctx = Context(self.dev_id, engine.now())
         try:
+            if type(stmt) is HistoryQuery:  # I/O and seconds of work: not for execute()
+                return await history_result(node, stmt, self.dev_id)
             effects, result = execute(stmt, node.hub, ctx)
             await engine.apply(effects)
         except SQLError as exc:
@@ -239,5 +261,7 @@ class CometSession(Session):
         raise MysqlError("Syntax error in query", codes.ERR_SYNTAX)  # type: ignore[arg-type]
 
     async def schema(self) -> dict[str, dict[str, dict[str, str]]]:
-        """For information_schema and SHOW COLUMNS from tools (every value is text on the wire)."""
-        return {DATABASE: {t.name: {c: "TEXT" for c in t.columns} for t in TABLES.values()}}
+        """For information_schema and SHOW COLUMNS from tools: CppComet's tables send every value as text,
+        the tables CometQL adds (``stats_history``) their declared types."""
+        return {DATABASE: {t.name: dict(zip(t.columns, (_schema_type(t.typed, ty) for ty in t.types), strict=True))
+                           for t in TABLES.values()}}

@@ -23,9 +23,11 @@ from . import codes
 from ._statements import (
     Delete,
     Describe,
+    HistoryQuery,
     Insert,
     Passthrough,
     Select,
+    ShowCreateTable,
     ShowDatabases,
     ShowStatus,
     ShowTables,
@@ -70,6 +72,8 @@ def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Resu
     if isinstance(stmt, Delete):
         return _delete(stmt, hub, ctx), Ok()
     if isinstance(stmt, ShowTables):
+        if stmt.full:
+            return [], Rows(("Tables", "Table_type"), [(name, "BASE TABLE") for name in LISTED_TABLES])
         return [], Rows(("Tables",), [(name,) for name in LISTED_TABLES])
     if isinstance(stmt, ShowDatabases):
         return [], Rows(("Database",), [(DATABASE,)])
@@ -77,9 +81,12 @@ def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Resu
         t = stmt.table
         return [], Rows(
             ("Field", "Type", "Null", "Key", "Default", "Extra"),
-            [(c, ty, "NO", "PRI" if c == t.key else "", "", "") for c, ty in zip(t.columns, t.types, strict=True)],
+            [(c, ty, "NO", "PRI" if c in t.primary_key else "", "", "")
+             for c, ty in zip(t.columns, t.types, strict=True)],
         )
-    if isinstance(stmt, (Passthrough, ShowStatus)):  # pragma: no cover - the MySQL session answers these itself
+    if isinstance(stmt, ShowCreateTable):
+        return [], Rows(("Table", "Create Table"), [(stmt.table.name, stmt.table.create_sql())])
+    if isinstance(stmt, (Passthrough, ShowStatus, HistoryQuery)):  # pragma: no cover - the MySQL session runs these
         raise codes.syntax()
     raise TypeError(f"not a statement: {stmt!r}")
 

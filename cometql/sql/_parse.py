@@ -19,18 +19,20 @@ from sqlglot.errors import SqlglotError
 from ..errors import SQLError
 from . import codes
 from ._fastpath import fast_insert
+from ._history import history_select
 from ._statements import (
     Delete,
     Describe,
     Insert,
     Passthrough,
     Select,
+    ShowCreateTable,
     ShowDatabases,
     ShowStatus,
     ShowTables,
     Statement,
 )
-from ._tables import DATABASE, TABLES, Table
+from ._tables import DATABASE, STATS_HISTORY, TABLES, Table
 from ._values import Value
 
 __all__ = ["parse", "parse_expression"]
@@ -58,6 +60,8 @@ def parse_expression(e: exp.Expr) -> Statement:
         return _insert(e)
     if isinstance(e, exp.Select):
         table = _table_of_select(e)
+        if table is not None and table.name == STATS_HISTORY:
+            return history_select(e, table)
         return Passthrough(e) if table is None else _select(e, table)
     if isinstance(e, exp.Delete):
         return _delete(e)
@@ -255,11 +259,16 @@ def _delete(e: exp.Delete) -> Delete:
 def _show(e: exp.Show) -> Statement:
     kind = e.name.upper()
     if kind == "TABLES":
-        return ShowTables()
+        return ShowTables(bool(e.args.get("full")))
     if kind == "DATABASES":
         return ShowDatabases()
     if kind == "STATUS":
         return ShowStatus(bool(e.args.get("global_")))
+    if kind == "CREATE TABLE":
+        target, db = e.args.get("target"), e.args.get("db")
+        if target is None:
+            raise codes.no_table()
+        return ShowCreateTable(_table(exp.Table(this=target.copy(), db=db.copy() if db is not None else None)))
     if kind == "COLUMNS":
         target = e.args.get("target")
         name = target.name if target is not None else ""

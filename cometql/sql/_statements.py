@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Delete",
     "Describe",
+    "HistoryQuery",
     "Insert",
     "Passthrough",
     "Select",
+    "ShowCreateTable",
     "ShowDatabases",
     "ShowStatus",
     "ShowTables",
@@ -57,7 +59,8 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class ShowTables:
-    pass
+    #: ``SHOW FULL TABLES`` (what SQLAlchemy's inspector and BI tools send): with a ``Table_type`` column.
+    full: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +79,25 @@ class Describe:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowCreateTable:
+    table: Table
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """A SELECT on ``stats_history``: the MySQL front loads the dev's rows from the stats store, then
+    ``cometql.sql.evaluate`` runs it (see ``_history``)."""
+
+    table: Table
+    query: exp.Select
+
+
+@dataclass(frozen=True, slots=True)
 class Passthrough:
     """Anything that is not about our tables (SET, SELECT @@var, USE, ...): mysql-mimic answers it."""
 
     expression: exp.Expression
 
 
-Statement = Insert | Select | Delete | ShowTables | ShowDatabases | ShowStatus | Describe | Passthrough
+Statement = (Insert | Select | Delete | ShowTables | ShowDatabases | ShowStatus | Describe | ShowCreateTable
+             | HistoryQuery | Passthrough)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DATABASE", "LISTED_TABLES", "TABLES", "Table"]
+__all__ = ["DATABASE", "LISTED_TABLES", "STATS_HISTORY", "TABLES", "Table"]
 
 DATABASE = "CometQL_v1"
+#: Online statistics over time (not in CppComet): typed columns, analytic SELECTs (``_history``).
+STATS_HISTORY = "stats_history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +29,23 @@ class Table:
     delete_keys: tuple[str, ...] = ()
     #: Columns holding integers (compared and sorted as numbers).
     int_columns: tuple[str, ...] = ()
+    #: Values travel with their SQL types (the tables CometQL adds); CppComet's send text.
+    typed: bool = False
+    #: The primary key's columns, when more than ``key``.
+    primary: tuple[str, ...] = ()
 
     def column_index(self, name: str) -> int:
         return self.columns.index(name)
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return self.primary or (self.key,)
+
+    def create_sql(self) -> str:
+        """``SHOW CREATE TABLE``'s text, from the columns and types DESCRIBE shows."""
+        lines = [f"  `{c}` {t} NOT NULL" for c, t in zip(self.columns, self.types, strict=True)]
+        lines.append("  PRIMARY KEY (" + ",".join(f"`{c}`" for c in self.primary_key) + ")")
+        return f"CREATE TABLE `{self.name}` (\n" + ",\n".join(lines) + "\n) ENGINE=CometQL DEFAULT CHARSET=utf8mb4"
 
 
 TABLES: dict[str, Table] = {
@@ -51,9 +67,14 @@ TABLES: dict[str, Table] = {
         Table("pipes_settings", ("name", "length"), "name", ("varchar(64)", "int(11)"), int_columns=("length",)),
         Table("users_data", ("id", "data"), "id", ("int(11)", "text"), int_columns=("id",)),
         Table("revoked_tokens", ("token",), "token", ("varchar(600)",), scan=True),
+        Table(STATS_HISTORY, ("time", "channel", "sessions", "users", "published", "delivered"), "time",
+              ("datetime", "varchar(64)", "bigint(20)", "bigint(20)", "bigint(20)", "bigint(20)"), read_only=True,
+              scan=True, int_columns=("sessions", "users", "published", "delivered"), typed=True,
+              primary=("time", "channel")),
     )
 }
 
-#: SHOW TABLES lists these, in CppComet's order (users_data and revoked_tokens are usable but unlisted).
+#: SHOW TABLES lists these: CppComet's seven in its order (users_data and revoked_tokens are usable but
+#: unlisted), then the tables CometQL adds.
 LISTED_TABLES = ("users_auth", "users_time", "users_messages", "pipes_messages", "users_in_pipes", "pipes",
-                 "pipes_settings")
+                 "pipes_settings", STATS_HISTORY)

@@ -3,7 +3,8 @@
 Blocks are found by their fence's language tag:
 
 - ``sql``: fed to the ``mysql`` CLI logged in to the test server (as a user pastes them);
-- ``bash``/``sh``/``php``: run as written in a sandbox with the documented ports (``sandbox.py``);
+- ``bash``/``sh``/``php``/``python``: run as written in a sandbox with the documented ports (``sandbox.py``;
+  Python is the test venv's, which has the drivers the docs use);
 - ``ini``: a ``comet.ini`` passes ``cometql check-config`` without a warning; the systemd unit is the
   shipped file (``tests/deploy/test_systemd.py`` verifies it);
 - ``nginx``: the shipped example (``tests/browser/test_nginx.py`` runs it);
@@ -28,7 +29,7 @@ from .blocks import REPO, Block, all_blocks
 from .sandbox import run_block
 
 SHELL = ("bash", "sh")
-CHECKED = {"sql", "ini", "nginx", "php", *SHELL}
+CHECKED = {"sql", "ini", "nginx", "php", "python", *SHELL}
 NOT_COMMANDS = {"html", "js", ""}
 
 #: (document, the block's first non-empty line) -> why it does not run here.
@@ -46,6 +47,9 @@ SKIP: dict[tuple[str, str], str] = {
     ("docs/performance.md", "make bench                                         # the standard set; rewrites "
                             "the table below"):
         "benchmarks run for minutes and rewrite this document; tests/test_bench.py runs the scenarios small",
+    ("examples/grafana/README.md", "sudo cp datasource.yaml /etc/grafana/provisioning/datasources/cometql.yaml"):
+        "installs into a Grafana server (not on this machine); tests/ops/test_stats_history.py runs the "
+        "dashboard's queries as Grafana expands them",
     ("docs/scaling.md", 'cometql serve --host 0.0.0.0 --password "$SECRET" --store redis://redis.internal:6379/0'):
         "names another machine (redis.internal); the same command on one machine is the recipe below it",
     ("examples/php_chat/README.md", "make serve                                       # terminal 1: CometQL on "
@@ -95,9 +99,9 @@ def test_sql_block_runs_in_the_mysql_cli(block: Block, server: ServerProcess, de
     assert proc.returncode == 0, f"{block}: {proc.stderr}"
 
 
-@pytest.mark.parametrize("block", _blocks(*SHELL, "php"))
+@pytest.mark.parametrize("block", _blocks(*SHELL, "php", "python"))
 def test_command_block_runs_as_documented(block: Block, tmp_path: Path) -> None:
-    interpreter = "php" if block.lang == "php" else "bash -e -o pipefail"
+    interpreter = {"php": "php", "python": sys.executable}.get(block.lang, "bash -e -o pipefail")
     text = block.text if block.lang != "php" or block.text.startswith("<?php") else "<?php\n" + block.text
     mode = "serves" if _key(block) in SERVES else "run"
     proc = run_block(text, mode=mode, interpreter=interpreter, scratch=tmp_path, env={"NODE_PATH": NODE_PATH})
