@@ -26,8 +26,8 @@ cluster (see ``events``): it also returns ``Broadcast`` effects for the others.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import assert_never, cast
 
 from . import _frames
@@ -36,7 +36,7 @@ from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
-from ._state import MAX_HISTORY, DurableState
+from ._state import MAX_HISTORY, DurableState, Position
 from ._subscriber import Subscriber
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import HistoryEntry, QueuedMessage, Record, is_record
@@ -57,6 +57,13 @@ class HubStatistics:
     queued_messages: int
     published: int
     queued: int
+
+
+def _targets(subs: dict[int, Subscriber] | None, skip: int | None) -> tuple[Subscriber, ...]:
+    """A channel's subscribers here but the session ``skip``."""
+    if not subs:
+        return ()
+    return tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
 
 
 class Hub:
@@ -96,6 +103,8 @@ class Hub:
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
         self._in_flight = InFlight()  # what records not stored yet have reserved
+        #: Messages decided here for history, fanned out once stored: entry id -> (skip, user_id of the frame).
+        self._awaiting: dict[str, tuple[int | None, int | None]] = {}
         # counters
         self._published = 0
         self._queued = 0
@@ -108,15 +117,39 @@ class Hub:
         self._in_flight.hold(rec)
         return Persist((rec,))  # applied to ``state`` by ``settle``, once the store has it
 
-    def settle(self, records: Iterable[Record], stored: bool) -> list[Effect]:
-        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace)."""
+    def settle(self, records: Iterable[Record], stored: bool, positions: Sequence[Position] = ()) -> list[Effect]:
+        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace).
+
+        ``positions``: the (epoch, offset) an authority assigned to each ``AppendHistory`` among the
+        records, in order (Redis); empty when offsets are counted here. A stored message of a
+        channel with history is fanned out from here, with its offset, in commit order."""
         effects: list[Effect] = []
+        assigned = iter(positions)
         for rec in records:
             self._in_flight.release(rec)
-            if stored:
-                self.state.apply(rec)
-                effects.extend(self._deliver_queued(rec))
+            fan_out = self._awaiting.pop(rec.entry.id, None) if type(rec) is r.AppendHistory else None
+            if not stored:
+                continue
+            if type(rec) is r.AppendHistory and positions:
+                epoch, offset = next(assigned)
+                rec = replace(rec, epoch=epoch, entry=replace(rec.entry, offset=offset))
+            self.state.apply(rec)
+            if fan_out is not None and type(rec) is r.AppendHistory:
+                effects.extend(self._fan_out_stored(rec, *fan_out))
+            effects.extend(self._deliver_queued(rec))
         return effects
+
+    def _fan_out_stored(self, rec: r.AppendHistory, skip: int | None, user_id: int | None) -> list[Effect]:
+        """The frames of a message now in history: with capabilities, its epoch and offset too."""
+        subs = self._channels.get((rec.dev_id, rec.channel))
+        targets = _targets(subs, skip)
+        if not targets:
+            return []
+        epoch, offset = (rec.epoch, rec.entry.offset) if rec.epoch else \
+            self.state.position(rec.dev_id, rec.channel) or ("", 0)
+        e = rec.entry
+        return [Deliver(targets, _frames.channel_frames(rec.channel, e.event, e.message, e.time, user_id,
+                                                         epoch, offset))]
 
     def _deliver_queued(self, rec: Record) -> list[Effect]:
         """A message just queued for a user who has sessions here (who connected meanwhile) goes to them."""
@@ -127,22 +160,30 @@ class Hub:
     # --------------------------------------------------------------- publishing
 
     def publish(self, dev_id: int, channel: str, event: str, message: str, now: int, *, user_id: int | None = None,
-                skip: int | None = None, origin: str | None = None) -> list[Effect]:
+                skip: int | None = None, origin: str | None = None,
+                position: Position | None = None) -> list[Effect]:
         """Fan a channel message out to this node's subscribers (all but the session ``skip``), with
         one ``Deliver`` whose frame is encoded once: the one fan-out. Published here (``origin``
         None), it is also counted, kept in history if configured and broadcast to the other nodes;
-        published on node ``origin`` (a ``Published`` event), that node has done all three."""
+        published on node ``origin`` (a ``Published`` event), that node has done all three, and
+        ``position`` is the message's place in the channel's stream if it was kept. A message kept
+        here is fanned out once stored (``settle``): its offset exists only then."""
         effects: list[Effect] = []
+        kept = False
         if origin is None:
             self._published += 1
             keep = self.state.history_keep(dev_id, channel)
-            if keep:
-                effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id or 0))
-        subs = self._channels.get((dev_id, channel))
-        if subs:
-            targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
-            if targets:
-                effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
+            if keep:  # fanned out once stored, with its offset (``settle``)
+                effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id, skip))
+                kept = True
+        targets = () if kept else _targets(self._channels.get((dev_id, channel)), skip)
+        if targets:
+            frame: bytes | _frames.Frames
+            if position is None:
+                frame = _frames.pipe_frame(channel, event, message, now, user_id)
+            else:
+                frame = _frames.channel_frames(channel, event, message, now, user_id, *position)
+            effects.append(Deliver(targets, frame))
         if self.node_id is not None and origin is None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
@@ -153,11 +194,13 @@ class Hub:
         """A browser's ``web_pipe2``: every *other* subscriber of the channel gets it, stamped
         with the sender's user id. Returns how many sessions it was delivered to."""
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
-        here = sum(len(e.targets) for e in effects if isinstance(e, Deliver))
+        here = len(_targets(self._channels.get((sender.dev_id, channel)), sender.conn_id))
         return here + len(self._remote.channels.get((sender.dev_id, channel), ())), effects
 
-    def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int, user_id: int) -> Persist:
-        entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
+    def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int,
+              user_id: int | None, skip: int | None) -> Persist:
+        entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id or 0)
+        self._awaiting[entry.id] = (skip, user_id)
         return self._persist(r.AppendHistory(dev_id, channel, entry, keep))
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
@@ -254,8 +297,20 @@ class Hub:
         for channel in wanted:
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
         self._sub_channels[sub.conn_id] = wanted
+        if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
+            effects.extend(self._positions(sub, (c for c in wanted if c not in left), now))
         if self.node_id is not None:
             effects.append(Broadcast((SessionSubscribed(sub.conn_id, wanted),)))
+        return effects
+
+    def _positions(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for channel in channels:
+            pos = self.state.position(sub.dev_id, channel)
+            if pos is not None or self.state.history_keep(sub.dev_id, channel):
+                epoch, offset = pos or ("", 0)
+                frame = _frames.position_frame("position", channel, epoch, offset, True, now)
+                effects.append(Deliver((sub,), frame))
         return effects
 
     def _unindex(self, sub: Subscriber, channels: Iterable[str]) -> None:
@@ -355,9 +410,16 @@ class Hub:
         """Apply one bus entry of another node value by value, records and events interleaved as it produced
         them (stream order). The follower and the in-process cluster tests apply entries through here."""
         effects: list[Effect] = []
+        kept: dict[tuple[int, str], Position] = {}  # the place of the message a Published that follows is
         for change in changes:
             if is_record(change):
+                if type(change) is r.AppendHistory and change.epoch:
+                    kept[(change.dev_id, change.channel)] = (change.epoch, change.entry.offset)
                 effects += self.remote_records((change,))
+            elif type(change) is Published:
+                position = kept.pop((change.dev_id, change.channel), None)
+                effects += self.publish(change.dev_id, change.channel, change.event, change.message, change.time,
+                                        user_id=change.user_id, origin=node, position=position)
             else:
                 effects += self.remote_events(node, (cast(ClusterEvent, change),), now)
         return effects
