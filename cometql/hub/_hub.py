@@ -105,6 +105,7 @@ class Hub:
         self._in_flight = InFlight()  # what records not stored yet have reserved
         #: Messages decided here for history, fanned out once stored: entry id -> (skip, user_id of the frame).
         self._awaiting: dict[str, tuple[int | None, int | None]] = {}
+        self._echo: dict[str, tuple[int | None, int | None]] = {}  # the same, stored, until the bus has them
         # counters
         self._published = 0
         self._queued = 0
@@ -135,8 +136,20 @@ class Hub:
                 rec = replace(rec, epoch=epoch, entry=replace(rec.entry, offset=offset))
             self.state.apply(rec)
             if fan_out is not None and type(rec) is r.AppendHistory:
-                effects.extend(self._fan_out_stored(rec, *fan_out))
+                if self.node_id is None:
+                    effects.extend(self._fan_out_stored(rec, *fan_out))
+                else:  # in a cluster, in the bus's order, as every other node (``own_stored``)
+                    self._echo[rec.entry.id] = fan_out
             effects.extend(self._deliver_queued(rec))
+        return effects
+
+    def own_stored(self, changes: Iterable[Change]) -> list[Effect]:
+        """This node's bus entry, read back from the stream: the messages it kept in history are fanned
+        out here now, in the stream's order, which is the order of their offsets on every node."""
+        effects: list[Effect] = []
+        for rec in changes:
+            if type(rec) is r.AppendHistory and (fan_out := self._echo.pop(rec.entry.id, None)) is not None:
+                effects.extend(self._fan_out_stored(rec, *fan_out))
         return effects
 
     def _fan_out_stored(self, rec: r.AppendHistory, skip: int | None, user_id: int | None) -> list[Effect]:
