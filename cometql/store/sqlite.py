@@ -160,7 +160,8 @@ def _load(db: sqlite3.Connection) -> list[Record]:
     out += [r.SetUserData(d, u, x) for d, u, x in db.execute("SELECT dev, uid, data FROM users_data")]
     out += [r.AddRevokedToken(d, t) for d, t in db.execute("SELECT dev, token FROM revoked_tokens ORDER BY seq")]
     out += [r.SetPipeSettings(d, c, n) for d, c, n in db.execute("SELECT dev, channel, length FROM pipes_settings")]
-    out += [r.ChannelPosition(d, c, e, n) for d, c, e, n in db.execute("SELECT dev, channel, epoch, last FROM channels")]
+    positions = db.execute("SELECT dev, channel, epoch, last FROM channels")
+    out += [r.ChannelPosition(d, c, e, n) for d, c, e, n in positions]
     out += [
         r.AppendHistory(d, c, HistoryEntry(i, t, e, m, u, o), 0, epoch)
         for d, c, i, t, e, m, u, o, epoch in db.execute(

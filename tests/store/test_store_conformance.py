@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import socket
-from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
