@@ -132,11 +132,14 @@ class Hub(HubQueries):
 
     def own_stored(self, changes: Iterable[Change]) -> list[Effect]:
         """This node's bus entry, read back from the stream: the messages it kept in history are fanned
-        out here now, in the stream's order, which is the order of their offsets on every node."""
+        out here now, in the stream's order, which is the order of their offsets on every node. The
+        entry may be read before the writer has settled it: it carries the offsets already."""
         effects: list[Effect] = []
         for rec in changes:
-            if type(rec) is r.AppendHistory and (fan_out := self._echo.pop(rec.entry.id, None)) is not None:
-                effects.extend(self._fan_out_stored(rec, *fan_out))
+            if type(rec) is r.AppendHistory and rec.epoch:
+                fan_out = self._echo.pop(rec.entry.id, None) or self._awaiting.pop(rec.entry.id, None)
+                if fan_out is not None:
+                    effects.extend(self._fan_out_stored(rec, *fan_out))
         return effects
 
     def _fan_out_stored(self, rec: r.AppendHistory, skip: int | None, user_id: int | None) -> list[Effect]:

@@ -218,3 +218,15 @@ def test_position_frame_shape() -> None:
     frame = json.loads(frames.position_frame("position", "c", "e", 3, True, NOW))
     assert frame == {"data": {"epoch": "e", "history": True, "offset": 3, "pipe": "c"}, "event": "position",
                      "message_send_time": NOW, "pipe": "sys"}
+
+
+def test_a_node_may_read_its_own_bus_entry_before_the_writer_settles_it() -> None:
+    hub = make_hub(node_id="A")
+    apply(hub, hub.set_pipe_settings(1, "chat", 5))
+    sub = joined(hub, ["chat"])
+    effects = hub.publish(1, "chat", "ev", "hi", NOW)
+    [rec] = [r for e in effects if isinstance(e, Persist) for r in e.records]
+    apply(hub, hub.own_stored([_assigned(rec, "E", 7)]))  # the follower was faster than the writer
+    assert [(f["data"], f["offset"]) for f in decoded(sub)] == [("hi", 7)]
+    assert hub.settle([rec], True, [("E", 7)]) == []  # applied to memory, not fanned out twice
+    assert hub.state.position(1, "chat") == ("E", 7)
