@@ -58,8 +58,7 @@ def numbers(page: Browser, tag: str, count: int) -> list[int]:
         return [e["data"]["n"] for e in page.wait_events(tag, count, timeout=20)]
     except AssertionError as exc:  # what the library's recovery state was
         state = page.js("return JSON.stringify({connected: cometApi.isConnected(), streams: cometApi.streams,"
-                        " recovering: cometApi.recovering, transport: cometApi.getTransport(), opened: cometApi.openedAt,"
-                        " now: Date.now(), attempt: cometApi.attempt})")
+                        " recovering: cometApi.recovering, transport: cometApi.getTransport()})")
         raise AssertionError(f"{exc}\nlibrary: {state}") from None
 
 
