@@ -37,6 +37,7 @@ from ._inflight import InFlight
 from ._queries import HubQueries, HubStatistics
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState, Position
+from ._streams import Echo, position_frames
 from ._subscriber import Subscriber
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import HistoryEntry, QueuedMessage, Record, is_record
@@ -92,7 +93,8 @@ class Hub(HubQueries):
         self._in_flight = InFlight()  # what records not stored yet have reserved
         #: Messages decided here for history, fanned out once stored: entry id -> (skip, user_id of the frame).
         self._awaiting: dict[str, tuple[int | None, int | None]] = {}
-        self._echo: dict[str, tuple[int | None, int | None]] = {}  # the same, stored, until the bus has them
+        #: The same, stored, until this node reads its bus entry: entry id -> (record as stored, skip, user_id).
+        self._echo: dict[str, Echo] = {}
         # counters
         self._published = 0
         self._queued = 0
@@ -126,7 +128,7 @@ class Hub(HubQueries):
                 if self.node_id is None:
                     effects.extend(self._fan_out_stored(rec, *fan_out))
                 else:  # in a cluster, in the bus's order, as every other node (``own_stored``)
-                    self._echo[rec.entry.id] = fan_out
+                    self._echo[rec.entry.id] = (rec, *fan_out)
             effects.extend(self._deliver_queued(rec))
         return effects
 
@@ -137,7 +139,8 @@ class Hub(HubQueries):
         effects: list[Effect] = []
         for rec in changes:
             if type(rec) is r.AppendHistory and rec.epoch:
-                fan_out = self._echo.pop(rec.entry.id, None) or self._awaiting.pop(rec.entry.id, None)
+                echo = self._echo.pop(rec.entry.id, None)
+                fan_out = echo[1:] if echo is not None else self._awaiting.pop(rec.entry.id, None)
                 if fan_out is not None:
                     effects.extend(self._fan_out_stored(rec, *fan_out))
         return effects
@@ -301,19 +304,10 @@ class Hub(HubQueries):
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
         self._sub_channels[sub.conn_id] = wanted
         if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
-            effects.extend(self._positions(sub, (c for c in wanted if c not in left), now))
+            effects.extend(position_frames(self.state, self._echo.values(), sub, (c for c in wanted if c not in left),
+                                           now))
         if self.node_id is not None:
             effects.append(Broadcast((SessionSubscribed(sub.conn_id, wanted),)))
-        return effects
-
-    def _positions(self, sub: Subscriber, channels: Iterable[str], now: int) -> list[Effect]:
-        effects: list[Effect] = []
-        for channel in channels:
-            pos = self.state.position(sub.dev_id, channel)
-            if pos is not None or self.state.history_keep(sub.dev_id, channel):
-                epoch, offset = pos or ("", 0)
-                frame = _frames.position_frame("position", channel, epoch, offset, True, now)
-                effects.append(Deliver((sub,), frame))
         return effects
 
     def _unindex(self, sub: Subscriber, channels: Iterable[str]) -> None:

@@ -230,3 +230,17 @@ def test_a_node_may_read_its_own_bus_entry_before_the_writer_settles_it() -> Non
     assert [(f["data"], f["offset"]) for f in decoded(sub)] == [("hi", 7)]
     assert hub.settle([rec], True, [("E", 7)]) == []  # applied to memory, not fanned out twice
     assert hub.state.position(1, "chat") == ("E", 7)
+
+
+def test_a_subscriber_joining_before_the_bus_entry_is_read_back_gets_the_message_live() -> None:
+    """Stored (in memory) but not fanned out yet: the new subscriber's position is before it."""
+    hub = make_hub(node_id="A")
+    apply(hub, hub.set_pipe_settings(1, "chat", 5))
+    effects = hub.publish(1, "chat", "ev", "hi", NOW)
+    [rec] = [r for e in effects if isinstance(e, Persist) for r in e.records]
+    hub.settle([rec], True, [("E", 3)])
+    late = session()
+    apply(hub, hub.connect(late, NOW) + hub.subscribe(late, ["chat"], NOW))
+    assert decoded(late)[-1]["data"] == {"pipe": "chat", "epoch": "E", "offset": 2, "history": True}
+    apply(hub, hub.own_stored([_assigned(rec, "E", 3)]))
+    assert decoded(late)[-1]["offset"] == 3
