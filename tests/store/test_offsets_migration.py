@@ -12,12 +12,13 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
 from cometql.cluster import open_bus
 from cometql.hub import HistoryEntry, Hub
 from cometql.hub.records import AppendHistory
 from cometql.redisurl import RedisAddress
-from cometql.store import open_sqlite_store
+from cometql.store import codec, open_sqlite_store
 from cometql.store.resp import RedisConnection
 
 from ..redis_server import RedisServer
@@ -103,3 +104,12 @@ async def test_redis_history_without_offsets_is_numbered_once_for_every_node(red
                          lambda stored, positions=(): got.append((stored, list(positions))))
         assert got == [(True, [(epoch, 4)])]  # Redis continues the count
         assert [e.offset for e in restored(await bus.load()).state.history(0, "chat")] == [1, 2, 3, 4]
+
+
+def test_bus_values_of_the_previous_version_decode() -> None:
+    """A rolling upgrade: a node of the previous version writes history entries without offset or epoch."""
+    old = codec.from_list(["AppendHistory", 0, "chat", ["id1", 1, "ev", "m", 0], 10])
+    assert old == AppendHistory(0, "chat", HistoryEntry("id1", 1, "ev", "m", 0), 10)
+    assert old.epoch == "" and old.entry.offset == 0  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        codec.from_list(["AppendHistory", 0, "chat"])
