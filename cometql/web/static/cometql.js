@@ -842,13 +842,13 @@
             this.onStreamFrame(msg);
             return;
         }
+        if (!this.admitChannelFrame(msg)) { return; } // first: a held frame comes back through here
         if (this.isDuplicate(msg)) { return; }
         var userId = msg.user_id || 0;
         var data = msg.data;
         var legacy = typeof data === "string" ? /^A::(\d+);/.exec(data) : null;
         if (legacy) { userId = parseInt(legacy[1], 10); data = data.slice(legacy[0].length); }
         data = decodeData(data);
-        if (!this.admitChannelFrame(msg)) { return; }
         if (msg.event === "error" && msg.pipe === "sys") { log("warn", "server error", JSON.stringify(msg.data)); }
         if (msg.pipe === "_answer_pipe_count" && data && data.length === 2 && data[0] === "user_in_pipe") {
             data.user_in_pipe = data[1]; // CppComet sends an array; its docs promise .user_in_pipe
