@@ -113,3 +113,20 @@ def test_bus_values_of_the_previous_version_decode() -> None:
     assert old.epoch == "" and old.entry.offset == 0  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         codec.from_list(["AppendHistory", 0, "chat"])
+
+
+async def test_redis_data_lost_starts_a_new_epoch(redis: RedisServer) -> None:
+    db = 13
+    _flush(redis, db)
+    url = f"redis://127.0.0.1:{redis.port}/{db}"
+    got: list[object] = []
+
+    def settle(stored: bool, positions: object = ()) -> None:
+        got.append(list(positions))  # type: ignore[call-overload]
+
+    async with open_bus(url, "node-a") as bus:
+        for i in range(2):
+            await bus.commit([AppendHistory(0, "chat", HistoryEntry(f"a{i}", 1, "ev", "m"), 10)], settle)
+        _flush(redis, db)  # Redis restarted empty
+        await bus.commit([AppendHistory(0, "chat", HistoryEntry("b0", 1, "ev", "m"), 10)], settle)
+    assert got == [[("a0", 1)], [("a0", 2)], [("b0", 1)]]  # a new epoch (named after its first message)
