@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import assert_never
 
 import trio
 
 from .errors import StoreError
-from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Record, Refused
+from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Position, Record, Refused
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
 
@@ -84,19 +84,27 @@ class Engine:
                     assert_never(effect)
         if records:
             # acknowledged only once the store has them; raises StoreError (nothing applied, nothing held sent)
-            await self._commit(changes, records)
+            await self._commit(changes, records, published)
             for effect in held:
                 self._hand_out(effect, published)
         elif changes:
             # a clustered store queues events alone without waiting, unless Redis is far behind
             await self.store.commit(changes)
 
-    async def _commit(self, changes: list[Change], records: list[Record]) -> None:
-        """One statement's records: the store settles them in its commit order (applied, or refused)."""
+    async def _commit(self, changes: list[Change], records: list[Record], published: float) -> None:
+        """One statement's records: the store settles them in its commit order (applied, or refused).
+
+        What settling decides before its first record (the frames of messages just stored in a
+        channel's history, with their offsets) is handed out right there, in commit order, so
+        that every session gets a channel's messages in offset order."""
         follow: list[Effect] = []
 
-        def settle(stored: bool) -> None:
-            follow.extend(self.hub.settle(records, stored))
+        def settle(stored: bool, positions: Sequence[Position] = ()) -> None:
+            for effect in self.hub.settle(records, stored, positions):
+                if not follow and type(effect) in (Deliver, Disconnect):
+                    self._hand_out(effect, published)  # type: ignore[arg-type]
+                else:
+                    follow.append(effect)
 
         await self.store.commit(changes, settle)
         if follow:  # a message queued for a user who connected meanwhile: this statement is stored already

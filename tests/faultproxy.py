@@ -33,9 +33,12 @@ __all__ = ["FaultProxy"]
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST: SO_LINGER on, timeout 0."""
+    """Close with RST: SO_LINGER on, timeout 0. ``shutdown`` first: a thread blocked in ``recv`` on the
+    socket keeps it alive past ``close`` (so no RST would leave while its peer stays silent); shutdown
+    wakes that thread."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     sock.close()

@@ -68,6 +68,25 @@ def test_cut_resets_open_connections_and_lets_new_ones_through(echo: tuple[str, 
             assert _roundtrip(s2, b"c") == b"c"
 
 
+def test_cut_reaches_a_silent_black_holed_peer(echo: tuple[str, int]) -> None:
+    """A page that sends nothing during a black-hole still sees the cut (its proxy thread sits in recv)."""
+    with FaultProxy(echo) as proxy:
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        assert _roundtrip(s, b"a") == b"a"
+        proxy.blackhole()
+        proxy.heal()
+        proxy.cut()
+        s.settimeout(5)
+        try:
+            got = s.recv(10)
+        except ConnectionResetError:
+            got = b""
+        except TimeoutError:
+            pytest.fail("the cut never reached a peer that was not sending")
+        assert got == b""
+        s.close()
+
+
 def test_blackhole_is_silence_not_an_error_and_heal_is_for_new_connections(echo: tuple[str, int]) -> None:
     with FaultProxy(echo) as proxy:
         old = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)

@@ -43,6 +43,7 @@ from ..errors import StoreError
 from ..hub import (
     Change,
     Kick,
+    Position,
     Published,
     Record,
     SessionClosed,
@@ -51,6 +52,7 @@ from ..hub import (
     UserMessage,
     is_record,
 )
+from ..hub.records import AppendHistory
 from ..redisurl import RedisAddress
 from ..store import Settle, codec, no_settle
 from ..store import redis as keys
@@ -73,6 +75,27 @@ class _Write:
     values: Sequence[Change]
     settle: Settle = no_settle
     error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Span:
+    """Where one write's commands are answered in EXEC's reply, and which of them are appends."""
+
+    replies: range
+    appends: list[int]
+
+
+#: The bus entry of a MULTI with appends: XADD with field ``o``, the (id, epoch, offset) each append was
+#: assigned (``store.redis.ASSIGNED``), so that every node gets a message's offset with the message.
+_XADD_ASSIGNED = """
+local assigned = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+local args = {KEYS[1]}
+for i = 1, #ARGV do args[#args + 1] = ARGV[i] end
+args[#args + 1] = 'o'
+args[#args + 1] = cjson.encode(assigned)
+return redis.call('XADD', unpack(args))
+"""
 
 
 @dataclasses.dataclass(eq=False)
@@ -271,17 +294,18 @@ class Bus:
         return cmds
 
     def _batch_commands(self, writes: list[_Write], *, beat: bool,
-                        resync: bool = False) -> tuple[list[Command], list[range]]:
+                        resync: bool = False) -> tuple[list[Command], list[_Span]]:
         """The batch's MULTI ... EXEC, and for each write where its commands' replies are in EXEC's.
 
         ``resync``: also rewrite this node's whole hash (after the batch's own changes) and mark the bus
         entry so that every follower re-reads it (``sync_node``): after a pause, others have dropped this
         node and its hash may have expired, so what they re-learn from it must be complete."""
         cmds: list[Command] = [["MULTI"]]
-        spans: list[range] = []
+        spans: list[_Span] = []
         touched = False
         for w in writes:
             start = len(cmds) - 1  # EXEC answers the commands after MULTI
+            appends: list[int] = []
             for v in w.values:
                 match v:
                     case Published() | UserMessage() | Kick():
@@ -298,9 +322,12 @@ class Bus:
                     case SessionClosed():
                         if self._own.pop(v.conn_id, None) is not None:
                             cmds.append(["HDEL", node_key(self.node_id), v.conn_id])
+                    case AppendHistory():  # Redis assigns its offset: the reply carries it
+                        appends.append(len(cmds) - 1)
+                        cmds.extend(keys.record_commands(v))
                     case _:  # a record: its keys
                         cmds.extend(keys.record_commands(v))
-            spans.append(range(start, len(cmds) - 1))
+            spans.append(_Span(range(start, len(cmds) - 1), appends))
         if resync:
             cmds.extend(self._announce()[:-1])  # the hash, as this node holds it now; ZADD below
         if touched or beat:
@@ -311,8 +338,12 @@ class Bus:
             cmds.append(["ZADD", NODES, now_ms, self.node_id])
             cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
         marks: list[Arg] = ["sync", 1] if resync else []
-        cmds.append(["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id, *marks,
-                     "d", codec.encode_many([v for w in writes for v in w.values])])
+        xadd: list[Arg] = [BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id, *marks,
+                           "d", codec.encode_many([v for w in writes for v in w.values])]
+        if any(span.appends for span in spans):  # the entry carries the offsets assigned in this MULTI
+            cmds.append(["EVAL", _XADD_ASSIGNED, 2, BUS, keys.ASSIGNED, *xadd[1:]])
+        else:
+            cmds.append(["XADD", *xadd])
         cmds.append(["EXEC"])
         return cmds, spans
 
@@ -348,7 +379,12 @@ class Bus:
             self._conn = None
 
 
-def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> str | None:
+def _positions(replies: list[Any], span: _Span) -> list[Position]:
+    """The (epoch, offset) Redis assigned to a write's appends, from their scripts' replies."""
+    return [(replies[i][0].decode(), int(replies[i][1])) for i in span.appends]
+
+
+def _settle(writes: list[_Write], spans: list[_Span], exec_reply: Reply) -> str | None:
     """Each write's outcome from EXEC's answer, told to its ``settle`` in batch order; returns the id of
     the bus entry the batch became (None if it was refused).
 
@@ -368,11 +404,15 @@ def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> str 
     if everyone is not None:
         log.error("Redis refused a batch: %s", everyone)
     for write, span in zip(writes, spans, strict=True):
-        write.error = everyone or next((str(replies[i]) for i in span if isinstance(replies[i], ReplyError)), None)
+        write.error = everyone or next((str(replies[i]) for i in span.replies if isinstance(replies[i], ReplyError)),
+                                       None)
         if write.error is not None and everyone is None:
             log.error("Redis refused a write: %s", write.error)
         try:
-            write.settle(write.error is None)
+            if write.error is None and span.appends:
+                write.settle(True, _positions(replies, span))
+            else:
+                write.settle(write.error is None)
         except Exception:  # pragma: no cover - settle is the hub applying records: a bug, logged
             log.exception("applying stored records failed")
     entry = None if everyone is not None else replies[-1]

@@ -21,12 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
+import orjson
 import trio
 
 from ..errors import StoreError
-from ..hub import Effect, Hub
+from ..hub import Change, Effect, Hub
+from ..hub.records import AppendHistory
 from ..store import codec
 from ..store.resp import RedisConnection, RedisDown, ReplyError
 from ._keys import BUS, last_bus_id, read_node, read_nodes
@@ -35,6 +38,24 @@ from .bus import Bus
 __all__ = ["Applier", "Cluster"]
 
 log = logging.getLogger("cometql.cluster")
+
+
+def _assigned(values: list[Change], assigned: bytes) -> list[Change]:
+    """A bus entry's values with the (epoch, offset) Redis assigned to each append (field ``o``); an
+    append Redis refused (none assigned) is dropped: it is not stored."""
+    flat = orjson.loads(assigned)
+    if not isinstance(flat, list):  # Lua's empty table: every append was refused
+        flat = []
+    given = {flat[i]: (flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat) - 2, 3)}
+    out: list[Change] = []
+    for v in values:
+        if type(v) is AppendHistory:
+            place = given.get(v.entry.id)
+            if place is None:
+                continue
+            v = replace(v, epoch=place[0], entry=replace(v.entry, offset=place[1]))
+        out.append(v)
+    return out
 
 
 class Applier(Protocol):
@@ -135,6 +156,8 @@ class Cluster:
         node = data[b"n"].decode()
         if node == self.node_id:
             self.own_last_id = entry_id
+            if b"o" in data:  # this node's messages kept in history: fanned out now, in stream order
+                await self._apply(self._hub.own_stored(_assigned(codec.decode_many(data[b"d"]), data[b"o"])))
             return
         now = self._now()
         if b"bye" in data:
@@ -149,6 +172,8 @@ class Cluster:
         self.heard[node] = time.monotonic()
         try:
             values = codec.decode_many(data[b"d"])
+            if b"o" in data:
+                values = _assigned(values, data[b"o"])
         except ValueError as exc:
             log.error("skipped bus entry %s from node %s: %s", entry_id, node, exc)
             return

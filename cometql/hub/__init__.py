@@ -33,7 +33,7 @@ from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._remote import RemoteSession
-from ._state import MAX_HISTORY, DurableState
+from ._state import MAX_HISTORY, DurableState, Position
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 from ._traffic import Counts, Traffic
 from .events import (
@@ -74,6 +74,7 @@ __all__ = [
     "Kick",
     "ListSubscriber",
     "Persist",
+    "Position",
     "Published",
     "QueuedMessage",
     "Record",

@@ -109,15 +109,38 @@ def _fields(args: str, count: int) -> list[str]:
 
 
 def _pipe_log(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
-    pipe, marker = _fields(args, 2)
+    pipe, marker, epoch, offset = _fields(args, 4)
     if not _NAME.match(pipe):
         return _error(sub, "Invalid channel name.", now, number_messages=-1)
     if not _NAME.match(marker):
         return _error(sub, "Invalid marker value.", now, number_messages=-1)
+    if offset and "offset" in sub.caps:
+        return _recover(hub, sub, pipe, marker, epoch, offset, now)
     return [
         Deliver((sub,), frames.history_frame(pipe, e.event, e.message, e.time, e.user_id))
         for e in hub.state.history(sub.dev_id, pipe)
     ]
+
+
+def _recover(hub: Hub, sub: Subscriber, pipe: str, marker: str, epoch: str, offset: str, now: int) -> list[Effect]:
+    """``pipe_log`` after ``offset`` in ``epoch`` (offset capability): exactly the messages missed, each
+    with its offset, then a ``recovery`` frame with the stream's position; or that frame alone with
+    ``recovered`` false (a gap: another epoch, or older than the kept history)."""
+    if not offset.isdigit() or len(offset) > 18 or (epoch and not _NAME.match(epoch)):
+        return _error(sub, "Invalid offset or epoch.", now, number_messages=-1)
+    state = hub.state
+    position = state.position(sub.dev_id, pipe)
+    history = position is not None or state.history_keep(sub.dev_id, pipe) > 0
+    missed = state.history_after(sub.dev_id, pipe, epoch, int(offset))
+    cur_epoch, last = position or ("", 0)
+    effects: list[Effect] = [
+        Deliver((sub,), frames.recovered_frame(pipe, e.event, e.message, e.time, e.user_id, cur_epoch, e.offset))
+        for e in missed or ()
+    ]
+    end = frames.position_frame("recovery", pipe, cur_epoch, last, history, now, marker,
+                                recovered=history and missed is not None)
+    effects.append(Deliver((sub,), end))
+    return effects
 
 
 def _pipe_count(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:

@@ -18,8 +18,8 @@ from typing import Any, final
 
 import orjson
 
-__all__ = ["KNOWN_CAPS", "NO_CAPS", "Frames", "encode_frame", "pipe_frame", "user_frame", "queued_user_frame",
-           "queued_user_frames", "status_frame"]
+__all__ = ["KNOWN_CAPS", "NO_CAPS", "Frames", "channel_frames", "encode_frame", "pipe_frame", "position_frame",
+           "queued_user_frame", "queued_user_frames", "recovered_frame", "status_frame", "user_frame"]
 
 _OPTS = orjson.OPT_SORT_KEYS
 
@@ -78,11 +78,35 @@ class Frames:
         return f"Frames({self._obj!r}, extra={self._extra!r})"
 
 
-def pipe_frame(channel: str, event: str, message: str, sent_at: int, user_id: int | None = None) -> bytes:
-    """The frame a channel publish produces (``user_id`` only for browser-sent messages)."""
+def _pipe(channel: str, event: str, message: str, sent_at: int, user_id: int | None) -> dict[str, Any]:
     obj: dict[str, Any] = {"data": message, "event": event, "message_send_time": sent_at, "pipe": channel}
     if user_id is not None:
         obj["user_id"] = user_id
+    return obj
+
+
+def pipe_frame(channel: str, event: str, message: str, sent_at: int, user_id: int | None = None) -> bytes:
+    """The frame a channel publish produces (``user_id`` only for browser-sent messages)."""
+    return encode_frame(_pipe(channel, event, message, sent_at, user_id))
+
+
+def channel_frames(channel: str, event: str, message: str, sent_at: int, user_id: int | None,
+                   epoch: str, offset: int) -> Frames:
+    """``pipe_frame`` of a message kept in history, and for sessions with capabilities its place in the
+    channel's stream too (``epoch``, ``offset``: what channel recovery asks after)."""
+    return Frames(_pipe(channel, event, message, sent_at, user_id), {"epoch": epoch, "offset": offset})
+
+
+def position_frame(event: str, channel: str, epoch: str, offset: int, history: bool, now: int,
+                   marker: str | None = None, recovered: bool | None = None) -> bytes:
+    """Where a channel's stream is (offset capability only): ``position`` after a subscription,
+    ``recovery`` ending a ``pipe_log`` after an offset (``recovered`` false: a gap, nothing was sent)."""
+    data: dict[str, Any] = {"epoch": epoch, "history": history, "offset": offset, "pipe": channel}
+    if recovered is not None:
+        data["recovered"] = recovered
+    obj: dict[str, Any] = {"data": data, "event": event, "message_send_time": now, "pipe": "sys"}
+    if marker is not None:
+        obj["marker"] = marker
     return encode_frame(obj)
 
 
@@ -128,12 +152,20 @@ def answer_frame(pipe: str, event: str, data: Any, now: int, marker: str | None 
     return encode_frame(obj)
 
 
+def _history(channel: str, event: str, message: str, sent_at: int, user_id: int) -> dict[str, Any]:
+    return {"data": message, "event": event, "fromQueue": True, "history": True,
+            "message_send_time": sent_at, "pipe": channel, "user_id": user_id}
+
+
 def history_frame(channel: str, event: str, message: str, sent_at: int, user_id: int) -> bytes:
     """One ``pipe_log`` replay frame (``history`` is our addition; the stock client reads it)."""
-    return encode_frame({
-        "data": message, "event": event, "fromQueue": True, "history": True,
-        "message_send_time": sent_at, "pipe": channel, "user_id": user_id,
-    })
+    return encode_frame(_history(channel, event, message, sent_at, user_id))
+
+
+def recovered_frame(channel: str, event: str, message: str, sent_at: int, user_id: int,
+                    epoch: str, offset: int) -> bytes:
+    """One message a ``pipe_log`` after an offset recovers: ``history_frame`` plus its place in the stream."""
+    return encode_frame({**_history(channel, event, message, sent_at, user_id), "epoch": epoch, "offset": offset})
 
 
 def track_frame(channel: str, event: str, user_id: int, uuid: str, now: int) -> bytes:

@@ -25,9 +25,8 @@ cluster (see ``events``): it also returns ``Broadcast`` effects for the others.
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import assert_never, cast
 
 from . import _frames, _traffic
@@ -35,9 +34,12 @@ from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
+from ._queries import HubQueries, HubStatistics
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
-from ._state import MAX_HISTORY, DurableState
+from ._state import MAX_HISTORY, DurableState, Position
+from ._streams import Echo, position_frames
 from ._subscriber import Subscriber
+from ._subscriber import all_but as _targets
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
 from .records import HistoryEntry, QueuedMessage, Record, is_record
 
@@ -46,20 +48,7 @@ __all__ = ["Hub", "HubStatistics", "MAX_USER_CONNECTIONS"]
 MAX_USER_CONNECTIONS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class HubStatistics:
-    """The hub's share of the statistics snapshot (``observe.Statistics``)."""
-
-    sessions: int
-    authorized_users: int
-    channels: int
-    subscriptions: int
-    queued_messages: int
-    published: int
-    queued: int
-
-
-class Hub:
+class Hub(HubQueries):
     """Channels, subscribers, presence, queues, history and auth for every dev_id.
 
     The caller passes what the hub may not make itself: ``new_id``, unique ids for
@@ -101,6 +90,10 @@ class Hub:
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
         self._in_flight = InFlight()  # what records not stored yet have reserved
+        #: Messages decided here for history, fanned out once stored: entry id -> (skip, user_id of the frame).
+        self._awaiting: dict[str, tuple[int | None, int | None]] = {}
+        #: The same, stored, until this node reads its bus entry: entry id -> (record as stored, skip, user_id).
+        self._echo: dict[str, Echo] = {}
         # counters
         self._published = 0
         self._queued = 0
@@ -114,15 +107,56 @@ class Hub:
         self._in_flight.hold(rec)
         return Persist((rec,))  # applied to ``state`` by ``settle``, once the store has it
 
-    def settle(self, records: Iterable[Record], stored: bool) -> list[Effect]:
-        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace)."""
+    def settle(self, records: Iterable[Record], stored: bool, positions: Sequence[Position] = ()) -> list[Effect]:
+        """A statement's records are stored (applied in commit order, see ``_inflight``) or refused (no trace).
+
+        ``positions``: the (epoch, offset) an authority assigned to each ``AppendHistory`` among the
+        records, in order (Redis); empty when offsets are counted here. A stored message of a
+        channel with history is fanned out from here, with its offset, in commit order."""
         effects: list[Effect] = []
+        assigned = iter(positions)
         for rec in records:
             self._in_flight.release(rec)
-            if stored:
-                self.state.apply(rec)
-                effects.extend(self._deliver_queued(rec))
+            fan_out = self._awaiting.pop(rec.entry.id, None) if type(rec) is r.AppendHistory else None
+            if not stored:
+                continue
+            if type(rec) is r.AppendHistory and positions:
+                epoch, offset = next(assigned)
+                rec = replace(rec, epoch=epoch, entry=replace(rec.entry, offset=offset))
+            self.state.apply(rec)
+            if fan_out is not None and type(rec) is r.AppendHistory:
+                if self.node_id is None:
+                    effects.extend(self._fan_out_stored(rec, *fan_out))
+                else:  # in a cluster, in the bus's order, as every other node (``own_stored``)
+                    self._echo[rec.entry.id] = (rec, *fan_out)
+            effects.extend(self._deliver_queued(rec))
         return effects
+
+    def own_stored(self, changes: Iterable[Change]) -> list[Effect]:
+        """This node's bus entry, read back from the stream: the messages it kept in history are fanned
+        out here now, in the stream's order, which is the order of their offsets on every node. The
+        entry may be read before the writer has settled it: it carries the offsets already."""
+        effects: list[Effect] = []
+        for rec in changes:
+            if type(rec) is r.AppendHistory and rec.epoch:
+                echo = self._echo.pop(rec.entry.id, None)
+                fan_out = echo[1:] if echo is not None else self._awaiting.pop(rec.entry.id, None)
+                if fan_out is not None:
+                    effects.extend(self._fan_out_stored(rec, *fan_out))
+        return effects
+
+    def _fan_out_stored(self, rec: r.AppendHistory, skip: int | None, user_id: int | None) -> list[Effect]:
+        """The frames of a message now in history: with capabilities, its epoch and offset too."""
+        subs = self._channels.get((rec.dev_id, rec.channel))
+        targets = _targets(subs, skip)
+        self.traffic.count(rec.dev_id, rec.channel, 0, len(targets))
+        if not targets:
+            return []
+        epoch, offset = (rec.epoch, rec.entry.offset) if rec.epoch else \
+            self.state.position(rec.dev_id, rec.channel) or ("", 0)
+        e = rec.entry
+        return [Deliver(targets, _frames.channel_frames(rec.channel, e.event, e.message, e.time, user_id,
+                                                         epoch, offset))]
 
     def _deliver_queued(self, rec: Record) -> list[Effect]:
         """A message just queued for a user who has sessions here (who connected meanwhile) goes to them."""
@@ -133,22 +167,31 @@ class Hub:
     # --------------------------------------------------------------- publishing
 
     def publish(self, dev_id: int, channel: str, event: str, message: str, now: int, *, user_id: int | None = None,
-                skip: int | None = None, origin: str | None = None) -> list[Effect]:
+                skip: int | None = None, origin: str | None = None,
+                position: Position | None = None) -> list[Effect]:
         """Fan a channel message out to this node's subscribers (all but the session ``skip``), with
         one ``Deliver`` whose frame is encoded once: the one fan-out. Published here (``origin``
         None), it is also counted, kept in history if configured and broadcast to the other nodes;
-        published on node ``origin`` (a ``Published`` event), that node has done all three."""
+        published on node ``origin`` (a ``Published`` event), that node has done all three, and
+        ``position`` is the message's place in the channel's stream if it was kept. A message kept
+        here is fanned out once stored (``settle``): its offset exists only then."""
         effects: list[Effect] = []
+        kept = False
         if origin is None:
             self._published += 1
             keep = self.state.history_keep(dev_id, channel)
-            if keep:
-                effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id or 0))
-        subs = self._channels.get((dev_id, channel)) or {}
-        targets = tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
+            if keep:  # fanned out once stored, with its offset (``settle``)
+                effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id, skip))
+                kept = True
+        targets = () if kept else _targets(self._channels.get((dev_id, channel)), skip)
         if targets:
-            effects.append(Deliver(targets, _frames.pipe_frame(channel, event, message, now, user_id)))
-        self.traffic.count(dev_id, channel, origin is None, len(targets))
+            frame: bytes | _frames.Frames
+            if position is None:
+                frame = _frames.pipe_frame(channel, event, message, now, user_id)
+            else:
+                frame = _frames.channel_frames(channel, event, message, now, user_id, *position)
+            effects.append(Deliver(targets, frame))
+        self.traffic.count(dev_id, channel, origin is None, len(targets))  # a kept one's deliveries: at settle
         if self.node_id is not None and origin is None:
             effects.append(Broadcast((Published(dev_id, channel, event, message, now, user_id),)))
         return effects
@@ -159,11 +202,13 @@ class Hub:
         """A browser's ``web_pipe2``: every *other* subscriber of the channel gets it, stamped
         with the sender's user id. Returns how many sessions it was delivered to."""
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
-        here = sum(len(e.targets) for e in effects if isinstance(e, Deliver))
+        here = len(_targets(self._channels.get((sender.dev_id, channel)), sender.conn_id))
         return here + len(self._remote.channels.get((sender.dev_id, channel), ())), effects
 
-    def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int, user_id: int) -> Persist:
-        entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
+    def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int,
+              user_id: int | None, skip: int | None) -> Persist:
+        entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id or 0)
+        self._awaiting[entry.id] = (skip, user_id)
         return self._persist(r.AppendHistory(dev_id, channel, entry, keep))
 
     def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
@@ -260,6 +305,9 @@ class Hub:
         for channel in wanted:
             self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
         self._sub_channels[sub.conn_id] = wanted
+        if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
+            effects.extend(position_frames(self.state, self._echo.values(), sub, (c for c in wanted if c not in left),
+                                           now))
         if self.node_id is not None:
             effects.append(Broadcast((SessionSubscribed(sub.conn_id, wanted),)))
         return effects
@@ -361,9 +409,16 @@ class Hub:
         """Apply one bus entry of another node value by value, records and events interleaved as it produced
         them (stream order). The follower and the in-process cluster tests apply entries through here."""
         effects: list[Effect] = []
+        kept: dict[tuple[int, str], Position] = {}  # the place of the message a Published that follows is
         for change in changes:
             if is_record(change):
+                if type(change) is r.AppendHistory and change.epoch:
+                    kept[(change.dev_id, change.channel)] = (change.epoch, change.entry.offset)
                 effects += self.remote_records((change,))
+            elif type(change) is Published:
+                position = kept.pop((change.dev_id, change.channel), None)
+                effects += self.publish(change.dev_id, change.channel, change.event, change.message, change.time,
+                                        user_id=change.user_id, origin=node, position=position)
             else:
                 effects += self.remote_events(node, (cast(ClusterEvent, change),), now)
         return effects
@@ -439,62 +494,3 @@ class Hub:
                 case _:
                     assert_never(change)
         return effects
-
-    # ------------------------------------------------------------------ queries
-
-    def user_time(self, dev_id: int, user_id: int) -> int:
-        """users_time: 0 while online, the last-seen unix time after, -1 when unknown."""
-        key = (dev_id, user_id)  # a user whose last-seen time is not stored yet is still online
-        if key in self._users or key in self._remote.users or key in self._in_flight.leaving:
-            return 0
-        seen = self.state.last_seen(dev_id, user_id)
-        return -1 if seen is None else seen
-
-    def known_users(self, dev_id: int) -> list[int]:
-        """Every user id with a users_time value (online now or seen before)."""
-        ids = set(self.state.seen_users(dev_id))
-        ids.update(u for ix in (self._users, self._remote.users, self._in_flight.leaving) for d, u in ix if d == dev_id)
-        return sorted(ids)
-
-    def channel_count(self, dev_id: int, channel: str) -> int:
-        """Subscribers of a channel on every node."""
-        return len(self._channels.get((dev_id, channel), ())) + len(self._remote.channels.get((dev_id, channel), ()))
-
-    def channel_members(self, dev_id: int, channel: str) -> list[Subscriber]:
-        """Sessions subscribed to a channel on every node (remote ones as ``RemoteSession``)."""
-        members: list[Subscriber] = list(self._channels.get((dev_id, channel), {}).values())
-        members.extend(self._remote.channels.get((dev_id, channel), {}).values())
-        return members
-
-    def channels(self, dev_id: int) -> list[str]:
-        """Channels of a dev with at least one subscriber on some node."""
-        names = dict.fromkeys(c for (d, c) in self._channels if d == dev_id)
-        names.update(dict.fromkeys(c for (d, c) in self._remote.channels if d == dev_id))
-        return list(names)
-
-    def sessions_by_transport(self) -> dict[str, int]:
-        """Live sessions counted by their ``transport`` attribute (websocket, longpoll; "other" if none)."""
-        counts: dict[str, int] = {}
-        for sub in self._sessions.values():
-            transport = getattr(sub, "transport", "other")
-            counts[transport] = counts.get(transport, 0) + 1
-        return counts
-
-    def busiest_channels(self, count: int) -> list[tuple[int, str, int]]:
-        """The ``count`` channels with the most subscribers, across dev_ids: (dev_id, channel, subscribers)."""
-        top = heapq.nlargest(count, self._channels.items(), key=lambda item: len(item[1]))
-        return [(dev, channel, len(subs)) for (dev, channel), subs in top]
-
-    def sessions(self, dev_id: int) -> int:
-        return sum(1 for s in self._sessions.values() if s.dev_id == dev_id)
-
-    def statistics(self) -> HubStatistics:
-        return HubStatistics(
-            sessions=len(self._sessions),
-            authorized_users=len(self._users),
-            channels=len(self._channels),
-            subscriptions=sum(len(s) for s in self._channels.values()),
-            queued_messages=self.state.queued_messages(),
-            published=self._published,
-            queued=self._queued,
-        )

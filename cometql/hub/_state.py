@@ -16,6 +16,8 @@ channel history, offline users' queues and last-seen times, each keyed by
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections import deque
 from collections.abc import Iterable
 from typing import assert_never
@@ -23,25 +25,27 @@ from typing import assert_never
 from . import records as r
 from .records import HistoryEntry, QueuedMessage, Record
 
-__all__ = ["MAX_HISTORY", "DurableState"]
+__all__ = ["MAX_HISTORY", "DurableState", "Position"]
 
 MAX_HISTORY = 1000  # CppComet's MAX_LOG_LENGTH: pipes_settings.length is clamped to it
 
 Key = tuple[int, int]  # (dev_id, user_id)
 ChannelKey = tuple[int, str]  # (dev_id, channel)
+Position = tuple[str, int]  # a channel's (epoch, last offset)
 
 
 class DurableState:
     """The durable state of every dev_id, changed only by applying records."""
 
-    __slots__ = ("_auth", "_user_data", "_revoked", "_settings", "_history", "_queues", "_last_seen")
+    __slots__ = ("_auth", "_user_data", "_revoked", "_settings", "_history", "_positions", "_queues", "_last_seen")
 
     def __init__(self) -> None:
         self._auth: dict[Key, str] = {}
         self._user_data: dict[Key, str] = {}
         self._revoked: dict[int, dict[str, None]] = {}  # dev -> tokens, in insertion order
         self._settings: dict[ChannelKey, int] = {}
-        self._history: dict[ChannelKey, deque[HistoryEntry]] = {}  # never holds an empty deque
+        self._history: dict[ChannelKey, deque[HistoryEntry]] = {}  # never holds an empty deque; by offset
+        self._positions: dict[ChannelKey, Position] = {}  # channels with a stream: (epoch, last offset)
         self._queues: dict[Key, dict[str, QueuedMessage]] = {}  # never holds an empty queue
         self._last_seen: dict[Key, int] = {}
 
@@ -83,13 +87,14 @@ class DurableState:
             case r.DeletePipeSettings():
                 self._settings.pop((rec.dev_id, rec.channel), None)
                 self._history.pop((rec.dev_id, rec.channel), None)
+                self._positions.pop((rec.dev_id, rec.channel), None)
             case r.AppendHistory():
-                log = self._history.setdefault((rec.dev_id, rec.channel), deque())
-                log.append(rec.entry)
-                while rec.keep and len(log) > rec.keep:
-                    log.popleft()
+                self._append(rec)
+            case r.ChannelPosition():
+                self._positions[(rec.dev_id, rec.channel)] = (rec.epoch, rec.offset)
             case r.ClearHistory():
                 self._history.pop((rec.dev_id, rec.channel), None)
+                self._positions.pop((rec.dev_id, rec.channel), None)
             case r.DeleteHistoryIds():
                 wanted = set(rec.ids)
                 for (dev, channel), entries in list(self._history.items()):
@@ -116,6 +121,30 @@ class DurableState:
                 self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
             case _:
                 assert_never(rec)
+
+    def _append(self, rec: r.AppendHistory) -> None:
+        """Append with the channel's next offset (or the one an authority assigned), trim to ``keep``."""
+        key = (rec.dev_id, rec.channel)
+        pos = self._positions.get(key)
+        entry = rec.entry
+        if rec.epoch:  # assigned (Redis, a store's load): a new epoch means the old stream is gone
+            epoch, offset = rec.epoch, entry.offset
+            if pos is not None and pos[0] != epoch:
+                self._history.pop(key, None)
+                pos = None
+            last = max(offset, pos[1] if pos is not None else 0)
+        else:  # counted here, in commit order, as the store counts
+            epoch, offset = pos if pos is not None else (entry.id, 0)
+            offset = last = offset + 1
+            entry = dataclasses.replace(entry, offset=offset)
+        self._positions[key] = (epoch, last)
+        log = self._history.setdefault(key, deque())
+        if log and offset < log[-1].offset:  # in a cluster a node may apply its own message first
+            log.insert(bisect.bisect(log, offset, key=lambda e: e.offset), entry)
+        else:
+            log.append(entry)
+        while rec.keep and len(log) > rec.keep:
+            log.popleft()
 
     # -------------------------------------------------------------------- reads
 
@@ -144,6 +173,23 @@ class DurableState:
     def history(self, dev_id: int, channel: str) -> list[HistoryEntry]:
         """The channel's history, oldest first."""
         return list(self._history.get((dev_id, channel), ()))
+
+    def position(self, dev_id: int, channel: str) -> Position | None:
+        """The channel's epoch and last offset; None before its first message (or after a reset)."""
+        return self._positions.get((dev_id, channel))
+
+    def history_after(self, dev_id: int, channel: str, epoch: str, offset: int) -> list[HistoryEntry] | None:
+        """The messages after ``offset`` in ``epoch``, oldest first; None when they cannot all be
+        given (a gap): another epoch, or older than the kept history. ``epoch`` "" means a
+        reader that knew no epoch: everything of the current one after ``offset``."""
+        cur_epoch, last = self._positions.get((dev_id, channel), ("", 0))
+        if epoch and epoch != cur_epoch or offset > last:
+            return None
+        log = self._history.get((dev_id, channel), ())
+        first = log[0].offset if log else last + 1
+        if offset + 1 < first:
+            return None
+        return [e for e in log if e.offset > offset]
 
     def has_history(self, dev_id: int, channel: str) -> bool:
         return (dev_id, channel) in self._history

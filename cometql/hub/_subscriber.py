@@ -12,7 +12,7 @@ from typing import Protocol
 
 from ._frames import NO_CAPS
 
-__all__ = ["ConnInfo", "ListSubscriber", "Subscriber"]
+__all__ = ["ConnInfo", "ListSubscriber", "Subscriber", "all_but"]
 
 
 @dataclass(slots=True)
@@ -42,6 +42,13 @@ class Subscriber(Protocol):
 
     def close(self, reason: str) -> None:
         """Ask the transport to end the session (non-blocking)."""
+
+
+def all_but(subs: dict[int, Subscriber] | None, skip: int | None) -> tuple[Subscriber, ...]:
+    """The subscribers of an index (conn_id -> subscriber) but the session ``skip``."""
+    if not subs:
+        return ()
+    return tuple(subs.values()) if skip is None else tuple(s for cid, s in subs.items() if cid != skip)
 
 
 @dataclass(eq=False)

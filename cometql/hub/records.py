@@ -21,6 +21,7 @@ from typing import TypeAlias, TypeGuard
 __all__ = [
     "AddRevokedToken",
     "AppendHistory",
+    "ChannelPosition",
     "ClearHistory",
     "DeleteAuth",
     "DeleteHistoryIds",
@@ -44,13 +45,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One stored channel message (a row of ``pipes_messages``)."""
+    """One stored channel message (a row of ``pipes_messages``).
+
+    ``offset`` is its place in the channel's stream (1, 2, ...; see ``AppendHistory``), 0 while
+    not assigned yet: offsets are assigned when the message is stored, never when it is decided.
+    """
 
     id: str
     time: int
     event: str
     message: str
     user_id: int = 0
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +116,8 @@ class SetPipeSettings:
 
 @dataclass(frozen=True, slots=True)
 class DeletePipeSettings:
-    """Removes the settings row and the channel's history (CppComet does both)."""
+    """Removes the settings row and the channel's history (CppComet does both), and its position:
+    the channel's next message starts a new epoch."""
 
     dev_id: int
     channel: str
@@ -118,16 +125,36 @@ class DeletePipeSettings:
 
 @dataclass(frozen=True, slots=True)
 class AppendHistory:
-    """Append one message; the store keeps only the newest ``keep`` (0 = keep all)."""
+    """Append one message; the store keeps only the newest ``keep`` (0 = keep all).
+
+    The message gets the channel's next offset and the channel's epoch, assigned where the record
+    is applied, in commit order (the store and memory count alike): a channel without a position
+    starts a new epoch, named after this entry's id. ``epoch`` is empty until then; it is set
+    (with ``entry.offset``) when an authority has assigned both (Redis, in a cluster; a store's
+    ``load``), and applying such a record takes them as they are.
+    """
 
     dev_id: int
     channel: str
     entry: HistoryEntry
     keep: int
+    epoch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPosition:
+    """A channel's epoch and last offset as a store keeps them (``load``: even with no entry left)."""
+
+    dev_id: int
+    channel: str
+    epoch: str
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
 class ClearHistory:
+    """Drops the channel's history and position: its next message starts a new epoch."""
+
     dev_id: int
     channel: str
 
@@ -171,6 +198,7 @@ Record: TypeAlias = (
     | SetPipeSettings
     | DeletePipeSettings
     | AppendHistory
+    | ChannelPosition
     | ClearHistory
     | DeleteHistoryIds
     | QueueMessage

@@ -236,7 +236,7 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
         rows: list[Row] = []
         for channel in _names(keys or ()):
             for e in hub.state.history(dev, channel):
-                rows.append((e.id, e.time, channel, len(rows), e.event, e.message, e.user_id))
+                rows.append((e.id, e.time, channel, len(rows), e.event, e.message, e.user_id, e.offset))
         return rows
     if name == "pipes":
         channels = hub.channels(dev) if keys is None else _names(keys)
@@ -277,7 +277,7 @@ def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
     rows = _table_rows(table, hub, ctx.dev_id, stmt.keys)
     if stmt.query is not None:
         return _run_query(stmt.query, table, rows)
-    if stmt.columns != table.columns:
+    if stmt.columns != table.all_columns:
         idx = [table.column_index(c) for c in stmt.columns]
         rows = [tuple(r[i] for i in idx) for r in rows]
     end = None if stmt.limit is None else stmt.offset + stmt.limit
@@ -301,20 +301,27 @@ def _run_query(query: exp.Select, table: Table, rows: list[Row]) -> Rows:
     source.set("db", None)
     source.set("catalog", None)
     # An explicit schema and column list: inferring them from the first row fails on an empty table.
-    schema = {table.name: {c: "BIGINT" if c in table.int_columns else "TEXT" for c in table.columns}}
-    data = DataTable(table.columns, rows)
+    schema = {table.name: {c: "BIGINT" if c in table.int_columns else "TEXT" for c in table.all_columns}}
+    data = DataTable(table.all_columns, rows)
+    if table.hidden:  # ``*`` means CppComet's columns, not the hidden ones
+        query.set("expressions", [col for p in query.expressions for col in (
+            [exp.column(c, quoted=True) for c in table.columns] if _is_star(p) else [p])])
     try:
         result = sqlglot_execute(query, schema=schema, dialect="mysql", tables={table.name: data})
     except (SqlglotError, ValueError, TypeError, KeyError, ArithmeticError, NotImplementedError) as exc:
         raise SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})") from exc
     names: list[str] = []
     for p in query.expressions:
-        if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star)):
+        if _is_star(p):
             names.extend(table.columns)
         else:
             names.append(_output_name(p))
     columns = tuple(names) if len(names) == len(result.columns) else tuple(result.columns)
     return Rows(columns, [tuple(_plain(v) for v in r) for r in result.rows])
+
+
+def _is_star(p: exp.Expr) -> bool:
+    return isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
 
 
 def _plain(value: Any) -> Value:

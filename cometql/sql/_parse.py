@@ -162,7 +162,7 @@ def _columns_in(node: exp.Expr | None) -> Iterable[exp.Column]:
 
 def _check_columns(table: Table, nodes: Iterable[exp.Column], aliases: frozenset[str] | set[str] = frozenset()) -> None:
     for col in nodes:
-        if col.name not in table.columns and col.name not in aliases:
+        if col.name not in table.all_columns and col.name not in aliases:
             raise codes.bad_column()
 
 
@@ -221,7 +221,7 @@ def _select(e: exp.Select, table: Table) -> Select:
         elif isinstance(p, exp.Column) and isinstance(p.this, exp.Star):
             out.extend(table.columns)
         elif isinstance(p, exp.Column):
-            if p.name not in table.columns:
+            if p.name not in table.all_columns:
                 raise codes.bad_column()
             if p.name in out:
                 raise SQLError(codes.ERR_WHERE, "Each column in the select used only once")

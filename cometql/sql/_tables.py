@@ -33,9 +33,16 @@ class Table:
     typed: bool = False
     #: The primary key's columns, when more than ``key``.
     primary: tuple[str, ...] = ()
+    #: Columns returned only when named (``SELECT *`` keeps CppComet's columns): pipes_messages' offset.
+    hidden: tuple[str, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """``columns`` then ``hidden``: the order of the rows a SELECT reads."""
+        return self.columns + self.hidden
 
     def column_index(self, name: str) -> int:
-        return self.columns.index(name)
+        return self.all_columns.index(name)
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -58,7 +65,7 @@ TABLES: dict[str, Table] = {
               ("int(11)", "varchar(36)", "varchar(64)", "text"), int_columns=("id",)),
         Table("pipes_messages", ("id", "time", "name", "index", "event", "message", "user_id"), "name",
               ("varchar(36)", "int(11)", "varchar(64)", "int(11)", "varchar(64)", "text", "int(11)"),
-              delete_keys=("id",), int_columns=("time", "index", "user_id")),
+              delete_keys=("id",), int_columns=("time", "index", "user_id", "offset"), hidden=("offset",)),
         Table("users_in_pipes", ("name", "user_id", "user_uuid", "user_agent", "ip", "origin", "language"), "name",
               ("varchar(64)", "int(11)", "varchar(32)", "varchar(255)", "varchar(45)", "varchar(255)",
                "varchar(32)"), read_only=True, scan=True, int_columns=("user_id",)),

@@ -23,18 +23,22 @@ returns them only when it is one node of a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from ..hub import Change, Record, is_record
+from ..hub import Change, Position, Record, is_record
 
 __all__ = ["MemoryStore", "Settle", "Store", "no_settle", "records_only"]
 
-#: Told a ``commit``'s outcome (True: stored) once it is known, in the store's commit order.
-Settle = Callable[[bool], None]
+class Settle(Protocol):
+    """Told a ``commit``'s outcome (True: stored) once it is known, in the store's commit order; a
+    store whose authority assigns channel offsets (Redis) also passes the (epoch, offset) of each
+    ``AppendHistory`` stored, in order (a single node counts them in memory as the store does)."""
+
+    def __call__(self, stored: bool, positions: Sequence[Position] = (), /) -> None: ...
 
 
-def no_settle(stored: bool) -> None:
+def no_settle(stored: bool, positions: Sequence[Position] = (), /) -> None:
     """The ``settle`` of a caller that keeps nothing in memory (tools, tests)."""
 
 

@@ -2,7 +2,9 @@
 
 Each value becomes ``[tag, field1, field2, ...]`` in field order: smaller and
 faster than a dict per value, and fields are checked against the dataclass on
-the way back (a node of another version fails loudly, not subtly). The classes
+the way back (a node of another version fails loudly, not subtly; fields added since with a default,
+such as a history entry's offset, may be missing: a node of the previous version during a rolling
+upgrade). The classes
 it knows are the hub's registries (``RECORD_TYPES``, ``EVENT_TYPES``,
 ``ENTRY_TYPES``): a new record or event needs nothing here.
 """
@@ -38,9 +40,11 @@ def _field_decoder(annotation: str) -> FieldDecoder:
     return None
 
 
-def _decoders(cls: type[Change]) -> tuple[type[Change], int, tuple[FieldDecoder, ...]]:
+def _decoders(cls: type[Change]) -> tuple[type[Change], int, int, tuple[FieldDecoder, ...]]:
+    """The class, how many fields it needs (those without a default) and has, and their decoders."""
     fields = dataclasses.fields(cls)
-    return cls, len(fields), tuple(_field_decoder(str(f.type)) for f in fields)
+    required = sum(1 for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    return cls, required, len(fields), tuple(_field_decoder(str(f.type)) for f in fields)
 
 
 _BY_TAG = {cls.__name__: _decoders(cls) for cls in _CLASSES}
@@ -75,13 +79,13 @@ def to_list(value: Change) -> list[Any]:
 
 def from_list(item: Sequence[Any]) -> Change:
     try:
-        cls, count, decoders = _BY_TAG[item[0]]
+        cls, required, count, decoders = _BY_TAG[item[0]]
     except (KeyError, IndexError, TypeError):
         raise ValueError(f"not a CometQL record or event: {item!r:.200}") from None
     values = item[1:]
-    if len(values) != count:
+    if not required <= len(values) <= count:  # fewer: a node of the previous version (fields added since)
         raise ValueError(f"{item[0]}: {len(values)} fields, expected {count}")
-    return cls(*(v if d is None else d(v) for d, v in zip(decoders, values, strict=True)))
+    return cls(*(v if d is None else d(v) for d, v in zip(decoders, values, strict=False)))
 
 
 def encode(value: Change) -> bytes:

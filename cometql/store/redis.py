@@ -5,7 +5,10 @@ Layout of the durable state (all keys start with ``cq:``)::
     cq:auth, cq:udata, cq:seen     HASH "dev:user" -> hash / data / last-seen time
     cq:revoked                     HASH "dev:token" -> insertion time (ns)
     cq:settings                    HASH "dev:channel" -> history length
-    cq:h:<dev>:<channel>           LIST of history entries, capped (LTRIM)
+    cq:h:<dev>:<channel>           LIST of history entries, capped (LTRIM); each ends with its offset
+    cq:epoch, cq:off               HASH "dev:channel" -> the channel's epoch / last offset
+    cq:assigned                    LIST (id, epoch, offset) of the appends of the MULTI running; emptied by
+                                   the bus entry of the same MULTI, which carries them (``ASSIGNED``)
     cq:q:<dev>:<user>              HASH message id -> queued message
     cq:hkeys, cq:qkeys             SET of the history / queue keys (no SCAN at start-up)
 
@@ -19,6 +22,7 @@ to the other nodes (the keys the cluster itself uses are described there).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import assert_never
 
@@ -47,6 +51,29 @@ return removed
 """
 
 
+#: Appends one history entry with the channel's next offset (and epoch: a channel without one starts
+#: an epoch named after the entry), assigned here, by the one authority of a cluster, and returns both.
+_APPEND_HISTORY = """
+local member, id = ARGV[1], ARGV[2]
+local epoch = redis.call('HGET', 'cq:epoch', member)
+if not epoch then
+  epoch = id
+  redis.call('HSET', 'cq:epoch', member, epoch)
+  redis.call('HSET', 'cq:off', member, 0)
+end
+local offset = redis.call('HINCRBY', 'cq:off', member, 1)
+redis.call('RPUSH', KEYS[1], string.sub(ARGV[3], 1, -2) .. ',' .. offset .. ']')
+redis.call('SADD', 'cq:hkeys', member)
+local keep = tonumber(ARGV[4])
+if keep > 0 then redis.call('LTRIM', KEYS[1], -keep, -1) end
+redis.call('RPUSH', KEYS[2], id, epoch, offset)
+return {epoch, offset}
+"""
+
+#: The list where the appends of one MULTI leave what they assigned, for its bus entry (``cluster.bus``).
+ASSIGNED = "cq:assigned"
+
+
 def record_commands(rec: Record) -> list[Command]:
     """The Redis commands that make one record durable (inside the writer's MULTI)."""
     match rec:
@@ -66,20 +93,17 @@ def record_commands(rec: Record) -> list[Command]:
             return [["HSET", "cq:settings", f"{rec.dev_id}:{rec.channel}", rec.length]]
         case r.DeletePipeSettings():
             member = f"{rec.dev_id}:{rec.channel}"
-            return [["HDEL", "cq:settings", member], ["DEL", f"cq:h:{member}"], ["SREM", "cq:hkeys", member]]
+            return [["HDEL", "cq:settings", member], *_clear_history(member)]
         case r.AppendHistory():
             member = f"{rec.dev_id}:{rec.channel}"
             e = rec.entry
-            cmds: list[Command] = [
-                ["RPUSH", f"cq:h:{member}", orjson.dumps([e.id, e.time, e.event, e.message, e.user_id])],
-                ["SADD", "cq:hkeys", member],
-            ]
-            if rec.keep:
-                cmds.append(["LTRIM", f"cq:h:{member}", -rec.keep, -1])
-            return cmds
-        case r.ClearHistory():
+            item = orjson.dumps([e.id, e.time, e.event, e.message, e.user_id])  # the script adds the offset
+            return [["EVAL", _APPEND_HISTORY, 2, f"cq:h:{member}", ASSIGNED, member, e.id, item, rec.keep]]
+        case r.ChannelPosition():
             member = f"{rec.dev_id}:{rec.channel}"
-            return [["DEL", f"cq:h:{member}"], ["SREM", "cq:hkeys", member]]
+            return [["HSET", "cq:epoch", member, rec.epoch], ["HSET", "cq:off", member, rec.offset]]
+        case r.ClearHistory():
+            return _clear_history(f"{rec.dev_id}:{rec.channel}")
         case r.DeleteHistoryIds():
             return [["EVAL", _DELETE_HISTORY_IDS, 1, "cq:hkeys", f"{rec.dev_id}:", *rec.ids]] if rec.ids else []
         case r.QueueMessage():
@@ -98,6 +122,12 @@ def record_commands(rec: Record) -> list[Command]:
             assert_never(rec)
 
 
+def _clear_history(member: str) -> list[Command]:
+    """A channel's history and position go: its next message starts a new epoch."""
+    return [["DEL", f"cq:h:{member}"], ["SREM", "cq:hkeys", member], ["HDEL", "cq:epoch", member],
+            ["HDEL", "cq:off", member]]
+
+
 def hash_pairs(reply: Reply) -> list[tuple[str, bytes]]:
     """HGETALL's flat [field, value, ...] as (field, value) pairs."""
     items = reply or []
@@ -109,21 +139,42 @@ def _dev_and(member: str) -> tuple[int, str]:
     return int(dev), rest
 
 
-async def load(conn: RedisConnection) -> list[Record]:
+#: Data of the version before channel offsets: number a channel's kept entries 1, 2, ... in order and
+#: give it a fresh epoch (ARGV[2]); nothing for a channel that has an epoch (run by every node: once).
+_NUMBER_HISTORY = """
+local member = ARGV[1]
+if redis.call('HEXISTS', 'cq:epoch', member) == 1 then return 0 end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i, item in ipairs(items) do
+  redis.call('LSET', KEYS[1], i - 1, string.sub(item, 1, -2) .. ',' .. i .. ']')
+end
+redis.call('HSET', 'cq:epoch', member, ARGV[2])
+redis.call('HSET', 'cq:off', member, #items)
+return #items
+"""
+
+
+async def load(conn: RedisConnection, *, migrate: bool = True) -> list[Record]:
     """Every record the keys hold, in the order that rebuilds a fresh hub."""
-    reads: list[Command] = [["HGETALL", k] for k in ("cq:auth", "cq:udata", "cq:revoked", "cq:settings", "cq:seen")]
+    names = ("cq:auth", "cq:udata", "cq:revoked", "cq:settings", "cq:seen", "cq:epoch", "cq:off")
+    reads: list[Command] = [["HGETALL", k] for k in names]
     replies = await conn.pipeline([*reads, ["SMEMBERS", "cq:hkeys"], ["SMEMBERS", "cq:qkeys"]])
-    hkeys = [m.decode() for m in replies[5]]
-    qkeys = [m.decode() for m in replies[6]]
+    hkeys = [m.decode() for m in replies[7]]
+    qkeys = [m.decode() for m in replies[8]]
+    numbered = {m for m, _ in hash_pairs(replies[5])}
+    if migrate and any(m not in numbered for m in hkeys):  # written before channel offsets: number, read again
+        await conn.pipeline([["EVAL", _NUMBER_HISTORY, 1, f"cq:h:{m}", m, uuid.uuid4().hex[:16]]
+                             for m in hkeys if m not in numbered])
+        return await load(conn, migrate=False)
     lists: list[Command] = [["LRANGE", f"cq:h:{m}", 0, -1] for m in hkeys]
     more = await conn.pipeline([*lists, *(["HGETALL", f"cq:q:{m}"] for m in qkeys)])
-    return _records_from_keys(replies[:5], dict(zip(hkeys, more[:len(hkeys)], strict=True)),
+    return _records_from_keys(replies[:7], dict(zip(hkeys, more[:len(hkeys)], strict=True)),
                               dict(zip(qkeys, more[len(hkeys):], strict=True)))
 
 
 def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply], queues: dict[str, Reply]) -> list[Record]:
     """Rebuild the records of a fresh start from what ``load`` read."""
-    auth, udata, revoked, settings, seen = replies
+    auth, udata, revoked, settings, seen, epochs, offsets = replies
     out: list[Record] = []
     for member, value in hash_pairs(auth):
         dev, uid = _dev_and(member)
@@ -140,10 +191,16 @@ def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply], queu
     for member, value in hash_pairs(seen):
         dev, uid = _dev_and(member)
         out.append(r.SetLastSeen(dev, int(uid), int(value)))
+    epoch_of = dict(hash_pairs(epochs))
+    for member, value in hash_pairs(offsets):
+        dev, channel = _dev_and(member)
+        if member in epoch_of:
+            out.append(r.ChannelPosition(dev, channel, epoch_of[member].decode(), int(value)))
     for member, items in history.items():
         dev, channel = _dev_and(member)
+        epoch = epoch_of[member].decode() if member in epoch_of else ""
         for item in items or ():
-            out.append(r.AppendHistory(dev, channel, HistoryEntry(*orjson.loads(item)), 0))
+            out.append(r.AppendHistory(dev, channel, HistoryEntry(*orjson.loads(item)), 0, epoch))
     for member, reply in queues.items():
         dev, uid = _dev_and(member)
         entries = sorted(orjson.loads(v) for _, v in hash_pairs(reply))

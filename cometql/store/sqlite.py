@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (seq INTEGER PRIMARY KEY AUTOINCREMENT
     UNIQUE (dev, token));
 CREATE TABLE IF NOT EXISTS pipes_settings (dev INTEGER, channel TEXT, length INTEGER, PRIMARY KEY (dev, channel));
 CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, dev INTEGER, channel TEXT,
-    id TEXT, time INTEGER, event TEXT, message TEXT, user_id INTEGER);
+    id TEXT, time INTEGER, event TEXT, message TEXT, user_id INTEGER, ofs INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS channels (dev INTEGER, channel TEXT, epoch TEXT, last INTEGER,
+    PRIMARY KEY (dev, channel));
 CREATE INDEX IF NOT EXISTS history_channel ON history (dev, channel, seq);
 CREATE INDEX IF NOT EXISTS history_id ON history (dev, id);
 CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, dev INTEGER, uid INTEGER,
@@ -71,12 +73,13 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
             db.execute("REPLACE INTO pipes_settings VALUES (?, ?, ?)", (rec.dev_id, rec.channel, rec.length))
         case r.DeletePipeSettings():
             db.execute("DELETE FROM pipes_settings WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
-            db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
+            _clear_history(db, rec.dev_id, rec.channel)
         case r.AppendHistory():
             e = rec.entry
             db.execute(
-                "INSERT INTO history (dev, channel, id, time, event, message, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (rec.dev_id, rec.channel, e.id, e.time, e.event, e.message, e.user_id),
+                "INSERT INTO history (dev, channel, id, time, event, message, user_id, ofs)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (rec.dev_id, rec.channel, e.id, e.time, e.event, e.message, e.user_id, _next_offset(db, rec)),
             )
             if rec.keep:
                 db.execute(
@@ -84,8 +87,10 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
                     " WHERE dev = ?1 AND channel = ?2 ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
                     (rec.dev_id, rec.channel, rec.keep),
                 )
+        case r.ChannelPosition():
+            db.execute("REPLACE INTO channels VALUES (?, ?, ?, ?)", (rec.dev_id, rec.channel, rec.epoch, rec.offset))
         case r.ClearHistory():
-            db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (rec.dev_id, rec.channel))
+            _clear_history(db, rec.dev_id, rec.channel)
         case r.DeleteHistoryIds():
             db.executemany("DELETE FROM history WHERE dev = ? AND id = ?", [(rec.dev_id, i) for i in rec.ids])
         case r.QueueMessage():
@@ -108,16 +113,60 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
             assert_never(rec)
 
 
+def _next_offset(db: sqlite3.Connection, rec: r.AppendHistory) -> int:
+    """The offset of a message appended to a channel, counted as ``DurableState`` counts (a channel
+    without a position starts an epoch named after the entry), inside the same transaction."""
+    if rec.epoch:  # assigned already; a new epoch means the old stream is gone, as in memory
+        args = (rec.dev_id, rec.channel, rec.epoch, rec.entry.offset)
+        db.execute("DELETE FROM history WHERE dev = ?1 AND channel = ?2 AND EXISTS (SELECT 1 FROM channels"
+                   " WHERE dev = ?1 AND channel = ?2 AND epoch != ?3)", args[:3])
+        db.execute("INSERT INTO channels VALUES (?1, ?2, ?3, ?4) ON CONFLICT (dev, channel) DO UPDATE SET"
+                   " last = CASE WHEN epoch = ?3 THEN MAX(last, ?4) ELSE ?4 END, epoch = ?3", args)
+        return rec.entry.offset
+    db.execute("INSERT OR IGNORE INTO channels VALUES (?, ?, ?, 0)", (rec.dev_id, rec.channel, rec.entry.id))
+    row = db.execute("UPDATE channels SET last = last + 1 WHERE dev = ? AND channel = ? RETURNING last",
+                     (rec.dev_id, rec.channel)).fetchone()
+    return int(row[0])
+
+
+def _clear_history(db: sqlite3.Connection, dev: int, channel: str) -> None:
+    """Drop a channel's history and position: its next message starts a new epoch."""
+    db.execute("DELETE FROM history WHERE dev = ? AND channel = ?", (dev, channel))
+    db.execute("DELETE FROM channels WHERE dev = ? AND channel = ?", (dev, channel))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Files of the version before channel offsets: number each channel's kept messages 1, 2, ... in
+    order and give each channel a fresh epoch (readers of the old version knew none)."""
+    if any(row[1] == "ofs" for row in db.execute("PRAGMA table_info(history)")):
+        return
+    log.info("SQLite store: numbering channel history (channel offsets)")
+    db.execute("BEGIN")
+    try:
+        db.execute("ALTER TABLE history ADD COLUMN ofs INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE history SET ofs = (SELECT COUNT(*) FROM history h WHERE h.dev = history.dev"
+                   " AND h.channel = history.channel AND h.seq <= history.seq)")
+        db.execute("REPLACE INTO channels SELECT dev, channel, lower(hex(randomblob(8))), MAX(ofs)"
+                   " FROM history GROUP BY dev, channel")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _load(db: sqlite3.Connection) -> list[Record]:
     out: list[Record] = []
     out += [r.SetAuth(d, u, h) for d, u, h in db.execute("SELECT dev, uid, hash FROM users_auth")]
     out += [r.SetUserData(d, u, x) for d, u, x in db.execute("SELECT dev, uid, data FROM users_data")]
     out += [r.AddRevokedToken(d, t) for d, t in db.execute("SELECT dev, token FROM revoked_tokens ORDER BY seq")]
     out += [r.SetPipeSettings(d, c, n) for d, c, n in db.execute("SELECT dev, channel, length FROM pipes_settings")]
+    positions = db.execute("SELECT dev, channel, epoch, last FROM channels")
+    out += [r.ChannelPosition(d, c, e, n) for d, c, e, n in positions]
     out += [
-        r.AppendHistory(d, c, HistoryEntry(i, t, e, m, u), 0)
-        for d, c, i, t, e, m, u in db.execute(
-            "SELECT dev, channel, id, time, event, message, user_id FROM history ORDER BY seq"
+        r.AppendHistory(d, c, HistoryEntry(i, t, e, m, u, o), 0, epoch)
+        for d, c, i, t, e, m, u, o, epoch in db.execute(
+            "SELECT h.dev, h.channel, id, time, event, message, user_id, ofs, c.epoch FROM history h"
+            " JOIN channels c ON c.dev = h.dev AND c.channel = h.channel ORDER BY seq"
         )
     ]
     out += [
@@ -159,6 +208,7 @@ class SQLiteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if self._durability == 'full' else 'NORMAL'}")
         db.executescript(SCHEMA)
+        _migrate(db)
         self._db = db
 
     async def load(self) -> list[Record]:

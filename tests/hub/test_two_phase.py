@@ -175,7 +175,13 @@ def test_a_refused_publish_with_history_delivers_nothing_before_its_record() -> 
     apply(hub, hub.connect(tab, NOW))
     apply(hub, hub.subscribe(tab, ["trust_t"], NOW))
     effects = hub.publish(1, "trust_t", "e", "m", NOW)
-    assert [type(e) for e in effects] == [Persist, Deliver]
+    assert [type(e) for e in effects] == [Persist]  # fanned out by settle, once stored, with its offset
+    assert hub.settle(records(effects), False) == []
+    assert hub.state.position(1, "trust_t") is None
+    again = hub.publish(1, "trust_t", "e", "m2", NOW)
+    [deliver] = hub.settle(records(again), True)
+    assert isinstance(deliver, Deliver) and deliver.targets == (tab,)
+    assert hub.state.position(1, "trust_t") == (records(again)[0].entry.id, 1)  # the refused one left no hole
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")

@@ -23,6 +23,7 @@ from ._cases import (
     NO_KEY,
     KeyedTableTests,
     TableSpec,
+    columns,
     err,
     error_cases_test,
     expect_ok,
@@ -241,3 +242,21 @@ def test_delete_by_name_clears_only_that_channel(db: Cursor) -> None:
     publish(db, "trust_b", "b")
     expect_ok(db, "DELETE FROM pipes_messages WHERE name = 'trust_a'")
     assert messages(db, "trust_a", "trust_b") == ["b"]
+
+
+def test_offset_is_a_column_only_when_named(db: Cursor) -> None:
+    """Channel recovery's offsets (issue 13): ``SELECT offset`` reads them; ``SELECT *`` stays CppComet's."""
+    channel = f"trust_off_{uuid.uuid4().hex[:8]}"
+    for i in range(4):
+        publish(db, channel, f"m{i}")
+    assert rows(db, f"SELECT offset, message FROM pipes_messages WHERE name = '{channel}'") == [
+        (str(i + 1), f"m{i}") for i in range(4)]  # values travel as text, as every column
+    assert columns(db, f"SELECT * FROM pipes_messages WHERE name = '{channel}'") == list(COLUMNS)
+    assert columns(db, f"SELECT *, offset FROM pipes_messages WHERE name = '{channel}'") == [*COLUMNS, "offset"]
+    newest = rows(db, f"SELECT message, offset FROM pipes_messages WHERE name = '{channel}' AND offset > 2"
+                      " ORDER BY offset DESC")
+    assert [r[0] for r in newest] == ["m3", "m2"]
+    assert columns(db, f"SELECT * FROM pipes_messages WHERE name = '{channel}' ORDER BY time") == list(COLUMNS)
+    expect_ok(db, f"DELETE FROM pipes_messages WHERE name = '{channel}'")
+    publish(db, channel, "after")  # a new epoch starts counting again
+    assert rows(db, f"SELECT offset FROM pipes_messages WHERE name = '{channel}'") == [("1",)]

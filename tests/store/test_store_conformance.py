@@ -14,6 +14,7 @@ import itertools
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from cometql.hub.records import (
     RECORD_TYPES,
     AddRevokedToken,
     AppendHistory,
+    ChannelPosition,
     ClearHistory,
     DeleteAuth,
     DeleteHistoryIds,
@@ -78,6 +80,7 @@ def scenario() -> list[list[Record]]:
         [AppendHistory(0, "trust_log", _hist(n, "trust_log"), 1000) for n in range(1, 5)],
         [DeleteHistoryIds(0, ("h-trust_log-2",))],
         [AppendHistory(7, "news", _hist(n, "news"), 2) for n in range(1, 4)],
+        [ChannelPosition(7, "empty", "epoch-7", 41)],  # a position with no entry left (as a load returns)
         [QueueMessage(0, 5, _queued(n)) for n in range(1, 5)],
         [DeleteQueued(0, 5, ("q-1", "q-3"))],  # exactly these two go; q-2 and q-4 stay, in order
         [QueueMessage(0, 6, _queued(10)), QueueMessage(0, 6, _queued(11))],
@@ -102,6 +105,7 @@ def durable_state(hub: Hub) -> dict[str, object]:
         for channel in CHANNELS:
             state[f"settings/{dev}/{channel}"] = hub.state.pipe_settings(dev, channel)
             state[f"history/{dev}/{channel}"] = hub.state.history(dev, channel)
+            state[f"position/{dev}/{channel}"] = hub.state.position(dev, channel)
     return state
 
 
@@ -179,10 +183,16 @@ async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> N
     assert state.revoked_tokens(0) == ["tok.b", "tok.c"]
     assert state.revoked_tokens(7) == ["tok.a"]
     assert [state.pipe_settings(0, c) for c in ("chat", "gone", "cleared")] == [3, None, 4]
-    assert state.history(0, "chat") == [_hist(3), _hist(4), _hist(5)]
-    assert state.history(7, "news") == [_hist(2, "news"), _hist(3, "news")]
+    # offsets count every message stored (trimmed ones too); the first message names the epoch
+    assert state.history(0, "chat") == [replace(_hist(n), offset=n) for n in (3, 4, 5)]
+    assert state.position(0, "chat") == ("h-chat-1", 5)
+    assert state.history(7, "news") == [replace(_hist(n, "news"), offset=n) for n in (2, 3)]
     assert state.history(0, "gone") == [] and state.history(0, "cleared") == []
-    assert [e.id for e in state.history(0, "trust_log")] == ["h-trust_log-1", "h-trust_log-3", "h-trust_log-4"]
+    assert state.position(0, "gone") is None and state.position(0, "cleared") is None  # a reset ends the epoch
+    assert [(e.id, e.offset) for e in state.history(0, "trust_log")] == [
+        ("h-trust_log-1", 1), ("h-trust_log-3", 3), ("h-trust_log-4", 4)]
+    assert state.position(0, "trust_log") == ("h-trust_log-1", 4)
+    assert state.position(7, "empty") == ("epoch-7", 41)
     assert state.queued(0, 5) == [_queued(2), _queued(4)]
     assert state.queued(0, 6) == []
     assert state.queued(7, 5) == [_queued(20)]

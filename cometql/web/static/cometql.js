@@ -15,7 +15,8 @@
  *     not that WebSockets are blocked), or when start({transport: "longpoll"}) asks for it;
  *   - reconnect with jittered exponential backoff (capped at 10 s), waiting while the
  *     browser is offline, and the full subscription list resent on every (re)connect;
- *   - recovery of channel messages missed while disconnected (see "Catch-up" below);
+ *   - exact recovery of channel messages missed while disconnected, by offset and epoch
+ *     (see "Channel recovery" below; onRecoveryFailed / onMayHaveMissed tell the page when not);
  *   - frames are parsed strictly first, so messages containing apostrophes are not lost.
  *
  * Written from the wire protocol (browser-wire.md), not from CometServerApi.js.
@@ -43,8 +44,6 @@
     var LONGPOLL_POLL_RETRIES = 3;
     var MARKER_TTL_MS = 120000;
     var DEDUP_TTL_MS = 180000;                    // uuid / _cometApi_uuid dedup window (stock client: ~3 min)
-    var RECENT_FRAMES = 1000;                     // live channel frames remembered for catch-up dedup
-    var CATCHUP_WINDOW_MS = 15000;
     var MAX_QUEUED_COMMANDS = 1000;
     // Announced as `caps=` on connect (the server ignores what it does not know and lists what it
     // accepted in serverInfo.caps): ack = acknowledge personal messages by id, offset = recover
@@ -174,12 +173,6 @@
         return msg.history === true || (msg.fromQueue === true && msg.pipe !== undefined && msg.pipe !== "msg");
     }
 
-    /** Identity of a channel message, from its decoded data (CppComet's live and logged copies differ in escaping). */
-    function frameKey(msg, data) {
-        var text = typeof data === "string" ? data : JSON.stringify(data);
-        return JSON.stringify([msg.pipe, msg.event, msg.message_send_time, text]);
-    }
-
     function backoffDelay(attempt) {
         var ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, Math.min(attempt, 10)));
         return Math.round(ceiling * (0.5 + Math.random() * 0.5)); // "equal jitter"
@@ -194,22 +187,6 @@
     function callSafely(cb, arg) {
         try { cb(arg); } catch (e) { log("error", "callback failed", e); }
     }
-
-    // ------------------------------------------------------------------ bounded "seen" set
-
-    /** Insertion-ordered set with a size limit: the oldest keys are forgotten first. */
-    function RecentSet(limit) {
-        this.limit = limit;
-        this.keys = {};
-        this.order = [];
-    }
-    RecentSet.prototype.has = function (key) { return Object.prototype.hasOwnProperty.call(this.keys, key); };
-    RecentSet.prototype.add = function (key) {
-        if (this.has(key)) { return; }
-        this.keys[key] = true;
-        this.order.push(key);
-        while (this.order.length > this.limit) { delete this.keys[this.order.shift()]; }
-    };
 
     // ------------------------------------------------------------------ transports
     //
@@ -367,19 +344,19 @@
     // ------------------------------------------------------------------ the client
 
     /*
-     * Catch-up after a reconnect (kept deliberately simple):
-     *   - every live channel frame is remembered by (pipe, event, message_send_time, data) in a
-     *     bounded set, and the newest server time seen is tracked (`lastServerTime`);
-     *   - after a REconnect the client sends `pipe_log` for every subscribed server channel
-     *     (channels without history simply answer nothing);
-     *   - the log comes oldest first. A frame we already saw is dropped, and everything after it
-     *     in the log is new to us; before the first seen frame, only frames newer than the last
-     *     server second seen before the drop are delivered (same-second frames there are taken
-     *     as older than our subscription, the one ambiguity of whole-second timestamps);
-     *   - delivered catch-up frames carry server_info.history = true.
-     * Catch-up answers are recognised by their marker when the server echoes it, otherwise as
-     * history frames of that channel within 15 s; an explicit get_pipe_log() for a channel
-     * ends its catch-up, so the caller sees the whole log.
+     * Channel recovery (docs/delivery.md, "Channel recovery"): with the `offset` capability every
+     * message of a channel with history carries its place in the channel's stream (epoch, offset).
+     *   - `streams[pipe]` is the last (epoch, offset) this page saw, learnt from the `position`
+     *     frame the server sends on subscribing and from every message; a message at or before
+     *     it is a duplicate and dropped;
+     *   - after a REconnect (once serverInfo says the server accepted `offset`) the client asks
+     *     `pipe_log <pipe> <marker> <epoch> <offset>` for every subscribed channel; the server
+     *     answers the missed messages in order (server_info.history = true), then a `recovery`
+     *     frame. Live frames of that channel arriving meanwhile wait, and go through the same
+     *     duplicate check after it;
+     *   - `recovered: false` (a gap: the history was reset or trimmed past our offset) fires
+     *     onRecoveryFailed(pipe); a channel without history (or a server without `offset`)
+     *     fires onMayHaveMissed(pipe): the page may reload what it shows.
      */
     function Client() {
         this.options = {dev_id: "0"};
@@ -397,15 +374,16 @@
         this.queue = [];                 // commands waiting for a connection
         this.listeners = {};             // name -> [{id, cb, once}]
         this.markers = {};               // marker -> {cb, at}: answers routed by marker
-        this.catchup = {};               // pipe -> {marker, since, until, afterSeen}: see "Catch-up"
+        this.streams = {};               // pipe -> {epoch, offset}: see "Channel recovery"
+        this.recovering = {};            // pipe -> {marker, held: [live frames]} while a recovery runs
+        this.recoverAfterHello = false;  // a reconnect: recover once serverInfo lists the caps
+        this.recoveryCallbacks = {failed: [], missed: []};
         this.nextId = 1;
         this.subscribeTimer = null;
         this.sentList = null;            // the subscription command last sent on this connection
         this.authorized = undefined;
         this.authCallbacks = {success: [], fail: []};
         this.realUserKey = "";
-        this.recent = new RecentSet(RECENT_FRAMES);
-        this.lastServerTime = 0;
         this.seenUuids = {};
         this.installBrowserHooks();
     }
@@ -499,7 +477,8 @@
         if (t.kind === "websocket") { this.wsOpenFailures = 0; this.wsEverOpened = true; }
         this.sentList = null;
         this.sendSubscriptions(true);
-        if (reconnect) { this.requestCatchup(); }
+        this.recovering = {};
+        this.recoverAfterHello = reconnect;
         var pending = this.queue;
         this.queue = [];
         for (var i = 0; i < pending.length; i++) { this.send(pending[i]); }
@@ -606,15 +585,54 @@
         this.sendSubscriptions(false);
     };
 
-    Client.prototype.requestCatchup = function () {
+    /** After a reconnect: ask every subscribed channel for what came after the last offset seen. */
+    Client.prototype.requestRecovery = function (caps) {
         var names = this.serverChannels(), i;
         for (i = 0; i < names.length; i++) {
+            var pipe = names[i];
+            if (caps.indexOf("offset") < 0) { this.fireRecovery("missed", pipe, null); continue; }
+            var known = this.streams[pipe] || {epoch: "", offset: 0};
             var marker = this.getCustomString();
-            this.catchup[names[i]] = {marker: marker, since: this.lastServerTime,
-                                      until: Date.now() + CATCHUP_WINDOW_MS, afterSeen: false};
-            this.transport.send("pipe_log\n" + names[i] + "\n" + marker + "\n");
+            this.recovering[pipe] = {marker: marker, held: []};
+            this.transport.send("pipe_log\n" + pipe + "\n" + marker + "\n" + known.epoch + "\n" + known.offset);
         }
     };
+
+    /** The `position` / `recovery` frames of the offset capability (never shown to listeners). */
+    Client.prototype.onStreamFrame = function (msg) {
+        var d = msg.data, pipe = d.pipe;
+        if (msg.event === "position") {
+            if (!this.streams[pipe]) { this.streams[pipe] = {epoch: d.epoch, offset: d.offset}; }
+            return;
+        }
+        var pending = this.recovering[pipe];
+        if (!pending || pending.marker !== msg.marker) { return; }
+        delete this.recovering[pipe];
+        var known = this.streams[pipe];
+        if (!d.history) {
+            delete this.streams[pipe];
+            this.fireRecovery("missed", pipe, null);
+        } else if (!d.recovered) {
+            this.streams[pipe] = {epoch: d.epoch, offset: d.offset};
+            this.fireRecovery("failed", pipe, {epoch: d.epoch, offset: d.offset});
+        } else if (!known || known.epoch !== d.epoch || known.offset < d.offset) {
+            this.streams[pipe] = {epoch: d.epoch, offset: d.offset};
+        }
+        for (var i = 0; i < pending.held.length; i++) { this.handleFrame(pending.held[i]); }
+    };
+
+    Client.prototype.fireRecovery = function (kind, pipe, info) {
+        var list = this.recoveryCallbacks[kind].slice();
+        for (var i = 0; i < list.length; i++) {
+            try { list[i](pipe, info); } catch (e) { log("error", "callback failed", e); }
+        }
+    };
+
+    /** cb(channel, {epoch, offset}): a channel's missed messages could not be recovered (its history was
+     *  reset or trimmed past what this page saw); the page should reload what it shows of it. */
+    Client.prototype.onRecoveryFailed = function (cb) { this.recoveryCallbacks.failed.push(cb); };
+    /** cb(channel): after a reconnect, a channel without history may have missed messages. */
+    Client.prototype.onMayHaveMissed = function (cb) { this.recoveryCallbacks.missed.push(cb); };
 
     // ---- subscriptions
 
@@ -707,7 +725,6 @@
         if (!pipe) { return false; }
         if (cb) { this.subscription(pipe, cb); }
         var marker = this.getCustomString();
-        delete this.catchup[pipe];
         this.send("pipe_log\n" + pipe + "\n" + marker + "\n");
         return true;
     };
@@ -788,50 +805,50 @@
         return false;
     };
 
-    /** Decide whether a channel frame is delivered, applying the catch-up filter to history replies. */
-    Client.prototype.admitChannelFrame = function (msg, data) {
-        if (typeof msg.pipe !== "string" || msg.pipe === "msg" || msg.pipe === "sys" || msg.pipe.charAt(0) === "_") {
+    /** Whether a channel frame is delivered: a message with an offset exactly once, in offset order
+     *  (live frames wait while their channel recovers); everything else as it comes. */
+    Client.prototype.admitChannelFrame = function (msg) {
+        if (typeof msg.offset !== "number" || typeof msg.epoch !== "string" || typeof msg.pipe !== "string") {
             return true;
         }
-        var key = frameKey(msg, data);
-        if (!isHistoryFrame(msg)) {
-            this.recent.add(key);
-            return true;
-        }
-        var pending = this.catchup[msg.pipe];
-        var isCatchup = pending !== undefined &&
-            (msg.marker !== undefined ? msg.marker === pending.marker : Date.now() < pending.until);
-        if (!isCatchup) { return true; }
-        if (this.recent.has(key)) {
-            pending.afterSeen = true;
+        var pending = this.recovering[msg.pipe];
+        if (pending && !isHistoryFrame(msg)) {
+            pending.held.push(msg);
             return false;
         }
-        var newer = typeof msg.message_send_time === "number" && msg.message_send_time > pending.since;
-        if (!pending.afterSeen && !newer) { return false; }
-        this.recent.add(key);
+        var known = this.streams[msg.pipe];
+        if (known && known.epoch === msg.epoch && msg.offset <= known.offset) { return false; }
+        if (known && known.epoch !== "" && known.epoch !== msg.epoch && !pending) {
+            // the history was reset while connected: what came before this message is unknown
+            this.fireRecovery("failed", msg.pipe, {epoch: msg.epoch, offset: msg.offset - 1});
+        }
+        this.streams[msg.pipe] = {epoch: msg.epoch, offset: msg.offset};
         return true;
     };
 
     Client.prototype.handleFrame = function (msg) {
         if (!msg || typeof msg !== "object" || msg.data === undefined) { return; }
         if (msg.event === "serverInfo" && msg.pipe === "sys") {
-            if (typeof msg.message_send_time === "number") {
-                this.lastServerTime = Math.max(this.lastServerTime, msg.message_send_time);
-            }
             if (typeof msg.data === "string") { this.realUserKey = msg.data.replace(" ", "_"); }
             this.setAuthorized(msg.authorized === true || msg.authorized === "true");
+            if (this.recoverAfterHello) {
+                this.recoverAfterHello = false;
+                this.requestRecovery(msg.caps instanceof Array ? msg.caps : []);
+            }
             return;
         }
+        if (msg.pipe === "sys" && (msg.event === "position" || msg.event === "recovery") &&
+                msg.data && typeof msg.data === "object" && typeof msg.data.pipe === "string") {
+            this.onStreamFrame(msg);
+            return;
+        }
+        if (!this.admitChannelFrame(msg)) { return; } // first: a held frame comes back through here
         if (this.isDuplicate(msg)) { return; }
         var userId = msg.user_id || 0;
         var data = msg.data;
         var legacy = typeof data === "string" ? /^A::(\d+);/.exec(data) : null;
         if (legacy) { userId = parseInt(legacy[1], 10); data = data.slice(legacy[0].length); }
         data = decodeData(data);
-        if (!this.admitChannelFrame(msg, data)) { return; }
-        if (typeof msg.message_send_time === "number" && !isHistoryFrame(msg)) {
-            this.lastServerTime = Math.max(this.lastServerTime, msg.message_send_time);
-        }
         if (msg.event === "error" && msg.pipe === "sys") { log("warn", "server error", JSON.stringify(msg.data)); }
         if (msg.pipe === "_answer_pipe_count" && data && data.length === 2 && data[0] === "user_in_pipe") {
             data.user_in_pipe = data[1]; // CppComet sends an array; its docs promise .user_in_pipe
