@@ -76,6 +76,10 @@ SETTINGS: tuple[Setting, ...] = (
             "silent one is disconnected. Until the login, a packet over 64 KiB ends the connection"),
     Setting("max_query_size", int, ("cometql", "max_query_size"),
             "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
+    Setting("max_statements", int, ("cometql", "max_statements"),
+            "statements one query may hold (multi-statements; more: ERR 22)"),
+    Setting("max_insert_rows", int, ("cometql", "max_insert_rows"), "rows one INSERT may hold (more: ERR 19)"),
+    Setting("max_in_values", int, ("cometql", "max_in_values"), "values one IN (...) list may hold (more: ERR 19)"),
     Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
             "publish 'online' on user_status_<id>"),
     Setting("send_user_offline_events", bool, ("main", "send_user_offline_events"),
@@ -140,6 +144,10 @@ class Config:
     pin_dev: bool = False  # CppComet's model: one password, any login may USE db_N
     login_timeout: float = 10.0
     max_query_size: int = 1048576
+    # far above PHP multi_query batches, 1,000-row INSERTs and 1,000-id IN lists; each is worked in slices
+    max_statements: int = 1000
+    max_insert_rows: int = 10000
+    max_in_values: int = 10000
     send_user_online_events: bool = True
     send_user_offline_events: bool = True
     base_dir: str = ""
@@ -195,6 +203,9 @@ class Config:
         for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
+        for name in ("max_statements", "max_insert_rows", "max_in_values"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
         if self.log_level not in ("debug", "info", "warning", "error"):

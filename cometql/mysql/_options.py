@@ -6,6 +6,7 @@ import ssl
 from dataclasses import dataclass
 
 from ..config import Config
+from ..sql import Limits
 from ..tls import server_context
 
 __all__ = ["MysqlOptions"]
@@ -27,9 +28,12 @@ class MysqlOptions:
     pin_dev: bool = False
     #: Seconds from connecting to logged in; then the connection is closed.
     login_timeout: float = 10.0
+    #: What one query may ask for (statements, rows, IN values, nesting, tokens).
+    limits: Limits = Limits()
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False) -> MysqlOptions:
         return cls(config.mysql_host, config.mysql_port, config.password, config.dev_index_size,
                    config.max_query_size, config.max_message_size, server_context(config), reuse_port,
-                   config.pin_dev, config.login_timeout)
+                   config.pin_dev, config.login_timeout,
+                   Limits(statements=config.max_statements, rows=config.max_insert_rows, values=config.max_in_values))

@@ -6,26 +6,58 @@ against the hub; everything else drivers send (``SET``, ``SELECT @@var``,
 mysql-mimic's own middlewares. Errors leave as ``MysqlError`` carrying
 CometQL's code, so mysql-mimic sends the ERR packet and the connection stays
 usable.
+
+Every connection shares one event loop, so no query may hold it for long: the
+text is scanned and bounded first (``cometql.sql.split``, in slices), then each
+statement is parsed, run (a long INSERT in batches) and answered before the next
+is parsed, with a checkpoint between every slice. sqlglot's executor (queries
+with filters or aggregates, mysql-mimic's static SELECTs and information_schema)
+cannot be sliced: it runs in a worker thread, one at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from mysql_mimic import ResultColumn, ResultSet
 from mysql_mimic.errors import MysqlError
+from mysql_mimic.schema import INFO_SCHEMA, InfoSchema, ensure_info_schema
 from mysql_mimic.session import Query, Session
 from mysql_mimic.types import ColumnType
 from mysql_mimic.variables import SYSTEM_VARIABLES, GlobalVariables, SessionVariables
 from sqlglot import expressions as exp
+from sqlglot.executor import execute as sqlglot_execute
 
 from .._version import SERVER_VERSION, VERSION_COMMENT
 from ..errors import SQLError, StoreError
 from ..limits import insert_message_too_long
 from ..node import Node
-from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, ShowStatus, Statement, codes, execute, parse
+from ..sql import (
+    DATABASE,
+    TABLES,
+    Context,
+    Insert,
+    Limits,
+    Ok,
+    Passthrough,
+    Piece,
+    Select,
+    ShowStatus,
+    Statement,
+    Steps,
+    codes,
+    fast_insert,
+    parse_piece,
+    query_rows,
+    run_query,
+    split,
+    steps,
+)
 from ._options import MysqlOptions
 from ._status import global_status, session_status
 
@@ -38,6 +70,24 @@ log = logging.getLogger("cometql.mysql")
 
 #: MySQL's ER_DBACCESS_DENIED_ERROR: ``USE db_N`` of another dev while ``pin_dev`` is on.
 DB_ACCESS_DENIED = 1044
+
+#: sqlglot's executor holds the GIL; one at a time, so the event loop competes with one thread at most.
+_EXECUTOR = trio.CapacityLimiter(1)
+
+#: Called with each statement's answer and whether more answers follow.
+Emit = Callable[["AllowedResult | Ok", bool], Awaitable[None]]
+
+
+def _sql_error(exc: SQLError) -> MysqlError:
+    return MysqlError(exc.message, exc.errno)  # type: ignore[arg-type]
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in the executor thread; a RecursionError there is CometQL's 'nested too deeply'."""
+    try:
+        return await trio.to_thread.run_sync(fn, *args, limiter=_EXECUTOR)
+    except RecursionError:
+        raise _sql_error(codes.too_deep(Limits().depth)) from None
 
 
 def make_global_variables() -> GlobalVariables:
@@ -57,6 +107,10 @@ def dev_id_for_login(name: str | None, dev_index_size: int) -> int | None:
         return None
     dev = int(name)
     return dev if dev < dev_index_size else None
+
+
+#: What a SELECT may have and still be answered by the static middleware (as in mysql-mimic).
+_STATIC_ARGS = {"expressions", "limit", "hint"}
 
 
 def _is_select_database(e: exp.Expression) -> bool:
@@ -156,6 +210,23 @@ class CometSession(Session):
     # -------------------------------------------------------------- queries
 
     async def handle_query(self, sql: str, attrs: dict[str, str]) -> AllowedResult:
+        """mysql-mimic's entry point (COM_STMT_EXECUTE, COM_FIELD_LIST): every statement runs, the last answers."""
+        last: list[Any] = [None]
+
+        async def keep(result: AllowedResult | Ok, more: bool) -> None:
+            last[0] = result
+
+        await self.run_query(sql, attrs, keep)
+        return last[0]  # type: ignore[no-any-return]
+
+    async def run_query(self, sql: str, attrs: dict[str, str], emit: Emit) -> None:
+        """Run one COM_QUERY text, handing each statement's answer to ``emit`` as soon as it has it.
+
+        The whole text is scanned and its bounds checked before anything runs;
+        then statement after statement is parsed and run, with checkpoints
+        between. An error ends the query (``MysqlError``): the answers before it
+        were emitted already, as MySQL does.
+        """
         self.node.mysql.statements += 1
         size = len(sql)
         if size >= self.options.max_query_size:
@@ -164,23 +235,41 @@ class CometSession(Session):
             raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
         if log.isEnabledFor(logging.DEBUG):  # secrets in it are masked by cometql.logs
             log.debug("dev_id %s statement: %s", self.dev_id, sql)
+        fast = fast_insert(sql)
+        if fast is not None:
+            await emit(await self._answer(fast, sql, attrs, size), False)
+            return
+        limits = self.options.limits
+        pieces: list[Piece] = []
         try:
-            statements = parse(sql)
+            for _ in split(sql, limits, pieces):
+                await trio.lowlevel.checkpoint()
         except SQLError as exc:
-            raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
+            if exc.errno != codes.ERR_SYNTAX:  # over one of the bounds (an unterminated string is a syntax error)
+                self.observer.limit_hit("statement_bounds")
+            raise _sql_error(exc) from None
+        if not pieces:
+            await emit(None, False)
+            return
+        for i, piece in enumerate(pieces):
+            try:
+                stmt = parse_piece(piece, limits)
+            except SQLError as exc:
+                raise _sql_error(exc) from None
+            result = None if stmt is None else await self._answer(stmt, sql, attrs, len(piece.sql))
+            await emit(result, i + 1 < len(pieces))
+            await trio.lowlevel.checkpoint()
+
+    async def _answer(self, stmt: Statement, sql: str, attrs: dict[str, str], size: int) -> AllowedResult | Ok:
         limit = self.options.max_message_size
         # a message is part of the statement: at most 4 bytes per character, so short statements skip the check
-        if size * 4 > limit and any(insert_message_too_long(stmt, limit) for stmt in statements):
+        if isinstance(stmt, Insert) and size * 4 > limit and insert_message_too_long(stmt, limit):
             self.observer.limit_hit("message_size")
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
-        result: AllowedResult = None
-        for stmt in statements:
-            if isinstance(stmt, Passthrough):
-                self.observer.statement("none", stmt.expression.key)
-                result = await self._passthrough(stmt.expression, sql, attrs)
-            else:
-                result = await self._run_counted(stmt)
-        return result
+        if isinstance(stmt, Passthrough):
+            self.observer.statement("none", stmt.expression.key)
+            return await self._passthrough(stmt.expression, sql, attrs)
+        return await self._run_counted(stmt)
 
     async def _run_counted(self, stmt: Statement) -> AllowedResult:
         """``run`` counted by table and verb; an INSERT's run time is reported too."""
@@ -201,16 +290,31 @@ class CometSession(Session):
         engine = node.engine
         ctx = Context(self.dev_id, engine.now())
         try:
-            effects, result = execute(stmt, node.hub, ctx)
-            await engine.apply(effects)
+            if type(stmt) is Select and stmt.query is not None:
+                result = await _in_thread(run_query, stmt, query_rows(stmt, node.hub, ctx))
+            else:
+                result = await self._drive(steps(stmt, node.hub, ctx))
         except SQLError as exc:
-            raise MysqlError(exc.message, exc.errno) from None  # type: ignore[arg-type]
+            raise _sql_error(exc) from None
         except StoreError as exc:
             log.error("store failure: %s", exc)
             raise MysqlError(f"internal server error: {exc}", codes.ERR_INTERNAL) from None  # type: ignore[arg-type]
         if isinstance(result, Ok):
             return result  # type: ignore[return-value]  # CometConnection turns it into the OK packet
         return ResultSet(rows=result.rows, columns=_text_columns(result.columns))
+
+    async def _drive(self, work: Steps) -> Any:
+        """Run ``steps``: apply the effects it hands out, pause where it pauses; its result."""
+        engine = self.node.engine
+        try:
+            while True:
+                effects = next(work)
+                if effects is None:
+                    await trio.lowlevel.checkpoint()
+                elif effects:
+                    await engine.apply(effects)
+        except StopIteration as done:
+            return done.value
 
     def _status(self, global_: bool) -> list[tuple[str, str | int]]:
         node = self.node
@@ -230,9 +334,28 @@ class CometSession(Session):
             if isinstance(expression, exp.Set):
                 return None  # any SET is accepted (CppComet answers OK too); unknown variables are ignored
             raise
+        except RecursionError:
+            raise _sql_error(codes.too_deep(self.options.limits.depth)) from None
         except Exception as exc:  # mysql-mimic/sqlglot could not evaluate it: an error, not a crash
             log.debug("passthrough failed for %r: %s", sql, exc)
             raise MysqlError("Syntax error in query", codes.ERR_SYNTAX) from None  # type: ignore[arg-type]
+
+    async def _static_query_middleware(self, q: Query) -> AllowedResult:
+        """mysql-mimic's (``SELECT 1``, ``SELECT @@x``...), with sqlglot's executor off the event loop."""
+        e = q.expression
+        if isinstance(e, exp.Select) and not any(e.args.get(a) for a in set(exp.Select.arg_types) - _STATIC_ARGS):
+            result = await _in_thread(sqlglot_execute, e)
+            return result.rows, result.columns  # type: ignore[no-any-return]
+        return await q.next()
+
+    async def _query_info_schema(self, expression: exp.Expression) -> AllowedResult:
+        """mysql-mimic's, with sqlglot's executor off the event loop."""
+        info = ensure_info_schema(await self.schema())
+        if not isinstance(info, InfoSchema):  # pragma: no cover - schema() returns a mapping
+            return await info.query(expression)
+        result = await _in_thread(lambda: sqlglot_execute(info._preprocess(expression), schema=INFO_SCHEMA,
+                                                          tables=info.tables))
+        return result.rows, result.columns  # type: ignore[no-any-return]
 
     async def query(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
         """The end of mysql-mimic's middleware chain: nothing else understood it."""

@@ -1,8 +1,9 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import Context, Ok, Result, Rows, execute
+from ._execute import Context, Ok, Result, Rows, Steps, execute, query_rows, run_query, steps
 from ._fastpath import fast_insert
-from ._parse import parse
+from ._parse import parse, parse_piece
+from ._scan import Limits, Piece, split
 from ._statements import (
     Delete,
     Describe,
@@ -24,8 +25,10 @@ __all__ = [
     "Delete",
     "Describe",
     "Insert",
+    "Limits",
     "Ok",
     "Passthrough",
+    "Piece",
     "Result",
     "Rows",
     "Select",
@@ -33,8 +36,14 @@ __all__ = [
     "ShowStatus",
     "ShowTables",
     "Statement",
+    "Steps",
     "Table",
     "execute",
     "fast_insert",
     "parse",
+    "parse_piece",
+    "query_rows",
+    "run_query",
+    "split",
+    "steps",
 ]

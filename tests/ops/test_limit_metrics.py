@@ -18,7 +18,7 @@ from ..servers import ServerProcess
 from ..web._wire import open_browser
 from .conftest import COMMAND_BURST, MAX_MESSAGE_SIZE, MAX_SESSIONS_PER_IP, MAX_SUBSCRIPTIONS
 
-LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions")
+LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions", "statement_bounds")
 
 
 def hits(samples: Samples, limit: str) -> float:
