@@ -18,12 +18,12 @@ cannot be sliced: it runs in a worker thread, one at a time.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
-
 from mysql_mimic import ResultColumn, ResultSet
 from mysql_mimic.errors import MysqlError
 from mysql_mimic.schema import INFO_SCHEMA, InfoSchema, ensure_info_schema
@@ -71,8 +71,14 @@ log = logging.getLogger("cometql.mysql")
 #: MySQL's ER_DBACCESS_DENIED_ERROR: ``USE db_N`` of another dev while ``pin_dev`` is on.
 DB_ACCESS_DENIED = 1044
 
-#: sqlglot's executor holds the GIL; one at a time, so the event loop competes with one thread at most.
-_EXECUTOR = trio.CapacityLimiter(1)
+#: sqlglot's executor holds the GIL: at most two threads run it (one long query does not queue every
+#: other), so the event loop competes with two threads at most.
+_EXECUTOR = trio.CapacityLimiter(2)
+#: Work (tokens, lifted values, rows) up to which sqlglot's executor runs on the event loop (a millisecond
+#: or two); above it, in a thread, which costs the loop a GIL hand-over per system call.
+_INLINE_COST = 20
+#: How long a thread may keep the GIL while the event loop waits for it (Python's default: 5 ms).
+_SWITCH_INTERVAL = 0.001
 
 #: Called with each statement's answer and whether more answers follow.
 Emit = Callable[["AllowedResult | Ok", bool], Awaitable[None]]
@@ -82,9 +88,16 @@ def _sql_error(exc: SQLError) -> MysqlError:
     return MysqlError(exc.message, exc.errno)  # type: ignore[arg-type]
 
 
-async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in the executor thread; a RecursionError there is CometQL's 'nested too deeply'."""
+async def _executor(cost: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: sqlglot's executor, in the executor thread when ``cost`` says it is big.
+
+    A RecursionError there is CometQL's 'nested too deeply'.
+    """
     try:
+        if cost <= _INLINE_COST:
+            return fn(*args)
+        if sys.getswitchinterval() > _SWITCH_INTERVAL:  # else each socket call of the loop may wait 5 ms
+            sys.setswitchinterval(_SWITCH_INTERVAL)
         return await trio.to_thread.run_sync(fn, *args, limiter=_EXECUTOR)
     except RecursionError:
         raise _sql_error(codes.too_deep(Limits().depth)) from None
@@ -111,6 +124,36 @@ def dev_id_for_login(name: str | None, dev_index_size: int) -> int | None:
 
 #: What a SELECT may have and still be answered by the static middleware (as in mysql-mimic).
 _STATIC_ARGS = {"expressions", "limit", "hint"}
+
+
+def _constant_select(e: exp.Select) -> tuple[list[tuple[Any, ...]], list[str]] | None:
+    """``SELECT 1`` (drivers' pings), ``SELECT 'x' AS y LIMIT 1``: literals only, answered without sqlglot's
+    executor (its optimizer takes milliseconds even for these). Names and values are the executor's."""
+    names: list[str] = []
+    values: list[Any] = []
+    for p in e.expressions:
+        node = p.this if isinstance(p, exp.Alias) else p
+        if not isinstance(node, exp.Literal):
+            return None
+        text: str = node.this
+        if node.is_string:
+            values.append(text)
+        else:
+            try:
+                values.append(int(text))
+            except ValueError:
+                try:
+                    values.append(float(text))
+                except ValueError:
+                    return None
+        names.append(p.alias if isinstance(p, exp.Alias) else text)
+    limit = e.args.get("limit")
+    if limit is not None:
+        count = limit.expression
+        if not (isinstance(count, exp.Literal) and not count.is_string and count.this.isdigit()):
+            return None
+        return ([tuple(values)] if int(count.this) > 0 else []), names
+    return [tuple(values)], names
 
 
 def _is_select_database(e: exp.Expression) -> bool:
@@ -145,6 +188,7 @@ class CometSession(Session):
         self.login_dev = 0  # the login name's dev: what ``CometQL_v1`` (or no database) acts for
         self.dev_id = 0  # the dev statements act for: login_dev, or N after ``USE db_N``
         self.opened = False  # counted in node.mysql.online_by_dev (from init() on)
+        self.cost = 0  # the work measure of the statement being run (Piece.cost)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -217,7 +261,7 @@ class CometSession(Session):
             last[0] = result
 
         await self.run_query(sql, attrs, keep)
-        return last[0]  # type: ignore[no-any-return]
+        return last[0]
 
     async def run_query(self, sql: str, attrs: dict[str, str], emit: Emit) -> None:
         """Run one COM_QUERY text, handing each statement's answer to ``emit`` as soon as it has it.
@@ -237,7 +281,7 @@ class CometSession(Session):
             log.debug("dev_id %s statement: %s", self.dev_id, sql)
         fast = fast_insert(sql)
         if fast is not None:
-            await emit(await self._answer(fast, sql, attrs, size), False)
+            await emit(await self._answer(fast, sql, attrs, size, 0), False)
             return
         limits = self.options.limits
         pieces: list[Piece] = []
@@ -256,11 +300,13 @@ class CometSession(Session):
                 stmt = parse_piece(piece, limits)
             except SQLError as exc:
                 raise _sql_error(exc) from None
-            result = None if stmt is None else await self._answer(stmt, sql, attrs, len(piece.sql))
+            result = None if stmt is None else await self._answer(stmt, sql, attrs, len(piece.sql), piece.cost)
             await emit(result, i + 1 < len(pieces))
             await trio.lowlevel.checkpoint()
 
-    async def _answer(self, stmt: Statement, sql: str, attrs: dict[str, str], size: int) -> AllowedResult | Ok:
+    async def _answer(self, stmt: Statement, sql: str, attrs: dict[str, str], size: int,
+                      cost: int) -> AllowedResult | Ok:
+        self.cost = cost
         limit = self.options.max_message_size
         # a message is part of the statement: at most 4 bytes per character, so short statements skip the check
         if isinstance(stmt, Insert) and size * 4 > limit and insert_message_too_long(stmt, limit):
@@ -291,7 +337,8 @@ class CometSession(Session):
         ctx = Context(self.dev_id, engine.now())
         try:
             if type(stmt) is Select and stmt.query is not None:
-                result = await _in_thread(run_query, stmt, query_rows(stmt, node.hub, ctx))
+                rows = query_rows(stmt, node.hub, ctx)
+                result = await _executor(self.cost + len(rows), run_query, stmt, rows)
             else:
                 result = await self._drive(steps(stmt, node.hub, ctx))
         except SQLError as exc:
@@ -344,8 +391,11 @@ class CometSession(Session):
         """mysql-mimic's (``SELECT 1``, ``SELECT @@x``...), with sqlglot's executor off the event loop."""
         e = q.expression
         if isinstance(e, exp.Select) and not any(e.args.get(a) for a in set(exp.Select.arg_types) - _STATIC_ARGS):
-            result = await _in_thread(sqlglot_execute, e)
-            return result.rows, result.columns  # type: ignore[no-any-return]
+            constant = _constant_select(e)
+            if constant is not None:
+                return constant
+            result = await _executor(self.cost, sqlglot_execute, e)
+            return result.rows, result.columns
         return await q.next()
 
     async def _query_info_schema(self, expression: exp.Expression) -> AllowedResult:
@@ -353,9 +403,9 @@ class CometSession(Session):
         info = ensure_info_schema(await self.schema())
         if not isinstance(info, InfoSchema):  # pragma: no cover - schema() returns a mapping
             return await info.query(expression)
-        result = await _in_thread(lambda: sqlglot_execute(info._preprocess(expression), schema=INFO_SCHEMA,
-                                                          tables=info.tables))
-        return result.rows, result.columns  # type: ignore[no-any-return]
+        result = await _executor(self.cost, lambda: sqlglot_execute(info._preprocess(expression), schema=INFO_SCHEMA,
+                                                                    tables=info.tables))
+        return result.rows, result.columns
 
     async def query(self, expression: exp.Expression, sql: str, attrs: dict[str, str]) -> AllowedResult:
         """The end of mysql-mimic's middleware chain: nothing else understood it."""

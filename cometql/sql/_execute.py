@@ -98,6 +98,7 @@ def steps(stmt: Statement, hub: Hub, ctx: Context) -> Steps:
         affected += ok.affected_rows
         insert_id = ok.insert_id
         yield effects
+        yield None  # applying may not have waited (nothing to store): a pause before the next batch
     return Ok(affected, insert_id)
 
 

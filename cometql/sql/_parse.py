@@ -37,12 +37,15 @@ from ._values import Value
 
 __all__ = ["expand", "parse", "parse_expression", "parse_piece"]
 
+DEFAULT_LIMITS = Limits()
+#: Values of IN lists sqlglot's executor may test (its optimizer and code generation grow faster than the list).
+EXECUTOR_VALUES = 1000
 _INFO_SCHEMAS = {"information_schema", "mysql", "performance_schema", "sys"}
 #: sqlglot knows only ``SHOW [FULL] COLUMNS FROM t``; MySQL (and CppComet) also take ``IN t``.
 _SHOW_COLUMNS_IN = re.compile(r"\A(\s*show\s+(?:full\s+)?columns\s+)in(?=\s)", re.I)
 
 
-def parse(sql: str, limits: Limits = Limits()) -> list[Statement]:
+def parse(sql: str, limits: Limits = DEFAULT_LIMITS) -> list[Statement]:
     """Parse one COM_QUERY text (possibly several statements) into statements, in one go.
 
     The server does the same in slices (``split``, then ``parse_piece`` per
@@ -77,7 +80,8 @@ def parse_piece(piece: Piece, limits: Limits) -> Statement | None:
         raise codes.too_deep(limits.depth) from None
 
 
-def parse_expression(e: exp.Expr, piece: Piece = Piece("")) -> Statement:
+def parse_expression(e: exp.Expr, piece: Piece | None = None) -> Statement:
+    piece = piece or Piece("")
     if isinstance(e, exp.Insert):
         return _insert(e, piece.rows)
     if isinstance(e, exp.Select):
@@ -121,6 +125,7 @@ def expand(e: exp.Expression, values: Mapping[str, tuple[Value, ...]]) -> exp.Ex
     """``e`` with each lifted IN list put back as literal nodes (for sqlglot's executor and mysql-mimic)."""
     if not values:
         return e
+    values = _kept(e, values)
     for node in list(e.find_all(exp.Placeholder)):
         found = values.get(node.name)
         if found is not None and isinstance(node.parent, exp.In):
@@ -294,8 +299,31 @@ def _select(e: exp.Select, table: Table, lifted: Mapping[str, tuple[Value, ...]]
         simple = False
     limit, offset = _int_arg(e.args.get("limit")), _int_arg(e.args.get("offset")) or 0
     query = None if simple else e
-    return Select(table, tuple(out), found[1] if found else None, query, offset, limit,
-                  dict(lifted) if query is not None else {})
+    if query is None:
+        return Select(table, tuple(out), found[1] if found else None, None, offset, limit)
+    if found is not None and where is not None:
+        pin = _pin(where.this, (table.key,), lifted)
+        if pin is not None:  # the rows are looked up by it: sqlglot's executor need not test it again
+            pin.replace(exp.true())
+    return Select(table, tuple(out), found[1] if found else None, query, offset, limit, _kept(query, lifted))
+
+
+def _pin(cond: exp.Expr, keys: tuple[str, ...], lifted: Mapping[str, tuple[Value, ...]]) -> exp.Expr | None:
+    """The conjunct ``key_values`` took the keys from, if it is nothing but key conditions."""
+    if isinstance(cond, exp.Paren):
+        return _pin(cond.this, keys, lifted)
+    if isinstance(cond, exp.And):
+        side = cond.this if key_values(cond.this, keys, lifted) is not None else cond.expression
+        return _pin(side, keys, lifted)
+    return cond if _only_keys(cond) else None
+
+
+def _kept(e: exp.Expression, lifted: Mapping[str, tuple[Value, ...]]) -> dict[str, tuple[Value, ...]]:
+    """The lifted lists ``e`` still holds, once they are bounded for sqlglot's executor."""
+    kept = {p.name: lifted[p.name] for p in e.find_all(exp.Placeholder) if p.name in lifted}
+    if sum(len(values) for values in kept.values()) > EXECUTOR_VALUES:
+        raise codes.too_many_filter_values(EXECUTOR_VALUES)
+    return kept
 
 
 def _delete(e: exp.Delete, lifted: Mapping[str, tuple[Value, ...]]) -> Delete:

@@ -37,6 +37,7 @@ __all__ = [
     "too_complex",
     "too_deep",
     "too_many_conditions",
+    "too_many_filter_values",
     "too_many_rows",
     "too_many_statements",
     "too_many_values",
@@ -96,6 +97,11 @@ def too_many_conditions(bound: int) -> SQLError:
 
 def too_many_values(bound: int) -> SQLError:
     return SQLError(ERR_TOO_MANY_VALUES, f"Error in expression list, too many values (at most {bound} in an IN list)")
+
+
+def too_many_filter_values(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_VALUES, f"Error in expression list, too many values (at most {bound} in IN lists "
+                                         f"that filter rows; the key's own IN list may be longer)")
 
 
 def too_many_rows(bound: int) -> SQLError:
