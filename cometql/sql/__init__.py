@@ -1,6 +1,6 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import Context, Ok, Result, Rows, Steps, execute, query_rows, run_query, steps
+from ._execute import BATCH, Context, Ok, Result, Rows, Steps, execute, query_rows, run_query, steps
 from ._fastpath import fast_insert
 from ._parse import parse, parse_piece
 from ._scan import Limits, Piece, split
@@ -18,6 +18,7 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, TABLES, Table
 
 __all__ = [
+    "BATCH",
     "DATABASE",
     "LISTED_TABLES",
     "TABLES",
