@@ -38,6 +38,7 @@ from ..errors import SQLError, StoreError
 from ..limits import insert_message_too_long
 from ..node import Node
 from ..sql import (
+    BATCH,
     DATABASE,
     TABLES,
     Context,
@@ -51,6 +52,7 @@ from ..sql import (
     Statement,
     Steps,
     codes,
+    execute,
     fast_insert,
     parse_piece,
     query_rows,
@@ -300,7 +302,7 @@ class CometSession(Session):
                 stmt = parse_piece(piece, limits)
             except SQLError as exc:
                 raise _sql_error(exc) from None
-            result = None if stmt is None else await self._answer(stmt, sql, attrs, len(piece.sql), piece.cost)
+            result = None if stmt is None else await self._answer(stmt, sql, attrs, size, piece.cost)
             await emit(result, i + 1 < len(pieces))
             await trio.lowlevel.checkpoint()
 
@@ -308,7 +310,8 @@ class CometSession(Session):
                       cost: int) -> AllowedResult | Ok:
         self.cost = cost
         limit = self.options.max_message_size
-        # a message is part of the statement: at most 4 bytes per character, so short statements skip the check
+        # a message is part of the query (``size``: all of it; lifted rows are not in the piece's text): at most
+        # 4 bytes per character, so short queries skip the check
         if isinstance(stmt, Insert) and size * 4 > limit and insert_message_too_long(stmt, limit):
             self.observer.limit_hit("message_size")
             raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
@@ -339,8 +342,11 @@ class CometSession(Session):
             if type(stmt) is Select and stmt.query is not None:
                 rows = query_rows(stmt, node.hub, ctx)
                 result = await _executor(self.cost + len(rows), run_query, stmt, rows)
-            else:
+            elif type(stmt) is Insert and len(stmt.rows) > BATCH:
                 result = await self._drive(steps(stmt, node.hub, ctx))
+            else:  # the hot path (a one-row INSERT): no generator to drive
+                effects, result = execute(stmt, node.hub, ctx)
+                await engine.apply(effects)
         except SQLError as exc:
             raise _sql_error(exc) from None
         except StoreError as exc:

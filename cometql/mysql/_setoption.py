@@ -18,6 +18,7 @@ from mysql_mimic.types import Capabilities
 __all__ = ["COM_SET_OPTION", "SetOptionFilter"]
 
 COM_SET_OPTION = 0x1B
+_COMMAND = bytes((COM_SET_OPTION,))
 _MULTI_STATEMENTS_ON, _MULTI_STATEMENTS_OFF = 0, 1
 
 
@@ -35,6 +36,9 @@ class SetOptionFilter:
     def __init__(self, stream: Any, connection: _Connection) -> None:
         self._stream = stream
         self._connection = connection
+        # bound once: these run for every statement
+        self.write, self.write_many, self.write_text_rows = stream.write, stream.write_many, stream.write_text_rows
+        self.drain, self.reset_seq = stream.drain, stream.reset_seq
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -42,7 +46,7 @@ class SetOptionFilter:
     async def read(self) -> bytes:
         while True:
             data: bytes = await self._stream.read()
-            if data[:1] != bytes((COM_SET_OPTION,)):
+            if data[:1] != _COMMAND:
                 return data
             await self._stream.write(self._answer(data[1:3]))
             self._stream.reset_seq()
