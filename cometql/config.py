@@ -93,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
             "bound new connections wait in the kernel's backlog, logged-in ones are unaffected"),
     Setting("max_query_size", int, ("cometql", "max_query_size"),
             "longest accepted statement in bytes (longer: ERR 11 'Data is too long')"),
+    Setting("max_statements", int, ("cometql", "max_statements"),
+            "statements one query may hold (multi-statements; more: ERR 22)"),
+    Setting("max_insert_rows", int, ("cometql", "max_insert_rows"), "rows one INSERT may hold (more: ERR 19)"),
+    Setting("max_in_values", int, ("cometql", "max_in_values"), "values one IN (...) list may hold (more: ERR 19)"),
     Setting("send_user_online_events", bool, ("main", "send_user_online_events"),
             "publish 'online' on user_status_<id>"),
     Setting("send_user_offline_events", bool, ("main", "send_user_offline_events"),
@@ -185,6 +189,10 @@ class Config:
     mysql_max_connections: int = 0
     max_unauthenticated: int = 256
     max_query_size: int = 1048576
+    # far above PHP multi_query batches, 1,000-row INSERTs and 1,000-id IN lists; each is worked in slices
+    max_statements: int = 1000
+    max_insert_rows: int = 10000
+    max_in_values: int = 10000
     send_user_online_events: bool = True
     send_user_offline_events: bool = True
     base_dir: str = ""
@@ -249,6 +257,9 @@ class Config:
                      "stats_keep_days", "stats_channels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
+        for name in ("max_statements", "max_insert_rows", "max_in_values"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format: {self.log_format!r} is not 'text' or 'json'")
         if self.log_level not in ("debug", "info", "warning", "error"):

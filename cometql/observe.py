@@ -41,7 +41,7 @@ __all__ = [
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: The ``limit`` names an observer is told about (one per setting the fronts and the hub apply).
-LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions", "login_attempts")
+LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions", "login_attempts", "statement_bounds")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cometql.bench import Context, Server, add_parser, connect, fanout, idle, insert, latency, run, start_server
+from cometql.bench import Context, Server, add_parser, connect, fanout, heavy, idle, insert, latency, run, start_server
 from cometql.bench._cli import SCENARIOS, chosen
 from cometql.bench._report import BLOCK_END, BLOCK_START, write_performance_md
 from cometql.bench._results import Result, Target
@@ -98,6 +98,15 @@ def test_insert_with_subscribers_counts_deliveries(ctx: Context) -> None:
     # 100 INSERTs rotate over 5 channels of 4 subscribers each
     assert result.details["expected_deliveries"] == result.details["deliveries"] == 100 * 4
     assert _value(result, "deliveries received") == 100
+
+
+def test_heavy_probes_others_while_heavy_statements_run(ctx: Context) -> None:
+    result = heavy(ctx, duration=2.0, clients=1, baseline=0.5)
+    assert result.notes == []  # every heavy statement got the answer it should (accepted, or its bound's code)
+    assert result.details["mysql_round_trips"] > 0 and result.details["ws_round_trips"] > 0
+    assert _value(result, "heavy statements run") >= 1
+    for probe in ("SELECT 1", "WebSocket ping"):
+        assert 0 < _value(result, f"{probe} p99 under load") <= _value(result, f"{probe} max under load")
 
 
 def test_cli_json_against_a_running_server(bench_server: Server, dev: int, tmp_path: Path) -> None:

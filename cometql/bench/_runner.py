@@ -18,6 +18,7 @@ from rich.console import Console
 
 from ._context import Context
 from ._delivery import fanout, latency
+from ._heavy import heavy
 from ._insert import insert
 from ._loadgen import BenchError, uvloop_available
 from ._report import Reporter, print_json, print_table, write_performance_md
@@ -44,6 +45,7 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "connect": lambda c: connect(c, (ns or [5000])[0]),
         "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
+        "heavy": lambda c: heavy(c, duration=args.duration),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
                                  clients=args.clients, dev_id=args.dev),
     }

@@ -43,6 +43,7 @@ from ._adapter import PacketTooLarge
 from ._conformance import MysqlConformance
 from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
+from ._setoption import SetOptionFilter
 from ._tls import TlsUpgrade
 
 __all__ = ["MysqlFront"]
@@ -176,18 +177,45 @@ class CometConnection(MysqlConformance):
         return self.ok()
 
     async def handle_query(self, data: bytes) -> None:
-        """COM_QUERY, as mysql-mimic answers it, with the OK's values taken from the result."""
+        """COM_QUERY: every statement's answer as soon as it is known, as MySQL sends several result sets.
+
+        Each answer but the last carries SERVER_MORE_RESULTS_EXISTS. A client that did not ask for
+        CLIENT_MULTI_STATEMENTS (nor turned it on with COM_SET_OPTION) gets only the last answer.
+        """
         try:
             com_query = mysql_mimic.packets.parse_com_query(
                 capabilities=self.capabilities, client_charset=self.client_charset, data=data
             )
-            result = await self._run(com_query.sql, com_query.query_attrs)
         except UnicodeDecodeError:  # a clear CometQL error instead of 1105 with Python's text
             raise MysqlError("Syntax error in query (the statement is not valid UTF-8)", 3) from None  # type: ignore[arg-type]
-        if isinstance(result, Ok) or not result:
-            await self.stream.write(self._ok_for(result))
-            return
-        await self.write_text_resultset(result)
+        multi = Capabilities.CLIENT_MULTI_STATEMENTS in self.capabilities
+
+        async def emit(result: Any, more: bool) -> None:
+            if multi or not more:
+                await self._write_answer(result if isinstance(result, Ok) else await ensure_result_set(result), more)
+
+        await self.session.run_query(com_query.sql, com_query.query_attrs, emit)
+
+    async def _write_answer(self, result: Ok | ResultSet, more: bool) -> None:
+        flags = self.status_flags
+        if more:
+            self.status_flags = flags | ServerStatus.SERVER_MORE_RESULTS_EXISTS
+        try:
+            if isinstance(result, Ok) or not result:
+                await self.stream.write(self._ok_for(result))
+            else:
+                await self.write_text_resultset(result)
+        finally:
+            self.status_flags = flags
+
+    async def command_phase(self) -> None:
+        """mysql-mimic's, with COM_SET_OPTION answered (PHP's multi_query sends it)."""
+        real = self.stream
+        self.stream = SetOptionFilter(real, self)  # type: ignore[assignment]
+        try:
+            await super().command_phase()
+        finally:
+            self.stream = real
 
     async def handle_stmt_execute(self, data: bytes) -> None:
         """COM_STMT_EXECUTE, as mysql-mimic answers it, with the OK's values taken from the result."""

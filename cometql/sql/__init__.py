@@ -1,9 +1,10 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import Context, Ok, Result, Rows, execute
+from ._execute import BATCH, Context, Ok, Result, Rows, Steps, execute, query_rows, run_query, steps
 from ._fastpath import fast_insert
 from ._history import Bounds, TypedRows, bounds, evaluate
-from ._parse import parse
+from ._parse import parse, parse_piece
+from ._scan import Limits, Piece, split
 from ._statements import (
     Delete,
     Describe,
@@ -20,6 +21,7 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, STATS_HISTORY, TABLES, Table
 
 __all__ = [
+    "BATCH",
     "DATABASE",
     "LISTED_TABLES",
     "STATS_HISTORY",
@@ -30,8 +32,10 @@ __all__ = [
     "Describe",
     "HistoryQuery",
     "Insert",
+    "Limits",
     "Ok",
     "Passthrough",
+    "Piece",
     "Result",
     "Rows",
     "Select",
@@ -40,6 +44,7 @@ __all__ = [
     "ShowStatus",
     "ShowTables",
     "Statement",
+    "Steps",
     "Table",
     "TypedRows",
     "bounds",
@@ -47,4 +52,9 @@ __all__ = [
     "execute",
     "fast_insert",
     "parse",
+    "parse_piece",
+    "query_rows",
+    "run_query",
+    "split",
+    "steps",
 ]

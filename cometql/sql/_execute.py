@@ -4,11 +4,17 @@
 disconnect) and the result to send back: ``Rows`` or ``Ok`` with CppComet's
 affected-rows / insert-id values for that table. Validation order and error
 texts follow CppComet (column list, then required fields, then values).
+
+``steps`` does the same in slices, for a server that must keep answering
+others meanwhile: a long INSERT is validated a slice of rows at a time, then
+applied a batch at a time (each batch's effects handed out before the next),
+and a query that needs sqlglot's executor is left for the caller to run off
+the event loop (``query_rows`` + ``run_query``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +26,8 @@ from sqlglot.executor.table import Table as DataTable
 from ..errors import SQLError
 from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
 from . import codes
+from ._parse import expand
+from ._scan import Limits
 from ._statements import (
     Delete,
     Describe,
@@ -36,7 +44,7 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, Table
 from ._values import Value, as_int, as_text
 
-__all__ = ["Context", "Ok", "Result", "Rows", "execute"]
+__all__ = ["BATCH", "Context", "Ok", "Result", "Rows", "Steps", "execute", "query_rows", "run_query", "steps"]
 
 Row = tuple[Value, ...]
 
@@ -62,6 +70,38 @@ class Context:
 
     dev_id: int
     now: int
+
+
+#: Rows of an INSERT validated, or applied, between two pauses of ``steps``.
+BATCH = 256
+
+#: What ``steps`` yields: None (a pause: let others run), or effects to apply before going on; it returns the result.
+Steps = Generator[list[Effect] | None, None, Result]
+
+
+def steps(stmt: Statement, hub: Hub, ctx: Context) -> Steps:
+    """``execute`` in slices; a long INSERT's rows are applied in batches of ``BATCH``.
+
+    Every row is validated before any is applied (a bad row applies nothing, as
+    with ``execute``). Each batch is a statement of its own for the store: if
+    the store refuses one, the batches before it stay stored.
+    """
+    if not isinstance(stmt, Insert) or len(stmt.rows) <= BATCH:
+        effects, result = execute(stmt, hub, ctx)
+        yield effects
+        return result
+    appliers: list[Apply] = []
+    for start in range(0, len(stmt.rows), BATCH):
+        appliers.extend(_prepare_rows(stmt, stmt.rows[start : start + BATCH], hub, ctx))
+        yield None
+    affected = insert_id = 0
+    for start in range(0, len(appliers), BATCH):
+        effects, ok = _apply_rows(appliers[start : start + BATCH])
+        affected += ok.affected_rows
+        insert_id = ok.insert_id
+        yield effects
+        yield None  # applying may not have waited (nothing to store): a pause before the next batch
+    return Ok(affected, insert_id)
 
 
 def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
@@ -184,7 +224,8 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
     raise codes.read_only(name)  # pragma: no cover - read-only tables are rejected earlier
 
 
-def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
+def _prepare_rows(stmt: Insert, rows: Iterable[tuple[Value, ...]], hub: Hub, ctx: Context) -> list[Apply]:
+    """Check the statement's columns and validate ``rows``; the calls that apply them."""
     table = stmt.table
     if table.read_only:
         raise codes.read_only(table.name)
@@ -195,9 +236,13 @@ def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]
         if c in seen:
             raise SQLError(codes.ERR_WHERE, "Each column in the insert used only once")
         seen.add(c)
-    if any(len(row) != len(stmt.columns) for row in stmt.rows):
+    rows = list(rows)
+    if any(len(row) != len(stmt.columns) for row in rows):
         raise codes.columns_list()
-    appliers = [_prepare_insert(table, dict(zip(stmt.columns, row, strict=True)), hub, ctx) for row in stmt.rows]
+    return [_prepare_insert(table, dict(zip(stmt.columns, row, strict=True)), hub, ctx) for row in rows]
+
+
+def _apply_rows(appliers: Iterable[Apply]) -> tuple[list[Effect], Ok]:
     effects: list[Effect] = []
     affected = insert_id = 0
     for apply in appliers:
@@ -206,6 +251,10 @@ def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]
         affected += ok.affected_rows
         insert_id = ok.insert_id
     return effects, Ok(affected, insert_id)
+
+
+def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
+    return _apply_rows(_prepare_rows(stmt, stmt.rows, hub, ctx))
 
 
 # ------------------------------------------------------------------- SELECT
@@ -272,11 +321,16 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
     raise codes.no_table()  # pragma: no cover - every table is handled above
 
 
+def query_rows(stmt: Select, hub: Hub, ctx: Context) -> list[Row]:
+    """The rows a SELECT reads, in declared column order (its query then runs over them: ``run_query``)."""
+    return _table_rows(stmt.table, hub, ctx.dev_id, stmt.keys)
+
+
 def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
     table = stmt.table
     rows = _table_rows(table, hub, ctx.dev_id, stmt.keys)
     if stmt.query is not None:
-        return _run_query(stmt.query, table, rows)
+        return run_query(stmt, rows)
     if stmt.columns != table.all_columns:
         idx = [table.column_index(c) for c in stmt.columns]
         rows = [tuple(r[i] for i in idx) for r in rows]
@@ -294,9 +348,14 @@ def _output_name(projection: exp.Expr) -> str:
     return projection.sql(dialect="mysql")
 
 
-def _run_query(query: exp.Select, table: Table, rows: list[Row]) -> Rows:
-    """Filters, aggregates, ORDER BY and LIMIT over the table's rows (sqlglot's executor)."""
-    query = query.copy()
+def run_query(stmt: Select, rows: list[Row]) -> Rows:
+    """Filters, aggregates, ORDER BY and LIMIT over the table's rows (sqlglot's executor).
+
+    Reads nothing but its arguments, so it may run in a worker thread (the server runs it there).
+    """
+    assert stmt.query is not None
+    table = stmt.table
+    query = expand(stmt.query.copy(), stmt.lifted)
     source = query.args["from_"].this
     source.set("db", None)
     source.set("catalog", None)
@@ -308,6 +367,8 @@ def _run_query(query: exp.Select, table: Table, rows: list[Row]) -> Rows:
             [exp.column(c, quoted=True) for c in table.columns] if _is_star(p) else [p])])
     try:
         result = sqlglot_execute(query, schema=schema, dialect="mysql", tables={table.name: data})
+    except RecursionError:
+        raise codes.too_deep(Limits().depth) from None
     except (SqlglotError, ValueError, TypeError, KeyError, ArithmeticError, NotImplementedError) as exc:
         raise SQLError(codes.ERR_SYNTAX, f"Syntax error in query ({exc})") from exc
     names: list[str] = []

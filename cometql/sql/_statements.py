@@ -6,7 +6,8 @@ one entry point. Statements are frozen values and carry no connection state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._tables import Table
@@ -48,6 +49,8 @@ class Select:
     query: exp.Select | None = None
     offset: int = 0
     limit: int | None = None
+    #: IN lists lifted out of ``query`` by the scanner, by placeholder name (``expand`` puts them back).
+    lifted: Mapping[str, tuple[Value, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,10 @@
 
 Only the codes CometQL sends are here. CppComet's 2 (not implemented) has no
 case left; its 16 and 403 (failed or missing login) are MySQL's own 1045 here,
-sent by the handshake, which every driver already understands.
+sent by the handshake, which every driver already understands. CppComet
+defined 18 and 19 for too many conditions / values but never sent them; CometQL
+sends them, and 22-24, for the bounds of ``Limits`` (``_scan.py``): each
+message says the bound, so a developer knows what to change.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ __all__ = [
     "ERR_OVERFLOW",
     "ERR_READ_ONLY",
     "ERR_SYNTAX",
+    "ERR_TOO_COMPLEX",
+    "ERR_TOO_DEEP",
+    "ERR_TOO_MANY_CONDITIONS",
+    "ERR_TOO_MANY_STATEMENTS",
+    "ERR_TOO_MANY_VALUES",
     "ERR_WHERE",
     "bad_column",
     "columns_list",
@@ -26,6 +34,13 @@ __all__ = [
     "read_only",
     "required",
     "syntax",
+    "too_complex",
+    "too_deep",
+    "too_many_conditions",
+    "too_many_filter_values",
+    "too_many_rows",
+    "too_many_statements",
+    "too_many_values",
 ]
 
 ERR_SYNTAX = 3
@@ -36,6 +51,11 @@ ERR_WHERE = 13
 ERR_COLUMNS = 14
 ERR_NOT_EXIST = 15
 ERR_EMPTY = 17
+ERR_TOO_MANY_CONDITIONS = 18
+ERR_TOO_MANY_VALUES = 19
+ERR_TOO_MANY_STATEMENTS = 22
+ERR_TOO_DEEP = 23
+ERR_TOO_COMPLEX = 24
 ERR_INTERNAL = 500
 
 CHANNEL_CHARS = "The channel name can contain only the characters A-Za-z0-9_-"
@@ -68,3 +88,34 @@ def required(column: str) -> SQLError:
 def no_key(delete: bool = False) -> SQLError:
     verb = "Deleting" if delete else "Selection"
     return SQLError(ERR_WHERE, f"{verb} without transferring the requested values of the primary key is not supported")
+
+
+def too_many_conditions(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_CONDITIONS, f"Error in expression list, too many conditions "
+                                             f"(at most {bound} AND/OR/XOR in a statement; use IN (...) for a list)")
+
+
+def too_many_values(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_VALUES, f"Error in expression list, too many values (at most {bound} in an IN list)")
+
+
+def too_many_filter_values(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_VALUES, f"Error in expression list, too many values (at most {bound} in IN lists "
+                                         f"that filter rows; the key's own IN list may be longer)")
+
+
+def too_many_rows(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_VALUES, f"Error in values list, too many rows (at most {bound} in one INSERT)")
+
+
+def too_many_statements(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_MANY_STATEMENTS, f"Too many statements in one query (at most {bound})")
+
+
+def too_deep(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_DEEP, f"Expression nested too deeply (at most {bound} levels)")
+
+
+def too_complex(bound: int) -> SQLError:
+    return SQLError(ERR_TOO_COMPLEX, f"Statement too complex (at most {bound} tokens, "
+                                     f"not counting lists of literal values)")

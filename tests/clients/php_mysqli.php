@@ -10,6 +10,7 @@
  *   - params:               $mysqli->execute_query()    (server-side prepared statement)
  *   - params + escape_params: each ? becomes '<mysqli_real_escape_string(value)>' (COM_QUERY),
  *                           the way most PHP code builds statements (the SQL must hold no other ?).
+ *   - "multi": true         $mysqli->multi_query(), then one result per statement (next_result()).
  * Output: {"connect_error": null|{code,message,sqlstate}, "results": [...]} where each
  * result is {"affected","insert_id","columns","rows"} or {"error": {code,message,sqlstate}}.
  */
@@ -37,8 +38,39 @@ function escape_params(mysqli $db, string $sql, array $params): string {
     return $out;
 }
 
+// One answer: false is the error just reported, a mysqli_result a result set, anything else an OK.
+function result_of(mysqli $db, $res): array {
+    if ($res === false) {
+        return ['error' => ['code' => $db->errno, 'message' => $db->error, 'sqlstate' => $db->sqlstate]];
+    }
+    if ($res instanceof mysqli_result) {
+        $columns = array_map(fn($f) => $f->name, $res->fetch_fields());
+        $out = ['affected' => $db->affected_rows, 'insert_id' => $db->insert_id,
+                'columns' => $columns, 'rows' => $res->fetch_all(MYSQLI_NUM)];
+        $res->free();
+        return $out;
+    }
+    return ['affected' => $db->affected_rows, 'insert_id' => $db->insert_id, 'columns' => null, 'rows' => null];
+}
+
 $results = [];
 foreach ($plan as $step) {
+    if (!empty($step['multi'])) {  // every answer, as a PHP backend reads them; an error ends the query
+        $ok = $db->multi_query($step['sql']);
+        while (true) {
+            if (!$ok) {
+                $results[] = result_of($db, false);
+                break;
+            }
+            $res = $db->store_result();
+            $results[] = result_of($db, $res === false && $db->errno === 0 ? null : $res);
+            if (!$db->more_results()) {
+                break;
+            }
+            $ok = $db->next_result();
+        }
+        continue;
+    }
     $params = $step['params'] ?? null;
     if ($params !== null && !empty($step['escape_params'])) {
         $res = $db->query(escape_params($db, $step['sql'], $params));
@@ -47,17 +79,7 @@ foreach ($plan as $step) {
     } else {
         $res = $db->query($step['sql']);
     }
-    if ($res === false) {
-        $results[] = ['error' => ['code' => $db->errno, 'message' => $db->error, 'sqlstate' => $db->sqlstate]];
-    } elseif ($res instanceof mysqli_result) {
-        $columns = array_map(fn($f) => $f->name, $res->fetch_fields());
-        $results[] = ['affected' => $db->affected_rows, 'insert_id' => $db->insert_id,
-                      'columns' => $columns, 'rows' => $res->fetch_all(MYSQLI_NUM)];
-        $res->free();
-    } else {
-        $results[] = ['affected' => $db->affected_rows, 'insert_id' => $db->insert_id,
-                      'columns' => null, 'rows' => null];
-    }
+    $results[] = result_of($db, $res);
 }
 $db->close();
 echo json_encode(['connect_error' => null, 'results' => $results]), "\n";

@@ -23,3 +23,18 @@ class TestPhpMysqli(ClientContract):
         assert (settings.error, settings.affected) == (None, 1)
         assert (published.error, published.affected) == (None, 0)
         assert history.rows == [["news", "post", TRICKY]]
+
+    def test_multi_query_answers_every_statement(self, server: ServerProcess, dev: int) -> None:
+        """PHP's multi_query (COM_SET_OPTION around it): 100 INSERTs, 100 answers; then every result set."""
+        inserts = ";".join(f"INSERT INTO users_data (id, data) VALUES ({i}, 'v{i}')" for i in range(1, 101))
+        mixed = "SELECT 1 AS a; SELECT id, data FROM users_data WHERE id IN (1, 2); SELECT * FROM nosuch; SELECT 2"
+        plan = [{"sql": inserts, "multi": True}, {"sql": mixed, "multi": True}, {"sql": "SELECT 3 AS c"}]
+        session = self.driver.session(Settings.for_dev(server, dev), plan)
+        assert session.connect_error is None
+        inserted, rest = session.results[:100], session.results[100:]
+        assert [(r.error, r.affected) for r in inserted] == [(None, 1)] * 100
+        one, two, missing, after = rest
+        assert (one.columns, one.rows) == (["a"], [["1"]])
+        assert two.rows == [["1", "v1"], ["2", "v2"]]
+        assert missing.error is not None and missing.error.code == 15  # the error ends that query ...
+        assert (after.columns, after.rows) == (["c"], [["3"]])  # ... and the connection goes on

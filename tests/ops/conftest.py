@@ -22,6 +22,9 @@ COMMAND_RATE = 5.0
 COMMAND_BURST = 5
 MAX_MESSAGE_SIZE = 100
 MAX_SUBSCRIPTIONS = 4
+MAX_STATEMENTS = 3
+MAX_INSERT_ROWS = 20
+MAX_IN_VALUES = 20
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def limits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "COMETQL_COMMAND_BURST": str(COMMAND_BURST),
         "COMETQL_MAX_MESSAGE_SIZE": str(MAX_MESSAGE_SIZE),
         "COMETQL_MAX_SUBSCRIPTIONS": str(MAX_SUBSCRIPTIONS),
+        "COMETQL_MAX_STATEMENTS": str(MAX_STATEMENTS),
+        "COMETQL_MAX_INSERT_ROWS": str(MAX_INSERT_ROWS),
+        "COMETQL_MAX_IN_VALUES": str(MAX_IN_VALUES),
     }))
     yield srv
     if srv.alive:

@@ -12,13 +12,22 @@ from contextlib import AsyncExitStack
 import pymysql
 import pytest
 import trio
+from pymysql.constants import CLIENT
 
 from ..metrics_helpers import Samples, metric_families, sample, scrape
 from ..servers import ServerProcess
 from ..web._wire import open_browser
-from .conftest import COMMAND_BURST, MAX_MESSAGE_SIZE, MAX_SESSIONS_PER_IP, MAX_SUBSCRIPTIONS
+from .conftest import (
+    COMMAND_BURST,
+    MAX_IN_VALUES,
+    MAX_INSERT_ROWS,
+    MAX_MESSAGE_SIZE,
+    MAX_SESSIONS_PER_IP,
+    MAX_STATEMENTS,
+    MAX_SUBSCRIPTIONS,
+)
 
-LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions", "login_attempts")
+LIMITS = ("sessions_per_ip", "command_rate", "message_size", "subscriptions", "login_attempts", "statement_bounds")
 
 
 def hits(samples: Samples, limit: str) -> float:
@@ -75,6 +84,32 @@ async def test_oversized_messages_count_as_message_size(limits_server: ServerPro
     finally:
         conn.close()
     assert hits(scrape(limits_server), "message_size") == hits(before, "message_size") + 2
+
+
+def test_statements_over_a_bound_count_as_statement_bounds(limits_server: ServerProcess, dev: int) -> None:
+    """The bounds come from the settings (``limits_server``'s), answer their codes and are counted."""
+    before = scrape(limits_server)
+    rows = ", ".join(f"({i}, 'x')" for i in range(1, MAX_INSERT_ROWS + 1))
+    ids = ", ".join(str(i) for i in range(MAX_IN_VALUES))
+    conn = limits_server.connect(dev, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        with conn.cursor() as cur:
+            for sql, code, bound in (
+                (";".join(["SELECT 1"] * (MAX_STATEMENTS + 1)), 22, MAX_STATEMENTS),
+                (f"INSERT INTO users_data (id, data) VALUES {rows}, (99, 'x')", 19, MAX_INSERT_ROWS),
+                (f"SELECT * FROM users_time WHERE id IN ({ids}, 99)", 19, MAX_IN_VALUES),
+            ):
+                with pytest.raises(pymysql.MySQLError) as caught:
+                    cur.execute(sql)
+                assert caught.value.args[0] == code and f"at most {bound}" in caught.value.args[1]
+            cur.execute(";".join(["SELECT 1"] * MAX_STATEMENTS))  # at the bounds: accepted
+            assert cur.execute(f"INSERT INTO users_data (id, data) VALUES {rows}") == MAX_INSERT_ROWS
+            cur.execute(f"SELECT id FROM users_data WHERE id IN ({ids})")
+            assert len(cur.fetchall()) == MAX_INSERT_ROWS - 1
+    finally:
+        conn.close()
+    after = scrape(limits_server)
+    assert hits(after, "statement_bounds") == hits(before, "statement_bounds") + 3
 
 
 async def test_refused_subscriptions_count_as_subscriptions(limits_server: ServerProcess, dev: int) -> None:

@@ -174,6 +174,10 @@ def test_insert_message_over_max_message_size_is_err_11(limits_server: ServerPro
             assert caught.value.args == (11, "Data is too long")
             cur.execute("INSERT INTO pipes_messages (name, event, message) VALUES ('chan_size', 'e', %s)",
                         ("x" * MAX_MESSAGE_SIZE,))
+            rows = ["('chan_size', 'e', 'short')"] * 19 + [f"('chan_size', 'e', '{'x' * (MAX_MESSAGE_SIZE + 1)}')"]
+            with pytest.raises(pymysql.MySQLError) as caught:  # a long INSERT's rows are read apart from its text
+                cur.execute("INSERT INTO pipes_messages (name, event, message) VALUES " + ", ".join(rows))
+            assert caught.value.args == (11, "Data is too long")
     finally:
         conn.close()
 
