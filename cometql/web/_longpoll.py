@@ -5,6 +5,9 @@ cross-origin page needs no CORS preflight):
 
 - ``POST /lp/connect`` with the WebSocket URL's parameter tail as body
   -> ``{"sid": ..., "cursor": 0}``; the session is authorized and online.
+  With ``caps=hb`` the reply adds ``timeout`` (seconds a poll is held) and
+  ``ttl`` (``session_ttl``), so the library can tell a dead network from a
+  held poll and keeps retrying the same session until the TTL.
 - ``GET /lp/poll?sid=S&cursor=N`` -> frames numbered above N, held until one
   exists or ``longpoll_timeout`` passes: ``{"cursor": M, "frames": [...]}``.
   Frames up to N are dropped only now, so a lost response is simply polled
@@ -13,7 +16,9 @@ cross-origin page needs no CORS preflight):
 - ``POST /lp/close?sid=S`` -> 204. Unknown or expired sid -> 404.
 
 A session with no poll outstanding for ``session_ttl`` seconds is taken
-offline, as a closed WebSocket would be.
+offline through the same path as a closed WebSocket (``detach``: offline
+event, ``users_time``, later personal messages queued). Until then a
+browser that lost its network resumes it with its cursor and loses nothing.
 """
 
 from __future__ import annotations
@@ -93,7 +98,11 @@ class LongPoll:
             sid = f"{host.options.node_id}.{sid}"  # which worker holds it (see _relay)
         self.sessions[sid] = session
         await host.attach(session, params)
-        return _json(200, {"cursor": 0, "sid": sid})
+        reply: dict[str, object] = {"cursor": 0, "sid": sid}
+        if "hb" in params.caps:  # our library: how long a poll is held and how long the session outlives
+            reply["timeout"] = host.options.longpoll_timeout  # a silent network, so it knows how long to retry
+            reply["ttl"] = host.options.session_ttl
+        return _json(200, reply)
 
     async def _elsewhere(self, sid: str, request: Request) -> Response | None:
         """A session of a sibling worker (``--workers``): its owner answers."""

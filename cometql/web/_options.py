@@ -25,6 +25,9 @@ class WebOptions:
     request_timeout: float = 10.0
     session_ttl: float = 60.0
     max_uptime: float = 0.0
+    #: Seconds between pings to every WebSocket session (0: none), and how long one may stay silent after.
+    ping_interval: float = 25.0
+    ping_timeout: float = 10.0
     max_queued_bytes: int = 4 * 1024 * 1024
     max_sessions_per_ip: int = 0
     command_rate: float = 100.0
@@ -52,6 +55,8 @@ class WebOptions:
             request_timeout=config.request_timeout,
             session_ttl=config.session_ttl,
             max_uptime=config.max_uptime,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
             max_queued_bytes=config.max_queued_bytes,
             max_sessions_per_ip=config.max_sessions_per_ip,
             command_rate=config.command_rate,
