@@ -11,7 +11,9 @@ cross-origin page needs no CORS preflight):
 - ``GET /lp/poll?sid=S&cursor=N`` -> frames numbered above N, held until one
   exists or ``longpoll_timeout`` passes: ``{"cursor": M, "frames": [...]}``.
   Frames up to N are dropped only now, so a lost response is simply polled
-  again with the old cursor: nothing is lost between two polls.
+  again with the old cursor: nothing is lost between two polls. With
+  ``&wait=0`` the answer comes at once, even empty: the library's first poll
+  after an outage, to learn quickly whether its session is still there.
 - ``POST /lp/send?sid=S`` with one command as body -> 204.
 - ``POST /lp/close?sid=S`` -> 204. Unknown or expired sid -> 404.
 
@@ -113,14 +115,16 @@ class LongPoll:
         return await relay(relay_path(host.options.relay_dir, owner), request, host.options.longpoll_timeout + 10)
 
     async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
+        query = parse_qs(request.query)
         try:
-            cursor = int(parse_qs(request.query).get("cursor", ["0"])[0])
+            cursor = int(query.get("cursor", ["0"])[0])
         except ValueError:
             return _json(400, {"error": "cursor must be an integer"})
+        hold = query.get("wait", ["1"])[0] != "0"  # wait=0: answer at once (a resuming library's probe)
         session.ack(cursor)
         session.idle_since = None
         try:
-            if not session.pending() and session.closing is None:
+            if hold and not session.pending() and session.closing is None:
                 with trio.move_on_after(self.host.options.longpoll_timeout):
                     await session.wait()
         finally:

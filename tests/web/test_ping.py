@@ -162,3 +162,16 @@ async def test_longpoll_connect_tells_hb_sessions_timeout_and_ttl(ping_server: S
     hb = await http_request(ping_server.ws_port, "POST", "/lp/connect", (tail + "&caps=hb").encode())
     reply = json.loads(hb.body)
     assert (reply["timeout"], reply["ttl"]) == (25.0, 60.0)  # the defaults of longpoll_timeout and session_ttl
+
+
+async def test_longpoll_probe_is_answered_at_once(ping_server: ServerProcess, dev: int) -> None:
+    """``wait=0``: the library's first poll after an outage learns at once whether its session lives."""
+    tail = f"sesion=&myid=0&devid={dev}&v=4.08&uuid={new_uuid()}&api=js&caps=hb"
+    sid = json.loads((await http_request(ping_server.ws_port, "POST", "/lp/connect", tail.encode())).body)["sid"]
+    first = await http_request(ping_server.ws_port, "GET", f"/lp/poll?sid={sid}&cursor=0")  # serverInfo
+    cursor = json.loads(first.body)["cursor"]
+    # nothing pending: held 25 s without wait=0 (longer than http_request's 5 s bound), answered at once with it
+    probe = await http_request(ping_server.ws_port, "GET", f"/lp/poll?sid={sid}&cursor={cursor}&wait=0")
+    assert (probe.status, json.loads(probe.body)) == (200, {"cursor": cursor, "frames": []})
+    gone = await http_request(ping_server.ws_port, "GET", "/lp/poll?sid=nosuchsession&cursor=0&wait=0")
+    assert gone.status == 404  # the library starts a new session only on this answer

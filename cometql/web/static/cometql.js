@@ -321,7 +321,8 @@
 
     /**
      * CometQL long-poll: POST /lp/connect -> {sid, cursor, timeout, ttl}; GET /lp/poll?sid&cursor
-     * held until frames exist -> {cursor, frames}; POST /lp/send?sid one command per request, in
+     * held until frames exist -> {cursor, frames} (&wait=0: answered at once, the probe after an
+ * outage); POST /lp/send?sid one command per request, in
      * order; POST /lp/close?sid. Re-polling with the same cursor returns the same frames, so a
      * request that fails in transit is simply retried: the session is resumed, with its cursor,
      * across an outage of up to `ttl` seconds (the server keeps it that long without a poll); a
@@ -420,7 +421,9 @@
     };
     LongPollTransport.prototype.poll = function () {
         var self = this;
-        this.track(xhr("GET", this.url("/lp/poll") + "&cursor=" + this.cursor, null, function (status, text) {
+        // after a failure, ask to be answered at once: the session is known to live (or to be gone) now
+        var probe = this.stalled ? "&wait=0" : "";
+        this.track(xhr("GET", this.url("/lp/poll") + "&cursor=" + this.cursor + probe, null, function (status, text) {
             if (self.done) { return; }
             var reply = status === 200 ? tryParse(text) : undefined;
             if (reply && typeof reply === "object") {
