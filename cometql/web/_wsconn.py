@@ -218,6 +218,8 @@ class WsSession:
             if not data:
                 return None
             self.heard = True  # a pong or any frame: the peer is alive (the pinger's rule)
+            if len(data) == 6 and data[0] == 0x8A and data[1] == 0x80 and self._ws is None:
+                return messages  # the answer to our ping alone (an empty masked pong): nothing to parse
             ws = self._connection()
             error = False
             ended = False

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import pytest
+import trio
 
 from cometql.config import load_config
 from cometql.errors import ConfigError
-from cometql.hub import NO_CAPS
-from cometql.web._pinger import NO_ANSWER, heartbeat_frame, visit
+from cometql.hub import NO_CAPS, ConnInfo
+from cometql.web._pinger import NO_ANSWER, PING_FRAME, heartbeat_frame, visit
+from cometql.web._tls import TlsWsSession
+from cometql.web._wsconn import WsSession
+from cometql.wsframes import PONG, TEXT, close_frame
+
+from .test_wsframes_unit import masked
 
 INTERVAL, TIMEOUT, HB = 25.0, 10.0, b"<heartbeat>"
 
@@ -83,3 +90,54 @@ def test_ping_settings_defaults_and_off() -> None:
     config = load_config(env={})
     assert (config.ping_interval, config.ping_timeout) == (25.0, 10.0)
     assert load_config(env={"COMETQL_PING_INTERVAL": "0"}).ping_interval == 0  # no pings
+
+
+# ---------------------------------------------------------------- the sessions' side
+
+
+def _session() -> tuple[WsSession, socket.socket]:
+    server_side, client_side = socket.socketpair()
+    server_side.setblocking(False)
+    client_side.settimeout(2)
+    return WsSession(1, 0, ConnInfo(), server_side, _no_task, max_queued_bytes=64 * 1024), client_side
+
+
+def _no_task(fn: object) -> None:
+    raise AssertionError(f"a task was started: {fn}")
+
+
+async def test_a_plain_session_is_pinged_and_any_answer_counts_as_heard() -> None:
+    session, client = _session()
+    session.caps = frozenset({"hb"})
+    session.ping(b"<hb>")
+    assert client.recv(100) == PING_FRAME + b"<hb>"  # one write: the ping and the heartbeat
+    session.heard = False
+    client.sendall(masked(PONG, b""))  # the browser's answer, alone: taken without a parser
+    assert session.read() == [] and session.heard and session._ws is None
+    session.heard = False
+    client.sendall(masked(TEXT, b"pipe_count\nx"))  # any frame will do
+    assert session.read() == [b"pipe_count\nx"] and session.heard
+    session.release()
+    client.close()
+
+
+async def test_abort_sends_a_close_and_shuts_a_plain_session() -> None:
+    session, client = _session()
+    session.abort(NO_ANSWER)
+    assert session.closing == NO_ANSWER
+    assert client.recv(100) == close_frame(1001, NO_ANSWER)
+    assert session.read() is None  # the socket is shut: the poller ends the session
+    session.ping(b"")  # nothing after the close
+    session.release()
+    client.close()
+
+
+async def test_a_tls_session_queues_the_ping_and_abort_cancels_its_tasks() -> None:
+    session = TlsWsSession(ConnInfo(), max_queued_bytes=64 * 1024)
+    session.ping(b"")
+    assert b"".join(bytes(f) for _, f, _ in session.outbox.take()) == PING_FRAME
+    with trio.CancelScope() as scope:
+        session.scope = scope
+        session.abort(NO_ANSWER)
+        await trio.sleep_forever()  # cancelled by the abort
+    assert scope.cancelled_caught and session.closing == NO_ANSWER
