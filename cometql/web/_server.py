@@ -280,7 +280,8 @@ class WebFront:
                     return await self._upgrade(stream, request, info)
                 if request.is_websocket and request.path == LIVE_PATH:
                     # the dashboard's feed: not a browser session
-                    await serve_admin_live(self.node, self.options.admin_password, stream, request)
+                    await serve_admin_live(self.node, self.options.admin_password, stream, request,
+                                           ping=(self.options.ping_interval, self.options.ping_timeout))
                     return None
                 response = await self.route(request, info)
             except HttpError as exc:

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import trio
 
+from cometql.web._admin import issue_token
+
 from ..faultproxy import FaultProxy
-from ..servers import ServerProcess
+from ..servers import PASSWORD, ServerProcess
 from ._wire import (
     RawWebSocket,
     assert_frame,
@@ -175,3 +177,16 @@ async def test_longpoll_probe_is_answered_at_once(ping_server: ServerProcess, de
     assert (probe.status, json.loads(probe.body)) == (200, {"cursor": cursor, "frames": []})
     gone = await http_request(ping_server.ws_port, "GET", "/lp/poll?sid=nosuchsession&cursor=0&wait=0")
     assert gone.status == 404  # the library starts a new session only on this answer
+
+
+async def test_a_silent_admin_live_socket_is_dropped(ping_server: ServerProcess) -> None:
+    """The dashboard's feed is pinged too: a client gone without a word does not keep its task."""
+    ws = await RawWebSocket.connect(ping_server.ws_port, f"/admin/live?token={issue_token(PASSWORD)}")
+    try:
+        seen: list[int] = []
+        with trio.fail_after(DEAD_WITHIN):
+            while (opcode := (await ws.recv_frame(DEAD_WITHIN))[0]) != -1:
+                seen.append(opcode)
+        assert TEXT in seen and PING in seen  # stats frames, then a ping nobody answered, then the end
+    finally:
+        await ws.aclose()
