@@ -322,12 +322,12 @@
     /**
      * CometQL long-poll: POST /lp/connect -> {sid, cursor, timeout, ttl}; GET /lp/poll?sid&cursor
      * held until frames exist -> {cursor, frames} (&wait=0: answered at once, the probe after an
- * outage); POST /lp/send?sid one command per request, in
-     * order; POST /lp/close?sid. Re-polling with the same cursor returns the same frames, so a
-     * request that fails in transit is simply retried: the session is resumed, with its cursor,
-     * across an outage of up to `ttl` seconds (the server keeps it that long without a poll); a
-     * poll is given up `timeout` + LONGPOLL_MARGIN_MS after it was sent (a silent network). Only
-     * a 404 (the session is gone) or the TTL passing starts a new session.
+     * outage); POST /lp/send?sid one command per request, in order; POST /lp/close?sid.
+     * Re-polling with the same cursor returns the same frames, so a request that fails in
+     * transit is simply retried: the session is resumed, with its cursor, across an outage of up
+     * to `ttl` seconds (the server keeps it that long without a poll); a poll is given up
+     * `timeout` + LONGPOLL_MARGIN_MS after it was sent (a silent network). Only a 404 (the
+     * session is gone) or the TTL passing without an answer starts a new session.
      */
     function LongPollTransport(base, query, handlers) {
         this.kind = "longpoll";
