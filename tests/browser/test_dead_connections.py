@@ -132,3 +132,40 @@ def test_longpoll_outage_resumes_the_same_session_and_loses_nothing(
     fast_query("INSERT INTO users_messages (id, event, message) VALUES (22, 'n', 'after')")
     assert [e["data"] for e in page.wait_events("msg.n", 2)] == ["pending", "after"]  # once each
     assert users_time(fast_query, 22) == "0"  # never went offline
+
+
+@pytest.fixture(scope="module")
+def short_ttl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Long-poll sessions kept only 3 s without a poll: an outage can outlast them."""
+    srv = ServerProcess(tmp_path_factory.mktemp("cometql-ttl"), extra_args=("--base-dir", str(PAGES)), env={
+        "COMETQL_LONGPOLL_TIMEOUT": "1", "COMETQL_SESSION_TTL": "3"}).start()
+    yield srv
+    if srv.alive:
+        srv.stop()
+
+
+def test_longpoll_outage_past_the_ttl_starts_a_new_session_and_gets_the_queue(
+        driver: webdriver.Chrome, short_ttl_server: ServerProcess, dev: int) -> None:
+    """The server reaps the session through the normal path (user offline, later messages queued);
+    the library, told 404 or past the TTL, opens a new session, which gets the queue."""
+    with FaultProxy((short_ttl_server.host, short_ttl_server.ws_port)) as proxy, \
+            short_ttl_server.connect(dev) as conn:
+        query = make_query(conn)
+        page = Browser(driver, f"http://127.0.0.1:{proxy.port}")
+        try:
+            query("INSERT INTO users_auth (id, hash) VALUES (23, 'k23')")
+            page.open(dev_id=dev, user_id=23, user_key="k23", subs="msg.n", **TRANSPORT_PARAMS["longpoll"])
+            assert page.wait_connected() is True
+            wait_online(query, 23)
+            sid = page.js("return cometApi.transport.sid")
+            proxy.blackhole()
+            wait_until(lambda: users_time(query, 23) not in ("0", "-1"), timeout=NOTICE_WITHIN,
+                       what="the server to reap the session")
+            query("INSERT INTO users_messages (id, event, message) VALUES (23, 'n', 'queued')")
+            proxy.heal()
+            proxy.cut()  # what was in the hole fails at once
+            [event] = page.wait_events("msg.n", 1, timeout=NOTICE_WITHIN)
+            assert event["data"] == "queued" and event["server_info"]["fromQueue"] is True
+            assert page.js("return cometApi.transport.sid") != sid
+        finally:
+            page.reset()

@@ -47,7 +47,7 @@
     var LONGPOLL_REQUEST_TIMEOUT_MS = 60000;      // the server holds a poll ~25 s
     var LONGPOLL_POLL_RETRIES = 3;                // only with a server that does not say its session TTL
     var LONGPOLL_MARGIN_MS = 5000;                // a poll unanswered this long after the server's hold time: retried
-    var WS_OPEN_TIMEOUT_MS = 15000;               // a WebSocket handshake unanswered this long: retried
+    var CONNECT_TIMEOUT_MS = 15000;               // a WebSocket handshake or /lp/connect unanswered this long: retried
     var MARKER_TTL_MS = 120000;
     var DEDUP_TTL_MS = 180000;                    // uuid / _cometApi_uuid dedup window (stock client: ~3 min)
     var RECENT_FRAMES = 1000;                     // live channel frames remembered for catch-up dedup
@@ -359,7 +359,7 @@
             self.opened = true;
             self.handlers.open(self);
             self.poll();
-        }));
+        }, CONNECT_TIMEOUT_MS));
     }
     LongPollTransport.prototype.track = function (req) {
         this.requests.push(req);
@@ -615,7 +615,7 @@
             this.transport = this.transportKind() === "longpoll" ?
                 new LongPollTransport(httpBase(this.options), query, handlers) :
                 new WebSocketTransport(webSocketUrl(this.options, this.uuid), handlers,
-                                       this.silenceMs || WS_OPEN_TIMEOUT_MS);
+                                       this.silenceMs || CONNECT_TIMEOUT_MS);
         } catch (e) {
             this.transport = null;
             this.onClosed(null, {opened: false, unsent: []});
