@@ -129,7 +129,9 @@ async def test_blackholed_cppcomet_session_is_closed_and_messages_queue(ping_ser
     goes silent: the server notices by pings alone, the user goes offline, new messages are queued."""
     key = auth(ping_server, dev, 6)
     with FaultProxy(("127.0.0.1", ping_server.ws_port)) as proxy:
-        async with open_browser(ping_server, dev, user_id=6, key=key, port=proxy.port) as browser:
+        async with open_browser(ping_server, dev) as watcher, \
+                open_browser(ping_server, dev, user_id=6, key=key, port=proxy.port) as browser:
+            await watcher.subscribe("user_status_6")
             assert "heartbeat" not in browser.hello
             await eventually(lambda: assert_online(ping_server, dev, 6))
             with trio.move_on_after(PING_INTERVAL * 2.5):  # answered pings keep it online
@@ -138,6 +140,7 @@ async def test_blackholed_cppcomet_session_is_closed_and_messages_queue(ping_ser
             assert users_time(ping_server, dev, 6) == "0"
             proxy.blackhole()
             await eventually(lambda: assert_offline(ping_server, dev, 6), timeout=DEAD_WITHIN)
+            assert_frame(await watcher.recv(), '{"data":"offline","event":"offline","pipe":"user_status_6"}')
             mysql_rows(ping_server, dev, "INSERT INTO users_messages (id, event, message) VALUES (6, 'n', 'queued')")
             assert len(mysql_rows(ping_server, dev, "SELECT * FROM users_messages WHERE id = 6")) == 1
             proxy.cut()  # let the client's side end at once
