@@ -36,7 +36,7 @@ from ..hub import ConnInfo
 from ._host import SessionHost
 from ._http import HttpError, Request, Response
 from ._params import ParamsError, parse_params
-from ._relay import relay, relay_path
+from ._relay import RELAYED, cluster_sid, relay, relay_path, relay_tcp, sid_address
 from ._session import BrowserSession
 
 __all__ = ["LongPoll"]
@@ -96,8 +96,11 @@ class LongPoll:
             return _json(429, {"error": "Error code 429(Too many sessions from this address.)", "error_code": 429})
         session.idle_since = trio.current_time()
         sid = secrets.token_urlsafe(18)
-        if host.options.relay_dir is not None:
-            sid = f"{host.options.node_id}.{sid}"  # which worker holds it (see _relay)
+        options = host.options
+        if options.advertise:  # which node holds it, and where it is reached (see _relay)
+            sid = cluster_sid(options.node_id, sid, options.advertise, options.relay_secret)
+        elif options.relay_dir is not None:
+            sid = f"{options.node_id}.{sid}"  # which worker holds it (see _relay)
         self.sessions[sid] = session
         await host.attach(session, params)
         reply: dict[str, object] = {"cursor": 0, "sid": sid}
@@ -107,12 +110,22 @@ class LongPoll:
         return _json(200, reply)
 
     async def _elsewhere(self, sid: str, request: Request) -> Response | None:
-        """A session of a sibling worker (``--workers``): its owner answers."""
-        host = self.host
+        """A session of a sibling worker (``--workers``) or of another node (``[ws] advertise``): its owner
+        answers. None: nobody here knows it (404)."""
+        options = self.host.options
         owner = sid.split(".", 1)[0] if "." in sid else ""
-        if host.options.relay_dir is None or not _NODE_ID.fullmatch(owner) or owner == host.options.node_id:
+        if not _NODE_ID.fullmatch(owner) or owner == options.node_id:
             return None
-        return await relay(relay_path(host.options.relay_dir, owner), request, host.options.longpoll_timeout + 10)
+        timeout = options.longpoll_timeout + 10
+        if options.relay_dir is not None:
+            answer = await relay(relay_path(options.relay_dir, owner), request, timeout)
+            if answer is not None:
+                return answer
+        if options.advertise and RELAYED not in request.headers:
+            address = sid_address(sid, options.relay_secret)
+            if address is not None:
+                return await relay_tcp(address, request, timeout)
+        return None
 
     async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
         query = parse_qs(request.query)

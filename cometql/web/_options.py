@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..tls import server_context
+from ._relay import relay_secret
 
 __all__ = ["WebOptions"]
 
@@ -40,6 +41,9 @@ class WebOptions:
     #: With ``--workers`` on a cluster: this node's id, and where the workers' long-poll relay sockets live.
     node_id: str = ""
     relay_dir: Path | None = None
+    #: Cluster: where other nodes reach this node's browser port (session ids carry it), and the key signing it.
+    advertise: str = ""
+    relay_secret: bytes = b""
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False, node_id: str = "",
@@ -66,4 +70,6 @@ class WebOptions:
             reuse_port=reuse_port,
             node_id=node_id,
             relay_dir=relay_dir,
+            advertise=config.advertise if node_id else "",
+            relay_secret=relay_secret(config.password),
         )
