@@ -44,6 +44,10 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--store", metavar="URL", help="redis://host:port/db to share state with other nodes "
                    "(default: SQLite under --data-dir)")
     p.add_argument("--workers", type=int, metavar="N", help="server processes sharing the ports (needs --store)")
+    p.add_argument("--ping-interval", type=float, metavar="S",
+                   help="seconds between pings to every WebSocket session (default 25; 0: none)")
+    p.add_argument("--ping-timeout", type=float, metavar="S",
+                   help="close a WebSocket session silent this long after a ping (default 10)")
     env = ", ".join(s.env for s in SETTINGS)
     p.epilog = f"Environment variables: {env}, COMETQL_CONFIG."
 
@@ -163,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tls_key": args.tls_key,
             "store": args.store,
             "workers": args.workers,
+            "ping_interval": args.ping_interval,
+            "ping_timeout": args.ping_timeout,
         }
         try:
             trio.run(_run, flags, args.config, list(argv if argv is not None else sys.argv[1:]))

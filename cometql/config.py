@@ -111,6 +111,17 @@ SETTINGS: tuple[Setting, ...] = (
             "longpoll_timeout"),
     Setting("session_ttl", float, ("ws", "session_ttl"),
             "seconds a long-poll session survives without a poll before it counts as gone"),
+    Setting("ping_interval", float, ("ws", "ping_interval"),
+            "seconds between the WebSocket pings the server sends every browser session (sessions that "
+            "announced the hb capability also get a heartbeat frame); 0: no pings"),
+    Setting("ping_timeout", float, ("ws", "ping_timeout"),
+            "seconds a WebSocket session may stay silent after a ping before it is closed as dead (the user "
+            "goes offline, new personal messages are queued): a dead peer is noticed within "
+            "ping_interval + ping_timeout"),
+    Setting("advertise", str, ("ws", "advertise"),
+            "cluster: host:port at which the other nodes reach this node's browser port (plain HTTP); set on "
+            "every node, any node then serves any long-poll request (relayed to the session's node), so a "
+            "round-robin balancer will do. Empty: long-poll needs a sticky balancer across machines"),
     Setting("max_uptime", float, ("ws", "maxUptime"),
             "close browser connections older than this many seconds (they reconnect); 0 = never"),
     Setting("max_queued_bytes", int, ("ws", "max_queued_bytes"),
@@ -200,6 +211,10 @@ class Config:
     longpoll_timeout: float = 25.0
     request_timeout: float = 10.0
     session_ttl: float = 60.0
+    # a dead peer (mobile network gone) is noticed within 35 s; below most NAT and proxy idle timeouts
+    ping_interval: float = 25.0
+    ping_timeout: float = 10.0
+    advertise: str = ""
     max_uptime: float = 0.0
     max_queued_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
@@ -246,6 +261,17 @@ class Config:
         for name in ("login_timeout", "request_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: {getattr(self, name):g} s must be positive")
+        if self.ping_interval < 0:
+            raise ConfigError(f"ping_interval: {self.ping_interval:g} s must not be negative (0: no pings)")
+        if self.ping_timeout <= 0:
+            raise ConfigError(f"ping_timeout: {self.ping_timeout:g} s must be positive")
+        if self.advertise:
+            if not self.store:
+                raise ConfigError("advertise: only a cluster relays long-poll requests; set [store] url = redis://...")
+            if self.tls_cert or self.tls_key:
+                raise ConfigError("advertise: the relay between nodes speaks plain HTTP; terminate TLS in front")
+            if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", self.advertise):
+                raise ConfigError(f"advertise: {self.advertise!r} is not host:port")
         if not self.password:
             raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
         for name in ("mysql_port", "ws_port"):

@@ -52,6 +52,8 @@ def _web_options(config: Config, node: Node) -> WebOptions:
     if node.cluster is not None and worker:  # long-poll requests may reach a sibling worker: relay them
         return WebOptions.from_config(config, reuse_port=True, node_id=node.cluster.node_id,
                                       relay_dir=Path(config.data_dir))
+    if node.cluster is not None and config.advertise:  # ... or another machine's node (see web/_relay.py)
+        return WebOptions.from_config(config, reuse_port=worker, node_id=node.cluster.node_id)
     return WebOptions.from_config(config, reuse_port=worker)
 
 

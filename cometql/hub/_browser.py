@@ -9,7 +9,7 @@ move bytes. Replies go to the requesting session as ``Deliver`` effects.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import _frames as frames
 from ._effects import Deliver, Effect, Persist, Refused
@@ -26,8 +26,13 @@ _NAME = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
 
 
-def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, server: str) -> list[Effect]:
-    """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event)."""
+def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, server: str, *,
+                 heartbeat: Mapping[str, float] | None = None) -> list[Effect]:
+    """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event).
+
+    ``heartbeat`` (for a session with the ``hb`` capability): the ping interval and timeout, so the
+    page knows how long a silent server may stay silent before it counts as dead.
+    """
     ok, effects = hub.authorize(sub.dev_id, user_id, key, now)
     sub.user_id = user_id if ok else 0
     # a first JWT login's new hash is among ``effects``, in ``hub.state`` only once stored
@@ -39,6 +44,8 @@ def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, se
     }
     if sub.caps:  # only a session that announced capabilities sees the new key
         hello_obj["caps"] = sorted(sub.caps)
+        if heartbeat is not None and "hb" in sub.caps:
+            hello_obj["heartbeat"] = dict(heartbeat)
     hello = frames.encode_frame(hello_obj)
     return [*effects, Deliver((sub,), hello), *hub.connect(sub, now)]
 

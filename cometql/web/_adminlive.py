@@ -17,6 +17,9 @@ sessions' ``WsConnection``; its frames are written through the connection's
 stream (under a lock, the reader's pongs included), so ``wss://`` works the
 same way; a client that stops reading is
 dropped after ``SEND_TIMEOUT`` and never holds up anything but its own task.
+A client that vanished without a word is pinged like a browser session
+(``[ws] ping_interval``, the pinger's rule in ``_pinger.visit``, checked on the
+push schedule) and dropped once silent for ``ping_timeout`` after a ping.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from __future__ import annotations
 import orjson
 import trio
 
+from ..hub import NO_CAPS
 from ..node import Node
 from ._admin import check_token, stats, token_of
 from ._http import Request
+from ._pinger import PING_FRAME, visit
 from ._wsconn import NOT_AN_UPGRADE, handshake_response
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, TextMessage, WsConnection
 
@@ -38,7 +43,8 @@ MAX_CLIENT_MESSAGE = 4096  # the page sends nothing; this bounds what a client c
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError)
 
 
-async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, request: Request) -> None:
+async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, request: Request, *,
+                           ping: tuple[float, float] = (0.0, 0.0)) -> None:
     """Answer an ``/admin/live`` upgrade: a 1008 close for a bad token, else stats until either side closes."""
     reply = handshake_response(request)
     if reply is None:
@@ -50,18 +56,32 @@ async def serve_admin_live(node: Node, password: str, stream: trio.abc.Stream, r
         await stream.send_all(reply + ws.send_close(CLOSE_POLICY, refusal))
         return
     await stream.send_all(reply)
-    await AdminSocket(node, stream, ws).run()
+    await AdminSocket(node, stream, ws, ping=ping).run()
 
 
 class AdminSocket:
     """One open admin socket: a pusher and a reader sharing the stream under a lock."""
 
-    def __init__(self, node: Node, stream: trio.abc.Stream, ws: WsConnection) -> None:
+    caps = NO_CAPS  # never gets a heartbeat frame: the dashboard sees the stats frames
+    closing: str | None = None
+
+    def __init__(self, node: Node, stream: trio.abc.Stream, ws: WsConnection, *,
+                 ping: tuple[float, float] = (0.0, 0.0)) -> None:
         self.node = node
         self.stream = stream
         self.ws = ws
         self._lock = trio.Lock()  # a pong or close reply must not interleave with a stats frame
         self._finished = False  # a close was exchanged or the stream broke: nothing more to send
+        self.ping_interval, self.ping_timeout = ping  # interval 0: no pings
+        self.pinged_at = trio.current_time()  # the pinger's slots (Pingable)
+        self.heard = True
+        self._ping_due = False
+
+    def ping(self, extra: bytes) -> None:
+        self._ping_due = True  # sent with the next stats frame, by the pusher
+
+    def abort(self, reason: str) -> None:
+        self.closing = reason
 
     async def run(self) -> None:
         """Serve until the client closes, the connection breaks, or the server shuts down (1001)."""
@@ -86,6 +106,13 @@ class AdminSocket:
                 frame = self.ws.send_text(orjson.dumps(stats(self.node)))
                 if not frame:  # a close was sent or echoed
                     break
+                if self.ping_interval > 0:
+                    visit(self, trio.current_time(), self.ping_interval, self.ping_timeout, b"")
+                    if self.closing is not None:  # silent since our ping: the peer is gone
+                        break
+                    if self._ping_due:
+                        self._ping_due = False
+                        frame = PING_FRAME + frame
                 await self._send(frame)
                 next_at += PUSH_INTERVAL
                 await trio.sleep_until(max(next_at, trio.current_time()))
@@ -105,6 +132,7 @@ class AdminSocket:
                 data = await self.stream.receive_some(65536)
                 if not data:
                     break
+                self.heard = True
                 ended = any(not isinstance(event, TextMessage) for event in ws.receive_data(data))
                 reply = ws.data_to_send()  # pongs, the close echo, a protocol error's close
                 if ended:

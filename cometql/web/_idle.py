@@ -34,6 +34,10 @@ class IdlePoller:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def sessions(self) -> list[WsSession]:
+        """A snapshot of every session (the pinger walks it)."""
+        return list(self._sessions.values())
+
     def add(self, session: WsSession) -> None:
         fd = session.fileno()
         self._sessions[fd] = session

@@ -5,15 +5,22 @@ cross-origin page needs no CORS preflight):
 
 - ``POST /lp/connect`` with the WebSocket URL's parameter tail as body
   -> ``{"sid": ..., "cursor": 0}``; the session is authorized and online.
+  With ``caps=hb`` the reply adds ``timeout`` (seconds a poll is held) and
+  ``ttl`` (``session_ttl``), so the library can tell a dead network from a
+  held poll and keeps retrying the same session until the TTL.
 - ``GET /lp/poll?sid=S&cursor=N`` -> frames numbered above N, held until one
   exists or ``longpoll_timeout`` passes: ``{"cursor": M, "frames": [...]}``.
   Frames up to N are dropped only now, so a lost response is simply polled
-  again with the old cursor: nothing is lost between two polls.
+  again with the old cursor: nothing is lost between two polls. With
+  ``&wait=0`` the answer comes at once, even empty: the library's first poll
+  after an outage, to learn quickly whether its session is still there.
 - ``POST /lp/send?sid=S`` with one command as body -> 204.
 - ``POST /lp/close?sid=S`` -> 204. Unknown or expired sid -> 404.
 
 A session with no poll outstanding for ``session_ttl`` seconds is taken
-offline, as a closed WebSocket would be.
+offline through the same path as a closed WebSocket (``detach``: offline
+event, ``users_time``, later personal messages queued). Until then a
+browser that lost its network resumes it with its cursor and loses nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ..hub import ConnInfo
 from ._host import SessionHost
 from ._http import HttpError, Request, Response
 from ._params import ParamsError, parse_params
-from ._relay import relay, relay_path
+from ._relay import RELAYED, cluster_sid, relay, relay_path, relay_tcp, sid_address
 from ._session import BrowserSession
 
 __all__ = ["LongPoll"]
@@ -89,29 +96,48 @@ class LongPoll:
             return _json(429, {"error": "Error code 429(Too many sessions from this address.)", "error_code": 429})
         session.idle_since = trio.current_time()
         sid = secrets.token_urlsafe(18)
-        if host.options.relay_dir is not None:
-            sid = f"{host.options.node_id}.{sid}"  # which worker holds it (see _relay)
+        options = host.options
+        if options.advertise:  # which node holds it, and where it is reached (see _relay)
+            sid = cluster_sid(options.node_id, sid, options.advertise, options.relay_secret)
+        elif options.relay_dir is not None:
+            sid = f"{options.node_id}.{sid}"  # which worker holds it (see _relay)
         self.sessions[sid] = session
         await host.attach(session, params)
-        return _json(200, {"cursor": 0, "sid": sid})
+        reply: dict[str, object] = {"cursor": 0, "sid": sid}
+        if "hb" in params.caps:  # our library: how long a poll is held and how long the session outlives
+            reply["timeout"] = host.options.longpoll_timeout  # a silent network, so it knows how long to retry
+            reply["ttl"] = host.options.session_ttl
+        return _json(200, reply)
 
     async def _elsewhere(self, sid: str, request: Request) -> Response | None:
-        """A session of a sibling worker (``--workers``): its owner answers."""
-        host = self.host
+        """A session of a sibling worker (``--workers``) or of another node (``[ws] advertise``): its owner
+        answers. None: nobody here knows it (404)."""
+        options = self.host.options
         owner = sid.split(".", 1)[0] if "." in sid else ""
-        if host.options.relay_dir is None or not _NODE_ID.fullmatch(owner) or owner == host.options.node_id:
+        if not _NODE_ID.fullmatch(owner) or owner == options.node_id:
             return None
-        return await relay(relay_path(host.options.relay_dir, owner), request, host.options.longpoll_timeout + 10)
+        timeout = options.longpoll_timeout + 10
+        if options.relay_dir is not None:
+            answer = await relay(relay_path(options.relay_dir, owner), request, timeout)
+            if answer is not None:
+                return answer
+        if options.advertise and RELAYED not in request.headers:
+            address = sid_address(sid, options.relay_secret)
+            if address is not None:
+                return await relay_tcp(address, request, timeout)
+        return None
 
     async def _poll(self, sid: str, session: BrowserSession, request: Request) -> Response:
+        query = parse_qs(request.query)
         try:
-            cursor = int(parse_qs(request.query).get("cursor", ["0"])[0])
+            cursor = int(query.get("cursor", ["0"])[0])
         except ValueError:
             return _json(400, {"error": "cursor must be an integer"})
+        hold = query.get("wait", ["1"])[0] != "0"  # wait=0: answer at once (a resuming library's probe)
         session.ack(cursor)
         session.idle_since = None
         try:
-            if not session.pending() and session.closing is None:
+            if hold and not session.pending() and session.closing is None:
                 with trio.move_on_after(self.host.options.longpoll_timeout):
                     await session.wait()
         finally:

@@ -10,6 +10,7 @@ from ..config import Config, trusted_networks
 from ..listen import open_files_limit, port_budget
 from ..tls import server_context
 from ._forwarded import Network
+from ._relay import relay_secret
 
 __all__ = ["WebOptions"]
 
@@ -31,6 +32,9 @@ class WebOptions:
     request_timeout: float = 10.0
     session_ttl: float = 60.0
     max_uptime: float = 0.0
+    #: Seconds between pings to every WebSocket session (0: none), and how long one may stay silent after.
+    ping_interval: float = 25.0
+    ping_timeout: float = 10.0
     max_queued_bytes: int = 4 * 1024 * 1024
     max_sessions_per_ip: int = 0
     #: Connections at once (sockets: WebSocket sessions, requests in progress), and of them without a
@@ -49,6 +53,9 @@ class WebOptions:
     #: With ``--workers`` on a cluster: this node's id, and where the workers' long-poll relay sockets live.
     node_id: str = ""
     relay_dir: Path | None = None
+    #: Cluster: where other nodes reach this node's browser port (session ids carry it), and the key signing it.
+    advertise: str = ""
+    relay_secret: bytes = b""
 
     @classmethod
     def from_config(cls, config: Config, *, reuse_port: bool = False, node_id: str = "",
@@ -66,6 +73,8 @@ class WebOptions:
             request_timeout=config.request_timeout,
             session_ttl=config.session_ttl,
             max_uptime=config.max_uptime,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
             max_queued_bytes=config.max_queued_bytes,
             max_sessions_per_ip=config.max_sessions_per_ip,
             max_connections=config.ws_max_connections or port_budget(open_files_limit()),
@@ -78,4 +87,6 @@ class WebOptions:
             reuse_port=reuse_port,
             node_id=node_id,
             relay_dir=relay_dir,
+            advertise=config.advertise if node_id else "",
+            relay_secret=relay_secret(config.password),
         )

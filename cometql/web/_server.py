@@ -41,6 +41,7 @@ from ._idle import IdlePoller
 from ._longpoll import LongPoll
 from ._options import WebOptions
 from ._params import ConnectParams, ws_tail
+from ._pinger import Pingable, Pinger
 from ._relay import open_relay_listener, relay_path
 from ._session import Session
 from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
@@ -68,6 +69,8 @@ class WebFront:
         self.options = options
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
+        self.tls_sessions: set[TlsWsSession] = set()  # wss:// sessions, for the pinger
+        self.pinger = Pinger(options.ping_interval, options.ping_timeout, self._pingable, self.now)
         self._nursery: trio.Nursery | None = None
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
         self._session_ip: dict[int, str] = {}
@@ -92,6 +95,15 @@ class WebFront:
 
     # ---------------------------------------------------------------- sessions
 
+    def _pingable(self) -> list[Pingable]:
+        return [*self.idle.sessions(), *self.tls_sessions]
+
+    def heartbeat(self, session: Session, caps: frozenset[str]) -> dict[str, float] | None:
+        """What serverInfo tells an ``hb`` WebSocket session about heartbeats (None: nothing)."""
+        if "hb" not in caps or session.transport != "websocket" or self.options.ping_interval <= 0:
+            return None
+        return {"interval": self.options.ping_interval, "timeout": self.options.ping_timeout}
+
     async def attach(self, session: Session, params: ConnectParams) -> None:
         """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
         session is taken out again and closed: no half-open session stays behind."""
@@ -99,7 +111,7 @@ class WebFront:
         session.caps = params.caps
         try:
             await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(),
-                                            SERVER_NAME))
+                                            SERVER_NAME, heartbeat=self.heartbeat(session, params.caps)))
         except BaseException as exc:
             await self.detach(session)
             if isinstance(exc, StoreError):
@@ -173,6 +185,7 @@ class WebFront:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
             nursery.start_soon(self.idle.run)
+            nursery.start_soon(self.pinger.run)
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
             if options.relay_dir is not None:  # sibling workers pass long-poll requests for our sessions here
@@ -220,7 +233,11 @@ class WebFront:
                     await stream.do_handshake()
             session = await self._handle(stream, ticket)
             if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
-                await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
+                self.tls_sessions.add(session)
+                try:
+                    await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
+                finally:
+                    self.tls_sessions.discard(session)
             elif session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
                 self.idle.add(session)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, h11.RemoteProtocolError):
@@ -277,7 +294,8 @@ class WebFront:
                     return await self._upgrade(stream, request, info)
                 if request.is_websocket and request.path == LIVE_PATH:
                     # the dashboard's feed: not a browser session
-                    await serve_admin_live(self.node, self.options.admin_password, stream, request)
+                    await serve_admin_live(self.node, self.options.admin_password, stream, request,
+                                           ping=(self.options.ping_interval, self.options.ping_timeout))
                     return None
                 response = await self.route(request, info)
             except HttpError as exc:

@@ -7,8 +7,8 @@ async. So a TLS session is a ``BrowserSession`` (the bounded outbox the
 long-poll uses) with its ``WsConnection`` (the protocol's rules, shared with
 the plain path), a reader task that feeds the connection and runs commands,
 and a writer task, the only one that writes: the outbox holds wire bytes, so
-frames, pongs and the close frame leave in the order they were queued, and a
-ping costs no task. Correctness first: a wss:// session costs two tasks and the TLS
+frames, pongs, the server's pings (``_pinger.py``) and the close frame leave in
+the order they were queued, and a ping costs no task. Correctness first: a wss:// session costs two tasks and the TLS
 state (tens of KB) where a ws:// session costs about one KB. Operators who need
 many idle browsers behind TLS can terminate TLS in front (nginx) instead.
 """
@@ -23,6 +23,7 @@ from ..hub import ConnInfo
 from ._host import SessionHost
 from ._http import Request
 from ._params import ParamsError
+from ._pinger import PING_FRAME
 from ._session import BrowserSession
 from ._wsconn import MAX_MESSAGE, NOT_AN_UPGRADE, admit_websocket, handshake_response, refusal_frame
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
@@ -33,11 +34,24 @@ __all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
 class TlsWsSession(BrowserSession):
     """A BrowserSession whose outbox holds WebSocket wire bytes: frames, pongs and the close frame, in order."""
 
-    __slots__ = ("ws",)
+    __slots__ = ("ws", "pinged_at", "heard", "scope")
 
     def __init__(self, info: ConnInfo, max_queued_bytes: int) -> None:
         super().__init__(0, info, transport="websocket", max_queued_bytes=max_queued_bytes)
         self.ws = WsConnection(MAX_MESSAGE)
+        self.pinged_at = trio.current_time()  # the pinger's slots (_pinger.py)
+        self.heard = True
+        self.scope: trio.CancelScope | None = None  # the session's tasks, while they run
+
+    def ping(self, extra: bytes) -> None:
+        if self.closing is None:
+            self._queue(PING_FRAME + extra if extra else PING_FRAME)
+
+    def abort(self, reason: str) -> None:
+        """The peer is taken for dead: stop its tasks now (a writer may be stuck on a full socket)."""
+        self.close(reason, CLOSE_GOING_AWAY)
+        if self.scope is not None:
+            self.scope.cancel()
 
     def send(self, frame: bytes) -> None:
         if self.closing is None:
@@ -89,6 +103,7 @@ async def run_tls_websocket(host: SessionHost, session: TlsWsSession, stream: tr
     """Serve the session until either side closes; it leaves the hub at the end."""
     try:
         async with trio.open_nursery() as nursery:
+            session.scope = nursery.cancel_scope
             nursery.start_soon(_write, session, stream, nursery.cancel_scope)
             await _read(host, session, stream)
             session.close(session.closing or "closed by the browser")
@@ -130,6 +145,7 @@ async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream
             return
         if not data:
             return
+        session.heard = True  # a pong or any frame (the pinger's rule)
         for event in session.ws.receive_data(data):
             match event:
                 case TextMessage(data=text):

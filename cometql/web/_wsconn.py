@@ -33,8 +33,9 @@ from ._host import SessionHost
 from ._http import Request
 from ._outbox import SLOW_CONSUMER, Outbox
 from ._params import ConnectParams, ParamsError, parse_params, ws_tail
+from ._pinger import PING_FRAME
 from ._session import next_conn_id
-from ._wsprotocol import CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
+from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
 __all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_websocket",
            "handshake_response", "refusal_frame"]
@@ -65,7 +66,7 @@ class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
     __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_outbox", "_spawn",
-                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps")
+                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps", "pinged_at", "heard")
 
     transport = "websocket"
 
@@ -85,6 +86,10 @@ class WsSession:
         self._prefix = b""  # the 101 reply, sent together with the first frame (one send, not two)
         self.dropped = 0  # frames discarded by a slow-consumer close (for metrics)
         self.caps = NO_CAPS  # what the browser announced, set from its parameters before it opens
+        # the pinger's two slots (_pinger.py): when the last ping left (the opening counts as one), and
+        # whether a byte arrived since; the same float object as opened_at, so no extra object
+        self.pinged_at = self.opened_at
+        self.heard = True
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -120,6 +125,20 @@ class WsSession:
             self._write(data)
         if self._outbox is None:
             self._shutdown()
+
+    # ---- for the pinger (_pinger.py)
+
+    def ping(self, extra: bytes) -> None:
+        if self.closing is None:
+            self._write(PING_FRAME + extra if extra else PING_FRAME)
+
+    def abort(self, reason: str) -> None:
+        """The peer is taken for dead: send a close frame if the kernel takes it, end the session now.
+
+        Shutting the socket also ends a flusher stuck on a peer that stopped reading (its send fails).
+        """
+        self.close(reason, CLOSE_GOING_AWAY)
+        self._shutdown()
 
     # ---- writing: frames, pongs and close frames alike, without a task while the kernel takes them
 
@@ -198,6 +217,9 @@ class WsSession:
                 return None
             if not data:
                 return None
+            self.heard = True  # a pong or any frame: the peer is alive (the pinger's rule)
+            if len(data) == 6 and data[0] == 0x8A and data[1] == 0x80 and self._ws is None:
+                return messages  # the answer to our ping alone (an empty masked pong): nothing to parse
             ws = self._connection()
             error = False
             ended = False

@@ -15,9 +15,11 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
+from ..faultproxy import FaultProxy
 from ..mysql._raw import RawClient
 from ..servers import PASSWORD, ServerProcess
-from ..web._wire import TIMEOUT, new_uuid
+from ..web._wire import TIMEOUT, eventually, mysql_rows, new_uuid
+from ..web.conftest import wait_for_port
 from .conftest import Certs
 
 CLIENT_SSL = 0x800
@@ -211,3 +213,29 @@ async def test_wss_session_answers_pings_and_echoes_the_close(tls_server: Server
                 await ws.ping(b"ping %d" % n)  # returns once the matching pong arrived
             await ws.aclose(code=4001)
     assert ws.closed is not None and ws.closed.code == 4001  # the server echoed the browser's code
+
+
+async def test_a_blackholed_wss_session_is_closed_by_pings(tmp_path: Path, certs: Certs, dev: int) -> None:
+    """wss:// sessions are pinged like plain ones: a silent peer's session ends and its user goes offline."""
+    srv = ServerProcess(tmp_path, env={"COMETQL_PING_INTERVAL": "1", "COMETQL_PING_TIMEOUT": "1"},
+                        extra_args=("--tls-cert", str(certs.cert), "--tls-key", str(certs.key))).start()
+    try:
+        wait_for_port(srv.ws_port)
+        mysql_rows(srv, dev, "INSERT INTO users_auth (id, hash) VALUES (9, 'k9')")
+        with FaultProxy(("127.0.0.1", srv.ws_port)) as proxy:
+            url = f"wss://127.0.0.1:{proxy.port}/ws/sesion=k9&myid=9&devid={dev}&v=4.08&uuid={new_uuid()}&api=js"
+            async with open_websocket_url(url, ssl_context=_client_context(certs), connect_timeout=TIMEOUT,
+                                          disconnect_timeout=1) as ws:
+                with trio.fail_after(TIMEOUT):
+                    assert json.loads(await ws.get_message())["authorized"] is True
+                await eventually(lambda: _assert_users_time(srv, dev, 9, online=True))
+                proxy.blackhole()
+                await eventually(lambda: _assert_users_time(srv, dev, 9, online=False), timeout=TIMEOUT_S)
+                proxy.cut()
+    finally:
+        srv.stop()
+
+
+def _assert_users_time(srv: ServerProcess, dev: int, user_id: int, *, online: bool) -> None:
+    [(_, seen)] = mysql_rows(srv, dev, f"SELECT * FROM users_time WHERE id = {user_id}")
+    assert (seen == "0") is online, seen

@@ -71,11 +71,11 @@ def make_jwt(dev: int, user_id: Any, *, ttl: int = 600, password: str = PASSWORD
 
 
 def ws_url(server: ServerProcess, dev: int, *, user_id: int | str = 0, key: str = "", uuid: str = "",
-           prefix: str = "/ws/", query: bool = False, caps: str = "") -> str:
+           prefix: str = "/ws/", query: bool = False, caps: str = "", port: int | None = None) -> str:
     """The URL CppComet's client builds (no ``?`` and no URL-encoding unless ``query``); ``caps``
-    adds the capabilities parameter our library sends."""
+    adds the capabilities parameter our library sends; ``port`` replaces the server's (a proxy's)."""
     tail = f"sesion={key}&myid={user_id}&devid={dev}&v=4.08&uuid={uuid}&api=js" + (f"&caps={caps}" if caps else "")
-    return f"ws://127.0.0.1:{server.ws_port}{prefix}{'?' if query else ''}{tail}"
+    return f"ws://127.0.0.1:{port or server.ws_port}{prefix}{'?' if query else ''}{tail}"
 
 
 # ------------------------------------------------------------ browser client
@@ -142,10 +142,13 @@ def new_uuid() -> str:
 @asynccontextmanager
 async def open_browser(server: ServerProcess, dev: int, *, user_id: int = 0, key: str = "", uuid: str | None = None,
                        headers: Sequence[tuple[str, str]] = (), prefix: str = "/ws/",
-                       query: bool = False, caps: str = "") -> AsyncIterator[Browser]:
-    """Open a session like the stock client (like our library with ``caps``) and read its serverInfo frame."""
+                       query: bool = False, caps: str = "", port: int | None = None) -> AsyncIterator[Browser]:
+    """Open a session like the stock client (like our library with ``caps``) and read its serverInfo frame.
+
+    ``port``: connect there instead of the server's browser port (a ``FaultProxy`` in front of it).
+    """
     uuid = new_uuid() if uuid is None else uuid
-    url = ws_url(server, dev, user_id=user_id, key=key, uuid=uuid, prefix=prefix, query=query, caps=caps)
+    url = ws_url(server, dev, user_id=user_id, key=key, uuid=uuid, prefix=prefix, query=query, caps=caps, port=port)
     extra = [(k.encode(), v.encode()) for k, v in headers]
     async with open_websocket_url(url, extra_headers=extra, connect_timeout=TIMEOUT,
                                   disconnect_timeout=TIMEOUT) as ws:

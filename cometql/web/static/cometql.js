@@ -15,6 +15,11 @@
  *     not that WebSockets are blocked), or when start({transport: "longpoll"}) asks for it;
  *   - reconnect with jittered exponential backoff (capped at 10 s), waiting while the
  *     browser is offline, and the full subscription list resent on every (re)connect;
+ *   - a dead connection is noticed: the server's heartbeats (capability hb) stop, so after
+ *     interval + timeout of silence the WebSocket is dropped and a new one opened; an
+ *     unanswered handshake is given up too;
+ *   - a long-poll session is resumed with its cursor across outages up to the server's
+ *     session TTL, so nothing queued for it is lost;
  *   - exact recovery of channel messages missed while disconnected, by offset and epoch
  *     (see "Channel recovery" below; onRecoveryFailed / onMayHaveMissed tell the page when not);
  *   - frames are parsed strictly first, so messages containing apostrophes are not lost.
@@ -41,7 +46,9 @@
     var STABLE_CONNECTION_MS = 5000;              // a connection that lived this long resets the backoff
     var WS_OPEN_FAILURES_BEFORE_LONGPOLL = 2;
     var LONGPOLL_REQUEST_TIMEOUT_MS = 60000;      // the server holds a poll ~25 s
-    var LONGPOLL_POLL_RETRIES = 3;
+    var LONGPOLL_POLL_RETRIES = 3;                // only with a server that does not say its session TTL
+    var LONGPOLL_MARGIN_MS = 5000;                // a poll unanswered this long after the server's hold time: retried
+    var CONNECT_TIMEOUT_MS = 15000;               // a WebSocket handshake or /lp/connect unanswered this long: retried
     var MARKER_TTL_MS = 120000;
     var DEDUP_TTL_MS = 180000;                    // uuid / _cometApi_uuid dedup window (stock client: ~3 min)
     var MAX_QUEUED_COMMANDS = 1000;
@@ -191,43 +198,95 @@
     // ------------------------------------------------------------------ transports
     //
     // A transport is {kind, send(text) -> bool, close()}; it reports through the handlers
-    // given to it: open(t), frames(t, [objects]), closed(t, {opened, unsent}). closed is
-    // never called after close().
+    // given to it: open(t), frames(t, [objects]), closed(t, {opened, unsent}), and
+    // heartbeat(silenceMs) (WebSocket: what serverInfo said), stalled(t) / resumed(t)
+    // (long-poll: unreachable for now / the same session answers again). closed is never
+    // called after close().
 
-    function WebSocketTransport(url, handlers) {
+    function WebSocketTransport(url, handlers, openTimeoutMs) {
         var self = this;
         this.kind = "websocket";
         this.opened = false;
         this.done = false;
+        this.silenceMs = 0;              // from serverInfo.heartbeat: longer without a frame = dead
+        this.lastHeard = Date.now();
+        this.timer = null;
+        this.handlers = handlers;
         this.ws = new global.WebSocket(url);
+        // A black-holed network never answers the handshake, and browsers wait very long for it.
+        this.timer = setTimeout(function () { self.dead("no answer to the WebSocket handshake"); }, openTimeoutMs);
         this.ws.onopen = function () {
             self.opened = true;
+            clearTimeout(self.timer);
+            self.timer = null;
+            self.lastHeard = Date.now();
             handlers.open(self);
         };
         this.ws.onmessage = function (event) {
-            if (typeof event.data === "string") { handlers.frames(self, parseFrameText(event.data)); }
+            if (self.done) { return; }
+            self.lastHeard = Date.now();
+            if (typeof event.data !== "string") { return; }
+            var frames = parseFrameText(event.data), kept = [], i, f;
+            for (i = 0; i < frames.length; i++) {
+                f = frames[i];
+                if (f && f.pipe === "sys" && f.event === "heartbeat") { continue; } // liveness only
+                if (f && f.pipe === "sys" && f.event === "serverInfo" && f.heartbeat) { self.watch(f.heartbeat); }
+                kept.push(f);
+            }
+            if (kept.length) { handlers.frames(self, kept); }
         };
         this.ws.onclose = function () {
             if (self.done) { return; }
-            self.done = true;
+            self.finish();
             handlers.closed(self, {opened: self.opened, unsent: []});
         };
         this.ws.onerror = function () { /* onclose follows */ };
     }
+    /**
+     * Heartbeats (capability hb): the server pings every interval and, for us, sends a heartbeat
+     * frame with each ping (a page cannot see protocol pings). No frame at all for
+     * interval + timeout means the network or the server is gone without a word.
+     */
+    WebSocketTransport.prototype.watch = function (heartbeat) {
+        var interval = Number(heartbeat.interval), timeout = Number(heartbeat.timeout);
+        if (!(interval > 0) || !(timeout > 0)) { return; }
+        this.silenceMs = (interval + timeout) * 1000;
+        if (this.handlers.heartbeat) { this.handlers.heartbeat(this.silenceMs); }
+        this.check();
+    };
+    WebSocketTransport.prototype.check = function () {
+        var self = this;
+        if (this.done) { return; }
+        var quiet = Date.now() - this.lastHeard;
+        if (quiet >= this.silenceMs) { this.dead("no heartbeat for " + quiet + " ms"); return; }
+        if (this.timer !== null) { clearTimeout(this.timer); }
+        this.timer = setTimeout(function () { self.timer = null; self.check(); }, this.silenceMs - quiet);
+    };
+    /** The connection is silent past its limit: drop it without waiting for a close handshake. */
+    WebSocketTransport.prototype.dead = function (why) {
+        if (this.done) { return; }
+        log("warn", "connection dead, reconnecting", why);
+        this.close();
+        this.handlers.closed(this, {opened: this.opened, unsent: []});
+    };
+    WebSocketTransport.prototype.finish = function () {
+        this.done = true;
+        if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    };
     WebSocketTransport.prototype.send = function (text) {
         if (this.done || this.ws.readyState !== 1) { return false; }
         this.ws.send(text);
         return true;
     };
     WebSocketTransport.prototype.close = function () {
-        this.done = true;
+        this.finish();
         try { this.ws.close(); } catch (e) { /* already closed */ }
     };
 
-    function xhr(method, url, body, onDone) {
+    function xhr(method, url, body, onDone, timeoutMs) {
         var req = new global.XMLHttpRequest();
         req.open(method, url, true);
-        req.timeout = LONGPOLL_REQUEST_TIMEOUT_MS;
+        req.timeout = timeoutMs || LONGPOLL_REQUEST_TIMEOUT_MS;
         req.onreadystatechange = function () {
             if (req.readyState === 4) { onDone(req.status, req.responseText); }
         };
@@ -238,10 +297,14 @@
     }
 
     /**
-     * CometQL long-poll: POST /lp/connect -> {sid, cursor}; GET /lp/poll?sid&cursor held
-     * until frames exist -> {cursor, frames}; POST /lp/send?sid one command per request, in
-     * order; POST /lp/close?sid. Re-polling with the same cursor returns the same frames,
-     * so a poll that fails in transit is simply retried.
+     * CometQL long-poll: POST /lp/connect -> {sid, cursor, timeout, ttl}; GET /lp/poll?sid&cursor
+     * held until frames exist -> {cursor, frames} (&wait=0: answered at once, the probe after an
+     * outage); POST /lp/send?sid one command per request, in order; POST /lp/close?sid.
+     * Re-polling with the same cursor returns the same frames, so a request that fails in
+     * transit is simply retried: the session is resumed, with its cursor, across an outage of up
+     * to `ttl` seconds (the server keeps it that long without a poll); a poll is given up
+     * `timeout` + LONGPOLL_MARGIN_MS after it was sent (a silent network). Only a 404 (the
+     * session is gone) or the TTL passing without an answer starts a new session.
      */
     function LongPollTransport(base, query, handlers) {
         this.kind = "longpoll";
@@ -255,6 +318,11 @@
         this.sending = false;
         this.requests = [];
         this.pollFailures = 0;
+        this.pollTimeoutMs = LONGPOLL_REQUEST_TIMEOUT_MS;
+        this.ttlMs = 0;                  // 0: a server that did not say (retry LONGPOLL_POLL_RETRIES times)
+        this.lastOk = Date.now();        // the last answer from the server
+        this.stalled = false;
+        this.retries = {};               // "poll" / "send" -> {timer, again}: one pending retry of each
         var self = this;
         this.track(xhr("POST", base + "/lp/connect", query, function (status, text) {
             if (self.done) { return; }
@@ -262,10 +330,13 @@
             if (!reply || typeof reply.sid !== "string") { self.fail(); return; }
             self.sid = reply.sid;
             self.cursor = reply.cursor || 0;
+            if (reply.timeout > 0) { self.pollTimeoutMs = reply.timeout * 1000 + LONGPOLL_MARGIN_MS; }
+            if (reply.ttl > 0) { self.ttlMs = reply.ttl * 1000; }
+            self.lastOk = Date.now();
             self.opened = true;
             self.handlers.open(self);
             self.poll();
-        }));
+        }, CONNECT_TIMEOUT_MS));
     }
     LongPollTransport.prototype.track = function (req) {
         this.requests.push(req);
@@ -275,13 +346,65 @@
     LongPollTransport.prototype.url = function (path) {
         return this.base + path + "?sid=" + encodeURIComponent(this.sid);
     };
+    /** The server answered: the session lives; tell the client if it had been unreachable. */
+    LongPollTransport.prototype.reached = function () {
+        this.lastOk = Date.now();
+        this.pollFailures = 0;
+        if (this.stalled) {
+            this.stalled = false;
+            this.handlers.resumed(this);
+        }
+    };
+    /**
+     * A request failed without an answer from the server (status 0: network, timeout) or with a
+     * server error: retry `again` with backoff while the session can still be alive, else give up.
+     */
+    LongPollTransport.prototype.failed = function (status, kind, again) {
+        var self = this;
+        this.pollFailures++;
+        var expired = this.ttlMs > 0 ? Date.now() - this.lastOk > this.ttlMs :
+            this.pollFailures > LONGPOLL_POLL_RETRIES;
+        if ((status >= 400 && status < 500) || expired) {
+            this.fail(); // 404: unknown session (expired, server restarted); or gone past its TTL
+            return;
+        }
+        if (!this.stalled) {
+            this.stalled = true;
+            this.handlers.stalled(this);
+        }
+        this.retries[kind] = {
+            again: again,
+            timer: setTimeout(function () { self.runRetry(kind); }, backoffDelay(this.pollFailures - 1))
+        };
+    };
+    LongPollTransport.prototype.runRetry = function (kind) {
+        var retry = this.retries[kind];
+        if (!retry) { return; }
+        delete this.retries[kind];
+        clearTimeout(retry.timer);
+        if (!this.done) { retry.again(); }
+    };
+    /** The browser says the network is gone: count as unreachable until the next answer. */
+    LongPollTransport.prototype.offline = function () {
+        if (!this.stalled && !this.done) {
+            this.stalled = true;
+            this.handlers.stalled(this);
+        }
+    };
+    /** Run the pending retries now (the browser says the network is back). */
+    LongPollTransport.prototype.wake = function () {
+        this.runRetry("poll");
+        this.runRetry("send");
+    };
     LongPollTransport.prototype.poll = function () {
         var self = this;
-        this.track(xhr("GET", this.url("/lp/poll") + "&cursor=" + this.cursor, null, function (status, text) {
+        // after a failure, ask to be answered at once: the session is known to live (or to be gone) now
+        var probe = this.stalled ? "&wait=0" : "";
+        this.track(xhr("GET", this.url("/lp/poll") + "&cursor=" + this.cursor + probe, null, function (status, text) {
             if (self.done) { return; }
             var reply = status === 200 ? tryParse(text) : undefined;
             if (reply && typeof reply === "object") {
-                self.pollFailures = 0;
+                self.reached();
                 if (typeof reply.cursor === "number") { self.cursor = reply.cursor; }
                 var frames = [], list = reply.frames || [], i;
                 for (i = 0; i < list.length; i++) {
@@ -290,12 +413,10 @@
                 }
                 if (frames.length) { self.handlers.frames(self, frames); }
                 if (!self.done) { self.poll(); }
-            } else if (status === 404 || ++self.pollFailures > LONGPOLL_POLL_RETRIES) {
-                self.fail(); // unknown session (expired, server restarted) or server gone
             } else {
-                setTimeout(function () { if (!self.done) { self.poll(); } }, 500 * self.pollFailures);
+                self.failed(status, "poll", function () { self.poll(); });
             }
-        }));
+        }, this.pollTimeoutMs));
     };
     LongPollTransport.prototype.send = function (text) {
         if (this.done || !this.opened) { return false; }
@@ -308,15 +429,17 @@
         var self = this;
         this.sending = true;
         this.track(xhr("POST", this.url("/lp/send"), this.outbox[0], function (status) {
-            self.sending = false;
             if (self.done) { return; }
             if (status >= 200 && status < 300) {
+                self.sending = false;
+                self.reached();
                 self.outbox.shift();
                 self.pump();
             } else {
-                self.fail();
+                // retried as is: a command whose answer was lost may run twice (at least once)
+                self.failed(status, "send", function () { self.sending = false; self.pump(); });
             }
-        }));
+        }, this.pollTimeoutMs));
     };
     LongPollTransport.prototype.fail = function () {
         if (this.done) { return; }
@@ -326,6 +449,10 @@
     };
     LongPollTransport.prototype.shutdown = function (tellServer) {
         this.done = true;
+        for (var kind in this.retries) {
+            if (Object.prototype.hasOwnProperty.call(this.retries, kind)) { clearTimeout(this.retries[kind].timer); }
+        }
+        this.retries = {};
         for (var i = 0; i < this.requests.length; i++) {
             try { this.requests[i].abort(); } catch (e) { /* finished */ }
         }
@@ -385,6 +512,7 @@
         this.authCallbacks = {success: [], fail: []};
         this.realUserKey = "";
         this.seenUuids = {};
+        this.silenceMs = 0;              // interval + timeout of the server's heartbeats, once told
         this.installBrowserHooks();
     }
 
@@ -455,13 +583,17 @@
         var handlers = {
             open: function (t) { self.onOpen(t); },
             frames: function (t, frames) { self.onFrames(t, frames); },
-            closed: function (t, info) { self.onClosed(t, info); }
+            closed: function (t, info) { self.onClosed(t, info); },
+            heartbeat: function (ms) { self.silenceMs = ms; },
+            stalled: function (t) { self.onStalled(t); },
+            resumed: function (t) { self.onResumed(t); }
         };
         var query = connectQuery(this.options, this.uuid);
         try {
             this.transport = this.transportKind() === "longpoll" ?
                 new LongPollTransport(httpBase(this.options), query, handlers) :
-                new WebSocketTransport(webSocketUrl(this.options, this.uuid), handlers);
+                new WebSocketTransport(webSocketUrl(this.options, this.uuid), handlers,
+                                       this.silenceMs || CONNECT_TIMEOUT_MS);
         } catch (e) {
             this.transport = null;
             this.onClosed(null, {opened: false, unsent: []});
@@ -499,6 +631,20 @@
         this.scheduleReconnect();
     };
 
+    /** A long-poll session lost its server for now (it retries); commands wait in the queue. */
+    Client.prototype.onStalled = function (t) {
+        if (t === this.transport) { this.connected = false; }
+    };
+
+    /** The same long-poll session reached its server again: nothing was lost, no catch-up needed. */
+    Client.prototype.onResumed = function (t) {
+        if (t !== this.transport) { return; }
+        this.connected = true;
+        var pending = this.queue;
+        this.queue = [];
+        for (var i = 0; i < pending.length; i++) { this.send(pending[i]); }
+    };
+
     Client.prototype.scheduleReconnect = function () {
         if (!this.started || this.reconnectTimer !== null) { return; }
         var self = this;
@@ -514,10 +660,12 @@
         global.addEventListener("offline", function () {
             if (!self.transport) { return; }
             var t = self.transport;
+            if (t.kind === "longpoll" && t.opened) { t.offline(); return; } // resumed when back, with its cursor
             t.close();
             self.onClosed(t, {opened: t.opened, unsent: []});
         });
         global.addEventListener("online", function () {
+            if (self.transport && self.transport.kind === "longpoll") { self.transport.wake(); return; }
             if (!self.started || self.transport) { return; }
             if (self.reconnectTimer !== null) { clearTimeout(self.reconnectTimer); self.reconnectTimer = null; }
             self.connect();
