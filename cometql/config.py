@@ -107,6 +107,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_message_size", int, ("main", "max_message_size"),
             "longest message in bytes, from a browser (web_pipe2) or an INSERT (longer: ERR 11 'Data is too long')"),
     Setting("max_subscriptions", int, ("ws", "max_subscriptions"), "channels one browser session may subscribe to"),
+    Setting("queue_max_messages", int, ("queue", "max_messages"),
+            "personal messages (users_messages) one user's queue holds until delivered; further INSERTs get "
+            "ERR 429 'Queue is full'"),
+    Setting("queue_max_bytes", int, ("queue", "max_bytes"),
+            "bytes of message text one user's queue holds until delivered (further INSERTs: ERR 429)"),
+    Setting("queue_ttl", int, ("queue", "ttl"),
+            "seconds a personal message may wait in its user's queue; older ones are deleted unsent (0: no limit)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -119,7 +126,7 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin", "queue"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
@@ -160,6 +167,9 @@ class Config:
     command_burst: int = 200
     max_message_size: int = 1048576  # as max_query_size: a browser's frame is capped at 65535 anyway
     max_subscriptions: int = 32
+    queue_max_messages: int = 10_000
+    queue_max_bytes: int = 10 * 1024 * 1024
+    queue_ttl: int = 0  # off: a message is never dropped unsent unless the backend asks for it
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -186,13 +196,16 @@ class Config:
         for name in ("login_timeout", "request_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: {getattr(self, name):g} s must be positive")
+        if self.queue_max_messages <= 0 or self.queue_max_bytes <= 0:
+            raise ConfigError("queue_max_messages and queue_max_bytes must be positive")
         if not self.password:
             raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
         for name in ("mysql_port", "ws_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
-        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions"):
+        for name in ("max_sessions_per_ip", "command_rate", "command_burst", "max_message_size", "max_subscriptions",
+                     "queue_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         if self.log_format not in ("text", "json"):

@@ -44,6 +44,7 @@ from ..hub import (
     Change,
     Kick,
     Published,
+    QueuedMessage,
     Record,
     SessionClosed,
     SessionOpened,
@@ -52,7 +53,7 @@ from ..hub import (
     is_record,
 )
 from ..redisurl import RedisAddress
-from ..store import Settle, codec, no_settle
+from ..store import QueueSize, Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
 from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
@@ -108,6 +109,8 @@ class Bus:
         self.connected = False
         self._writer_scope: trio.CancelScope | None = None
         self._in_flight: _Batch | None = None
+        self._reader: RedisConnection | None = None  # queue pages
+        self._reading = trio.Lock()
 
     # ------------------------------------------------------------- Store API
 
@@ -120,6 +123,28 @@ class Bus:
             return await keys.load(conn)
         finally:
             await conn.aclose()
+
+    async def queue_sizes(self) -> list[QueueSize]:
+        conn = await self.connect("load")
+        try:
+            return await keys.queue_sizes(conn)
+        finally:
+            await conn.aclose()
+
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+        """A page of a user's queue, on this node's reading connection (opened again after an outage)."""
+        async with self._reading:
+            try:
+                with trio.fail_after(self.timeout):
+                    if self._reader is None:
+                        self._reader = await self.connect("read")
+                    return await keys.queue_page(self._reader, dev_id, user_id, after, limit)
+            except (RedisDown, ReplyError, OSError, trio.TooSlowError) as exc:
+                if self._reader is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._reader.aclose()
+                    self._reader = None
+                raise StoreError(f"Redis: cannot read a queue: {exc}") from exc
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         """Records (and the events around them): wait until Redis has them. Events alone: queue them."""
@@ -330,9 +355,10 @@ class Bus:
                 pass
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.aclose()
-            self._conn = None
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                await conn.aclose()
+        self._conn = self._reader = None
 
 
 def _settle(writes: list[_Write], spans: list[range], exec_reply: Reply) -> None:

@@ -14,9 +14,8 @@ package docstring), ``state`` (``DurableState``) and the remote side
    commit order; a refused one leaves no trace); ``restore`` and ``remote_records`` use the same table.
 4. One fan-out: a channel message reaches this node's subscribers through
    ``publish``, whether it was published here (SQL, a browser) or on another node.
-5. A user is online while any node holds one of their sessions: the online and
-   offline frames, the last-seen time, queueing and the per-user session limit
-   count local and remote sessions together.
+5. A user is online while any node holds one of their sessions (online and offline frames, last-seen
+   time, the per-user session limit). Personal messages are ``personal``'s (``_personal``).
 
 Subscribers are opaque handles (see ``_subscriber``): the hub indexes them and
 decides who gets which frame. A hub given a ``node_id`` is one node of a
@@ -35,11 +34,12 @@ from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
+from ._personal import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Personal
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState
 from ._subscriber import Subscriber
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
-from .records import HistoryEntry, QueuedMessage, Record, is_record
+from .records import HistoryEntry, Record, is_record
 
 __all__ = ["Hub", "HubStatistics", "MAX_USER_CONNECTIONS"]
 
@@ -77,6 +77,9 @@ class Hub:
         send_user_offline_events: bool = True,
         max_subscriptions: int = 32,
         node_id: str | None = None,
+        max_queue_messages: int = DEFAULT_MAX_COUNT,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        queue_ttl: int = 0,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -96,13 +99,22 @@ class Hub:
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
         self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
         self._in_flight = InFlight()  # what records not stored yet have reserved
+        #: Personal messages: bounds, each local user's feed of their queue, acks, pages read (``_personal``).
+        self.personal = Personal(self.state, self._in_flight, self._persist, self._user_sessions, new_id,
+                                 max_count=max_queue_messages, max_bytes=max_queue_bytes, ttl=queue_ttl)
         # counters
         self._published = 0
         self._queued = 0
 
-    def restore(self, records: Iterable[Record]) -> None:
-        """Rebuild durable state from records a store has kept (no effects)."""
+    def restore(self, records: Iterable[Record], queue_sizes: Iterable[tuple[int, int, int, int]] = ()) -> None:
+        """Rebuild durable state from records a store has kept, and the size of each user's queue
+        (dev_id, user_id, messages, bytes: the messages stay in the store). No effects."""
         self.state.restore(records)
+        self.state.restore_queues(queue_sizes)
+
+    def _user_sessions(self, dev_id: int, user_id: int) -> tuple[Subscriber, ...]:
+        conns = self._users.get((dev_id, user_id))
+        return tuple(conns.values()) if conns else ()
 
     def _persist(self, rec: Record) -> Persist:
         self._in_flight.hold(rec)
@@ -115,13 +127,17 @@ class Hub:
             self._in_flight.release(rec)
             if stored:
                 self.state.apply(rec)
-                effects.extend(self._deliver_queued(rec))
+                effects.extend(self._queue_changed(rec))
+            elif type(rec) is r.DeleteQueued:
+                effects.extend(self.personal.deleted(rec))  # refused: the messages stay queued
         return effects
 
-    def _deliver_queued(self, rec: Record) -> list[Effect]:
-        """A message just queued for a user who has sessions here (who connected meanwhile) goes to them."""
-        if isinstance(rec, r.QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
-            return self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values()))
+    def _queue_changed(self, rec: Record) -> list[Effect]:
+        """A stored message goes to its user's sessions here; a stored deletion frees their window."""
+        if type(rec) is r.QueueMessage:
+            return self.personal.stored(rec)
+        if type(rec) is r.DeleteQueued:
+            return self.personal.deleted(rec)
         return []
 
     # --------------------------------------------------------------- publishing
@@ -160,21 +176,18 @@ class Hub:
         entry = HistoryEntry(self._new_id(), now, event or "undefined", message, user_id)
         return self._persist(r.AppendHistory(dev_id, channel, entry, keep))
 
-    def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
-        """Deliver to every live session of a user, or queue durably while the user is offline."""
-        conns = self._users.get((dev_id, user_id))
-        nodes = self._remote.users.get((dev_id, user_id))
-        if nodes:
-            ev = UserMessage(dev_id, user_id, event, message, now, tuple(sorted(nodes)))
-            effects: list[Effect] = [Broadcast((ev,))]
-            if conns:
-                effects.append(Deliver(tuple(conns.values()), _frames.user_frame(event, message)))
-            return effects
-        if conns:
-            return [Deliver(tuple(conns.values()), _frames.user_frame(event, message))]
-        self._queued += 1
-        entry = QueuedMessage(self._new_id(), now, event, message)
-        return [self._persist(r.QueueMessage(dev_id, user_id, entry))]
+    def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int, *,
+                     key: str | None = None) -> list[Effect]:
+        """Queue a personal message durably; once stored it goes to the user's sessions on every node
+        (``_personal``). ``key``: the backend's idempotency key, also the message id. Raises
+        ``QueueFull`` at the user's queue bound."""
+        remote = bool(self._remote.users.get((dev_id, user_id)))
+        offline = not remote and (dev_id, user_id) not in self._users
+        stored, effects = self.personal.send(dev_id, user_id, event, message, now, key=key, remote=remote)
+        if stored and offline:
+            self._queued += 1
+        return effects
+
 
     # ------------------------------------------------------------------ sessions
 
@@ -194,19 +207,9 @@ class Hub:
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
         first = not conns and not remote
         self._users.setdefault(key, conns)[sub.conn_id] = sub
-        effects.extend(self._flush_queue(sub.dev_id, sub.user_id, (sub,)))
+        effects.extend(self.personal.opened(sub))
         if first:
             effects.extend(self._status(sub.dev_id, sub.user_id, "online"))
-        return effects
-
-    def _flush_queue(self, dev_id: int, user_id: int, targets: tuple[Subscriber, ...]) -> list[Effect]:
-        """Hand a user's queued messages (but those in another flush) to ``targets``, drop them from the queue."""
-        entries = self._in_flight.take(dev_id, user_id, self.state.queued(dev_id, user_id))
-        if not entries:
-            return []
-        frames = _frames.queued_user_frames  # with capabilities, each message's id too
-        effects: list[Effect] = [Deliver(targets, frames(e.event, e.message, e.time, e.id)) for e in entries]
-        effects.append(self._persist(r.DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
 
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
@@ -232,9 +235,12 @@ class Hub:
             return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.get(key)
-        if conns is None or conns.pop(sub.conn_id, None) is None or conns:
-            return effects  # not linked to its user, or not the user's last session here
+        if conns is None or conns.pop(sub.conn_id, None) is None:
+            return effects  # not linked to its user
+        if conns:  # not the user's last session here
+            return effects + self.personal.closed(sub)
         del self._users[key]
+        effects += self.personal.closed(sub)
         if not self._remote.users.get(key):
             effects.append(self._persist(r.SetLastSeen(sub.dev_id, sub.user_id, now)))
             effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
@@ -398,7 +404,7 @@ class Hub:
         effects: list[Effect] = []
         for rec in records:
             if self.state.merge(rec):
-                effects.extend(self._deliver_queued(rec))
+                effects.extend(self._queue_changed(rec))
         return effects
 
     def sync_node(self, node: str, sessions: Iterable[SessionOpened], now: int) -> list[Effect]:

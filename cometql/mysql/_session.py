@@ -25,7 +25,20 @@ from .._version import SERVER_VERSION, VERSION_COMMENT
 from ..errors import SQLError, StoreError
 from ..limits import insert_message_too_long
 from ..node import Node
-from ..sql import DATABASE, TABLES, Context, Insert, Ok, Passthrough, ShowStatus, Statement, codes, execute, parse
+from ..sql import (
+    DATABASE,
+    TABLES,
+    Context,
+    Insert,
+    Ok,
+    Passthrough,
+    ShowStatus,
+    Statement,
+    codes,
+    execute,
+    parse,
+    queued_users,
+)
 from ._options import MysqlOptions
 from ._status import global_status, session_status
 
@@ -201,6 +214,8 @@ class CometSession(Session):
         engine = node.engine
         ctx = Context(self.dev_id, engine.now())
         try:
+            for uid in queued_users(stmt):  # memory holds no queued message: read them from the store
+                ctx.queued[uid] = await node.queued(self.dev_id, uid)
             effects, result = execute(stmt, node.hub, ctx)
             await engine.apply(effects)
         except SQLError as exc:

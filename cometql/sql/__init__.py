@@ -1,6 +1,6 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import Context, Ok, Result, Rows, execute
+from ._execute import Context, Ok, Result, Rows, execute, queued_users
 from ._fastpath import fast_insert
 from ._parse import parse
 from ._statements import (
@@ -17,6 +17,7 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, TABLES, Table
 
 __all__ = [
+    "queued_users",
     "DATABASE",
     "LISTED_TABLES",
     "TABLES",

@@ -9,7 +9,7 @@ texts follow CppComet (column list, then required fields, then values).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import expressions as exp
@@ -18,7 +18,7 @@ from sqlglot.executor import execute as sqlglot_execute
 from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
-from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
+from ..hub import Effect, Hub, QueuedMessage, QueueFull, channel_problem, event_problem, hash_problem, is_valid_channel
 from . import codes
 from ._statements import (
     Delete,
@@ -34,7 +34,7 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, Table
 from ._values import Value, as_int, as_text
 
-__all__ = ["Context", "Ok", "Result", "Rows", "execute"]
+__all__ = ["Context", "Ok", "Result", "Rows", "execute", "queued_users"]
 
 Row = tuple[Value, ...]
 
@@ -60,6 +60,16 @@ class Context:
 
     dev_id: int
     now: int
+    #: users_messages rows read from the store before the statement ran (``queued_users`` says whose).
+    queued: dict[int, list[QueuedMessage]] = field(default_factory=dict)
+
+
+def queued_users(stmt: Statement) -> list[int]:
+    """Whose queues a statement reads (a SELECT on users_messages): the caller reads them from the
+    store into ``Context.queued``, since memory holds no queued message."""
+    if isinstance(stmt, Select) and stmt.table.name == "users_messages":
+        return _ids(stmt.keys or (), allow_zero=True)
+    return []
 
 
 def execute(stmt: Statement, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
@@ -137,7 +147,7 @@ Apply = Callable[[], tuple[list[Effect], Ok]]
 def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -> Apply:
     """Validate one row and return the call that applies it (so a bad row applies nothing)."""
     dev, now = ctx.dev_id, ctx.now
-    name = table.name
+    name, dev = table.name, ctx.dev_id
     if name == "pipes_messages":
         _need(v, "name", "event", "message")
         channel, event, message = _channel(v["name"]), _event(v["event"]), as_text(v["message"])
@@ -146,7 +156,8 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
         _need(v, "id", "event", "message")
         uid = _user_id(v["id"], allow_zero=True)
         event, message = _event(v["event"]), as_text(v["message"])
-        return lambda: (hub.send_to_user(dev, uid, event, message, now), Ok(0, uid))
+        key = _queue_key(v.get("index"))
+        return lambda: (_send_to_user(hub, dev, uid, event, message, now, key), Ok(0, uid))
     if name == "users_auth":
         _need(v, "id", "hash")
         uid = _user_id(v["id"], allow_zero=False)
@@ -172,6 +183,24 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
         length = as_int(v.get("length"))
         return lambda: (hub.set_pipe_settings(dev, channel, length), Ok(1, 0))
     raise codes.read_only(name)  # pragma: no cover - read-only tables are rejected earlier
+
+
+def _queue_key(value: Value) -> str | None:
+    """``users_messages.index``: the backend's idempotency key (CppComet ignores the column)."""
+    if value is None or value == "":
+        return None
+    key = as_text(value)
+    if len(key) > 64 or not is_valid_channel(key):
+        raise SQLError(codes.ERR_INVALID, "The index field (idempotency key) can contain only 1-64 characters "
+                       "A-Za-z0-9_-")
+    return key
+
+
+def _send_to_user(hub: Hub, dev: int, uid: int, event: str, message: str, now: int, key: str | None) -> list[Effect]:
+    try:
+        return hub.send_to_user(dev, uid, event, message, now, key=key)
+    except QueueFull as exc:
+        raise codes.queue_full(str(exc)) from None
 
 
 def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
@@ -219,9 +248,9 @@ def _names(keys: Iterable[Value]) -> list[str]:
     return list(out)
 
 
-def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None) -> list[Row]:
+def _table_rows(table: Table, hub: Hub, ctx: Context, keys: tuple[Value, ...] | None) -> list[Row]:
     """Rows in declared column order for the given key values (None = every row)."""
-    name = table.name
+    name, dev = table.name, ctx.dev_id
     if name == "pipes_messages":
         rows: list[Row] = []
         for channel in _names(keys or ()):
@@ -243,7 +272,7 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
         return [(c, n) for c, n in settings if n is not None]
     if name == "users_messages":
         users = _ids(keys or (), allow_zero=True)
-        return [(u, m.id, m.event, m.message) for u in users for m in hub.state.queued(dev, u)]
+        return [(u, m.id, m.event, m.message) for u in users for m in ctx.queued.get(u, ())]
     if name == "users_time":
         ids = hub.known_users(dev) if keys is None else _ids(keys, allow_zero=True)
         return [(u, hub.user_time(dev, u)) for u in ids]
@@ -264,7 +293,7 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
 
 def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
     table = stmt.table
-    rows = _table_rows(table, hub, ctx.dev_id, stmt.keys)
+    rows = _table_rows(table, hub, ctx, stmt.keys)
     if stmt.query is not None:
         return _run_query(stmt.query, table, rows)
     if stmt.columns != table.columns:

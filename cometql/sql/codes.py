@@ -16,6 +16,7 @@ __all__ = [
     "ERR_INVALID",
     "ERR_NOT_EXIST",
     "ERR_OVERFLOW",
+    "ERR_QUEUE_FULL",
     "ERR_READ_ONLY",
     "ERR_SYNTAX",
     "ERR_WHERE",
@@ -23,6 +24,7 @@ __all__ = [
     "columns_list",
     "no_key",
     "no_table",
+    "queue_full",
     "read_only",
     "required",
     "syntax",
@@ -36,6 +38,8 @@ ERR_WHERE = 13
 ERR_COLUMNS = 14
 ERR_NOT_EXIST = 15
 ERR_EMPTY = 17
+#: CometQL's own (not CppComet's): a user's message queue is at its bound (``[queue]`` settings).
+ERR_QUEUE_FULL = 429
 ERR_INTERNAL = 500
 
 CHANNEL_CHARS = "The channel name can contain only the characters A-Za-z0-9_-"
@@ -68,3 +72,7 @@ def required(column: str) -> SQLError:
 def no_key(delete: bool = False) -> SQLError:
     verb = "Deleting" if delete else "Selection"
     return SQLError(ERR_WHERE, f"{verb} without transferring the requested values of the primary key is not supported")
+
+
+def queue_full(detail: str) -> SQLError:
+    return SQLError(ERR_QUEUE_FULL, f"Queue is full: {detail}")

@@ -7,7 +7,8 @@ single node. With Redis, the store the engine holds is the cluster's bus writer
 This package imports only ``hub``, ``errors`` and ``redisurl`` of CometQL.
 """
 
-from ._base import MemoryStore, Settle, Store, no_settle, records_only
+from ._base import MemoryStore, QueueSize, Settle, Store, no_settle, records_only
 from .sqlite import SQLiteStore, open_sqlite_store
 
-__all__ = ["MemoryStore", "SQLiteStore", "Settle", "Store", "no_settle", "open_sqlite_store", "records_only"]
+__all__ = ["MemoryStore", "QueueSize", "SQLiteStore", "Settle", "Store", "no_settle", "open_sqlite_store",
+           "records_only"]

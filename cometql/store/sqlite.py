@@ -11,16 +11,21 @@ The happy path is one transaction per batch; the retry costs a commit per call
 only after a failure. Each call's ``settle`` runs in commit order before the waiters wake.
 WAL mode with ``synchronous=NORMAL`` makes a committed transaction survive a
 killed process; ``durability="full"`` also survives a power cut, at a cost.
+
+Users' queues are read a page at a time (``queue_page``: the ``queue_user``
+index, after a ``seq``) on a second, read-only connection, which sees only
+committed transactions (WAL readers never block the writer). The table is the
+one earlier versions wrote: their files load as they are.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 import trio
 
@@ -28,11 +33,13 @@ from ..errors import StoreError
 from ..hub import Change
 from ..hub import records as r
 from ..hub.records import HistoryEntry, QueuedMessage, Record
-from ._base import Settle, no_settle, records_only
+from ._base import QueueSize, Settle, no_settle, records_only
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 log = logging.getLogger("cometql.store")
+
+_T = TypeVar("_T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users_auth (dev INTEGER, uid INTEGER, hash TEXT, PRIMARY KEY (dev, uid));
@@ -108,6 +115,17 @@ def _apply(db: sqlite3.Connection, rec: Record) -> None:
             assert_never(rec)
 
 
+def _queue_sizes(db: sqlite3.Connection) -> list[QueueSize]:
+    return list(db.execute("SELECT dev, uid, count(*), coalesce(sum(length(CAST(message AS BLOB))), 0)"
+                           " FROM queue GROUP BY dev, uid"))
+
+
+def _queue_page(db: sqlite3.Connection, dev: int, uid: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    rows = db.execute("SELECT seq, id, time, event, message FROM queue WHERE dev = ? AND uid = ? AND seq > ?"
+                      " ORDER BY seq LIMIT ?", (dev, uid, after, limit))
+    return [(seq, QueuedMessage(i, t, e, m)) for seq, i, t, e, m in rows]
+
+
 def _load(db: sqlite3.Connection) -> list[Record]:
     out: list[Record] = []
     out += [r.SetAuth(d, u, h) for d, u, h in db.execute("SELECT dev, uid, hash FROM users_auth")]
@@ -119,10 +137,6 @@ def _load(db: sqlite3.Connection) -> list[Record]:
         for d, c, i, t, e, m, u in db.execute(
             "SELECT dev, channel, id, time, event, message, user_id FROM history ORDER BY seq"
         )
-    ]
-    out += [
-        r.QueueMessage(d, u, QueuedMessage(i, t, e, m))
-        for d, u, i, t, e, m in db.execute("SELECT dev, uid, id, time, event, message FROM queue ORDER BY seq")
     ]
     out += [r.SetLastSeen(d, u, t) for d, u, t in db.execute("SELECT dev, uid, time FROM users_time")]
     return out
@@ -147,6 +161,8 @@ class SQLiteStore:
         self.description = f"sqlite:{path}"
         self._durability = durability
         self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # queue pages: sees committed transactions only
+        self._reading = trio.Lock()
         self._pending: list[_Write] = []
         self._batch = trio.Event()  # set when the next group commit has ended
         self._wakeup = trio.Event()
@@ -160,10 +176,25 @@ class SQLiteStore:
         db.execute(f"PRAGMA synchronous={'FULL' if self._durability == 'full' else 'NORMAL'}")
         db.executescript(SCHEMA)
         self._db = db
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
 
     async def load(self) -> list[Record]:
         assert self._db is not None
         return await trio.to_thread.run_sync(_load, self._db)
+
+    async def queue_sizes(self) -> list[QueueSize]:
+        return await self._read(_queue_sizes)
+
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+        return await self._read(_queue_page, dev_id, user_id, after, limit)
+
+    async def _read(self, query: Callable[..., _T], *args: object) -> _T:
+        async with self._reading:  # one connection: one reader at a time
+            assert self._reader is not None
+            try:
+                return await trio.to_thread.run_sync(query, self._reader, *args)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store failed: {exc}") from exc
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
         await self.write(records_only(changes), settle)
@@ -243,9 +274,10 @@ class SQLiteStore:
             self._writer_scope.cancel()
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        for db in (self._db, self._reader):
+            if db is not None:
+                db.close()
+        self._db = self._reader = None
 
 
 def _settle(writes: list[_Write]) -> None:
