@@ -44,7 +44,7 @@ class Queues:
     def __init__(self) -> None:
         self.queues: dict[tuple[int, int], dict[str, tuple[int, QueuedMessage]]] = {}
         self.seq = 0
-        self.loads: list[LoadQueue] = []  # every page asked for
+        self.loads: list[LoadQueue] = []  # pages asked for and left unread (``apply(..., load=False)``)
 
     def store(self, rec: Record) -> None:
         if isinstance(rec, r.QueueMessage):
@@ -56,7 +56,6 @@ class Queues:
                 queue.pop(mid, None)
 
     def page(self, load: LoadQueue) -> list[tuple[int, QueuedMessage]]:
-        self.loads.append(load)
         items = self.queues.get((load.dev_id, load.user_id), {}).values()
         return [item for item in items if item[0] > load.after][:load.limit]
 
