@@ -18,7 +18,9 @@ read from the store by a loader task (a few at once, never two for one user:
 the hub asks for one page at a time), after the sessions it names have sent
 what their outboxes hold (flow control for sessions that do not acknowledge),
 and the page goes back to the hub (``hub.personal.page``), whose effects are
-applied like any others.
+applied like any others. In a cluster a page is read only under the user's
+lease (``QueueClaimed`` while another node hands out the same backlog: the
+loader waits for the lease while the hub still wants the page).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import assert_never
 
 import trio
 
-from .errors import StoreError
+from .errors import QueueClaimed, StoreError
 from .hub import (
     Broadcast,
     Change,
@@ -165,14 +167,20 @@ class Engine:
 
     async def _load(self, load: LoadQueue) -> None:
         """Read the page a ``LoadQueue`` asks for, once its sessions have drained, and hand it to the hub."""
-        while any(_unsent(t) > DRAIN_BYTES for t in load.drain):
-            await trio.sleep(0.005)
-        try:
-            page = await self.store.queue_page(load.dev_id, load.user_id, load.after, load.limit)
-        except StoreError as exc:
-            log.error("could not read a user's queue (it stays queued): %s", exc)
-            self.hub.personal.page_failed(load)
-            return
+        while True:
+            while any(_unsent(t) > DRAIN_BYTES for t in load.drain):
+                await trio.sleep(0.005)
+            try:
+                page = await self.store.queue_page(load.dev_id, load.user_id, load.after, load.limit)
+                break
+            except QueueClaimed as exc:  # another node hands out this backlog: wait for its lease to end
+                if not self.hub.personal.wants(load):
+                    return
+                await trio.sleep(min(max(exc.retry_after, 0.05), 0.5))
+            except StoreError as exc:
+                log.error("could not read a user's queue (it stays queued): %s", exc)
+                self.hub.personal.page_failed(load)
+                return
         try:
             await self.apply(self.hub.personal.page(load, page, self.now()))
         except StoreError as exc:

@@ -191,6 +191,11 @@ class Personal:
                 fresh = [e for e in fresh if e.time >= now - self.ttl]
         return effects + self._send(feed, fresh, live=False)
 
+    def wants(self, load: LoadQueue) -> bool:
+        """Whether the page ``load`` asked for is still awaited (its user has not left meanwhile)."""
+        feed = self.feeds.get((load.dev_id, load.user_id))
+        return feed is not None and feed.loading and feed.after == load.after
+
     def page_failed(self, load: LoadQueue) -> None:
         """The store could not be read: the messages stay queued for a later page or session."""
         feed = self.feeds.get((load.dev_id, load.user_id))

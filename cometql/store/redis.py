@@ -9,6 +9,7 @@ Layout of the durable state (all keys start with ``cq:``)::
     cq:q:<dev>:<user>              HASH message id -> queued message
     cq:qo:<dev>:<user>             ZSET message id by position (the queue's order, for pages)
     cq:qseq, cq:qbytes             HASH "dev:user" -> last position given / bytes queued
+    cq:ql:<dev>:<user>             STRING node id: the node handing out the user's backlog (a lease)
     cq:hkeys, cq:qkeys             SET of the history / queue keys (no SCAN at start-up)
 
 Queues are never loaded whole: ``queue_sizes`` reads each queue's count and
@@ -32,6 +33,7 @@ from typing import assert_never
 
 import orjson
 
+from ..errors import QueueClaimed
 from ..hub import records as r
 from ..hub.records import HistoryEntry, QueuedMessage, Record
 from .resp import Arg, Command, RedisConnection, Reply
@@ -79,8 +81,14 @@ end
 return removed
 """
 
-#: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...].
+#: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...]. With a node (ARGV[3]), the
+#: user's lease (KEYS[3]) is taken or renewed for ARGV[4] ms first; held by another node: {-1, ms left}.
 _PAGE = """
+if ARGV[3] ~= '' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[3] then return {-1, redis.call('PTTL', KEYS[3])} end
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local out = {}
 for i = 1, #ids, 2 do
@@ -209,13 +217,24 @@ async def _migrate(conn: RedisConnection, member: str) -> int:
     return nbytes
 
 
-async def queue_page(conn: RedisConnection, dev_id: int, user_id: int, after: int,
-                     limit: int) -> list[tuple[int, QueuedMessage]]:
-    """Up to ``limit`` messages of a user's queue after position ``after``, oldest first."""
-    (reply,) = await conn.pipeline([["EVAL", _PAGE, *_queue_keys(f"{dev_id}:{user_id}"), after, limit]])
+#: How long a node holds a user's lease after reading a page of the user's queue.
+LEASE_MS = 2000
+
+
+async def queue_page(conn: RedisConnection, dev_id: int, user_id: int, after: int, limit: int,
+                     node: str = "") -> list[tuple[int, QueuedMessage]]:
+    """Up to ``limit`` messages of a user's queue after position ``after``, oldest first.
+
+    With ``node``: only while no other node holds the user's lease (taken or renewed here), so two
+    nodes never hand out the same backlog at once; raises ``QueueClaimed`` otherwise."""
+    member = f"{dev_id}:{user_id}"
+    keys: list[Arg] = [3, f"cq:q:{member}", f"cq:qo:{member}", f"cq:ql:{member}"]
+    (reply,) = await conn.pipeline([["EVAL", _PAGE, *keys, after, limit, node, LEASE_MS]])
     if isinstance(reply, Exception):
         raise reply
     items = reply or []
+    if items and items[0] == -1:
+        raise QueueClaimed(max(0, int(items[1])) / 1000)
     return [(int(items[i]), QueuedMessage(*orjson.loads(items[i + 1])[1:])) for i in range(0, len(items), 2)]
 
 
