@@ -96,7 +96,7 @@ class Node:
         out: list[QueuedMessage] = []
         after = 0
         while len(out) < self.hub.personal.max_count:
-            page = await self.store.queue_page(dev_id, user_id, after, 1000)
+            page = await self.store.queue_page(dev_id, user_id, after, 1000, claim=False)
             out += [entry for _, entry in page]
             if len(page) < 1000:
                 break

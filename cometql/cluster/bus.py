@@ -131,7 +131,8 @@ class Bus:
         finally:
             await conn.aclose()
 
-    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
         """A page of a user's queue, on this node's reading connection (opened again after an outage),
         under the user's lease: ``QueueClaimed`` while another node hands out the same backlog."""
         async with self._reading:
@@ -139,7 +140,8 @@ class Bus:
                 with trio.fail_after(self.timeout):
                     if self._reader is None:
                         self._reader = await self.connect("read")
-                    return await keys.queue_page(self._reader, dev_id, user_id, after, limit, self.node_id)
+                    return await keys.queue_page(self._reader, dev_id, user_id, after, limit,
+                                                 self.node_id if claim else "")
             except (RedisDown, ReplyError, OSError, trio.TooSlowError) as exc:
                 if self._reader is not None:
                     with trio.CancelScope(shield=True):

@@ -61,9 +61,13 @@ class Store(Protocol):
         """Every non-empty queue's size: what the hub keeps of queues (``Hub.restore``)."""
         ...
 
-    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
         """Up to ``limit`` stored messages of a user's queue after position ``after``, oldest first,
-        each with its position (increasing, never reused for that user). Raises ``StoreError``."""
+        each with its position (increasing, never reused for that user). Raises ``StoreError``.
+
+        ``claim``: the page is read to be handed out; in a cluster only one node at a time may do
+        that for a user (``QueueClaimed`` otherwise). Reads that hand nothing out (SELECT) pass False."""
         ...
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
@@ -101,7 +105,8 @@ class MemoryStore:
     async def queue_sizes(self) -> list[QueueSize]:
         return [(d, u, len(q), sum(e.nbytes for _, e in q.values())) for (d, u), q in self._queues.items() if q]
 
-    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
         queue = self._queues.get((dev_id, user_id), {})
         return [item for item in queue.values() if item[0] > after][:limit]
 

@@ -185,7 +185,8 @@ class SQLiteStore:
     async def queue_sizes(self) -> list[QueueSize]:
         return await self._read(_queue_sizes)
 
-    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
         return await self._read(_queue_page, dev_id, user_id, after, limit)
 
     async def _read(self, query: Callable[..., _T], *args: object) -> _T:

@@ -72,5 +72,5 @@ async def test_redis_data_of_the_previous_version_loads(redis: RedisServer) -> N
         await conn.aclose()
     async with open_bus(url, "upgrade") as bus:
         await _upgraded(bus)
-    async with open_bus(url, "upgrade-again") as bus:  # migrated once: a second start changes nothing
+    async with open_bus(url, "upgrade") as bus:  # migrated once: a second start changes nothing
         assert [e.id for e in await _all(bus, 1, 5)] == [*(e.id for e in OLD[1:]), "new-1"]

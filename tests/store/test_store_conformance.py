@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from cometql.cluster import open_bus
-from cometql.errors import StoreError
+from cometql.errors import QueueClaimed, StoreError
 from cometql.hub import HistoryEntry, Hub, QueuedMessage, Record
 from cometql.hub.records import (
     RECORD_TYPES,
@@ -297,3 +297,21 @@ async def test_a_queue_deleted_whole_keeps_positions_growing(open_store: OpenSto
         assert await store.queue_page(0, 3, 0, 10) == [] and await store.queue_sizes() == []
         await store.commit([QueueMessage(0, 3, _queued(7))])
         assert [(seq > last, e) for seq, e in await store.queue_page(0, 3, 0, 10)] == [(True, _queued(7))]
+
+
+async def test_redis_hands_a_users_backlog_to_one_node_at_a_time(redis: RedisServer) -> None:
+    """A page read to be handed out takes the user's lease; another node is told to wait (not a read
+    for SELECT, which hands nothing out), and may read once the lease ends."""
+    db = next(_redis_dbs) % 15 + 1
+    _flush(redis, db)
+    url = f"redis://127.0.0.1:{redis.port}/{db}"
+    async with open_bus(url, "node-a") as a, open_bus(url, "node-b") as b:
+        await a.commit([QueueMessage(0, 3, _queued(1))])
+        assert [e for _, e in await a.queue_page(0, 3, 0, 10)] == [_queued(1)]
+        assert [e for _, e in await a.queue_page(0, 3, 0, 10)] == [_queued(1)]  # the holder renews it
+        with pytest.raises(QueueClaimed) as claimed:
+            await b.queue_page(0, 3, 0, 10)
+        assert 0 < claimed.value.retry_after <= 2
+        assert [e for _, e in await b.queue_page(0, 3, 0, 10, claim=False)] == [_queued(1)]
+        await trio.sleep(claimed.value.retry_after + 0.1)
+        assert [e for _, e in await b.queue_page(0, 3, 0, 10)] == [_queued(1)]
