@@ -127,18 +127,16 @@ class Hub:
             self._in_flight.release(rec)
             if stored:
                 self.state.apply(rec)
-                effects.extend(self._queue_changed(rec))
-            elif type(rec) is r.DeleteQueued:
-                effects.extend(self.personal.deleted(rec))  # refused: the messages stay queued
+            effects.extend(self._queue_changed(rec, stored))
         return effects
 
-    def _queue_changed(self, rec: Record) -> list[Effect]:
-        """A stored message goes to its user's sessions here; a stored deletion frees their window."""
+    def _queue_changed(self, rec: Record, stored: bool = True) -> list[Effect]:
+        """A stored message goes to its user's sessions here; a deletion, stored or refused (the
+        messages stay queued), frees their window."""
         if type(rec) is r.QueueMessage:
-            return self.personal.stored(rec)
-        if type(rec) is r.DeleteQueued:
-            return self.personal.deleted(rec)
-        return []
+            self.personal.settled(rec, stored)
+            return self.personal.stored(rec) if stored else []
+        return self.personal.deleted(rec) if type(rec) is r.DeleteQueued else []
 
     # --------------------------------------------------------------- publishing
 

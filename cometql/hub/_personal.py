@@ -58,7 +58,7 @@ class QueueFull(Exception):
 
 class Personal:
     __slots__ = ("_state", "_in_flight", "_persist", "_sessions", "_new_id", "feeds", "max_count",
-                 "max_bytes", "ttl", "_keys")
+                 "max_bytes", "ttl", "_keys", "_keys_in_flight")
 
     def __init__(self, state: DurableState, in_flight: InFlight, persist: Callable[[Record], Persist],
                  sessions: Callable[[int, int], tuple[Subscriber, ...]], new_id: Callable[[], str], *,
@@ -72,7 +72,9 @@ class Personal:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.ttl = ttl
+        #: Idempotency keys of stored messages (the newest), and of messages not stored yet.
         self._keys: OrderedDict[tuple[int, int, str], None] = OrderedDict()
+        self._keys_in_flight: set[tuple[int, int, str]] = set()
 
     # ---------------------------------------------------------------- sending
 
@@ -80,13 +82,8 @@ class Personal:
              key: str | None = None, remote: bool = False) -> tuple[bool, list[Effect]]:
         """A new message; (stored, effects). ``remote``: the user has sessions on another node."""
         k = (dev_id, user_id)
-        if key is not None:
-            seen = (dev_id, user_id, key)
-            if seen in self._keys:
-                return False, []  # a retry of a message already accepted
-            self._keys[seen] = None
-            if len(self._keys) > KEYS_REMEMBERED:
-                self._keys.popitem(last=False)
+        if key is not None and ((dev_id, user_id, key) in self._keys or (dev_id, user_id, key) in self._keys_in_flight):
+            return False, []  # a retry of a message already accepted
         conns = self._sessions(dev_id, user_id)
         feed = self.feeds.get(k)
         if (conns and not remote and feed is not None and feed.idle() and not has_ack(conns)
@@ -96,10 +93,20 @@ class Personal:
         count, size = self._state.queue_size(dev_id, user_id)
         more_count, more_size = self._in_flight.queueing(k) or (0, 0)
         if count + more_count >= self.max_count or size + more_size + entry.nbytes > self.max_bytes:
-            if key is not None:
-                self._keys.pop((dev_id, user_id, key), None)
             raise QueueFull(user_id, self.max_count, self.max_bytes)
+        if key is not None:
+            self._keys_in_flight.add((dev_id, user_id, key))
         return True, [self._persist(QueueMessage(dev_id, user_id, entry))]
+
+    def settled(self, rec: QueueMessage, stored: bool) -> None:
+        """A keyed message is remembered once stored; refused, a retry with its key is welcome."""
+        key = (rec.dev_id, rec.user_id, rec.entry.id)
+        if key in self._keys_in_flight:
+            self._keys_in_flight.discard(key)
+            if stored:
+                self._keys[key] = None
+                if len(self._keys) > KEYS_REMEMBERED:
+                    self._keys.popitem(last=False)
 
     def _send(self, feed: Feed, entries: Sequence[QueuedMessage], *, live: bool) -> list[Effect]:
         """Send ``entries`` to every session of the feed's user here; then the next page, if due."""

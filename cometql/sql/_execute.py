@@ -18,7 +18,17 @@ from sqlglot.executor import execute as sqlglot_execute
 from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
-from ..hub import Effect, Hub, QueuedMessage, QueueFull, channel_problem, event_problem, hash_problem, is_valid_channel
+from ..hub import (
+    Effect,
+    Hub,
+    Persist,
+    QueuedMessage,
+    QueueFull,
+    channel_problem,
+    event_problem,
+    hash_problem,
+    is_valid_channel,
+)
 from . import codes
 from ._statements import (
     Delete,
@@ -219,11 +229,15 @@ def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]
     appliers = [_prepare_insert(table, dict(zip(stmt.columns, row, strict=True)), hub, ctx) for row in stmt.rows]
     effects: list[Effect] = []
     affected = insert_id = 0
-    for apply in appliers:
-        row_effects, ok = apply()
-        effects.extend(row_effects)
-        affected += ok.affected_rows
-        insert_id = ok.insert_id
+    try:
+        for apply in appliers:
+            row_effects, ok = apply()
+            effects.extend(row_effects)
+            affected += ok.affected_rows
+            insert_id = ok.insert_id
+    except SQLError:  # a later row refused (a full queue): the statement stores nothing
+        hub.settle([rec for e in effects if isinstance(e, Persist) for rec in e.records], False)
+        raise
     return effects, Ok(affected, insert_id)
 
 

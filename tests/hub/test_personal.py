@@ -225,3 +225,14 @@ def test_a_page_for_a_user_who_left_is_dropped() -> None:
     apply(hub, hub.disconnect(tab, NOW))
     assert hub.personal.page(load, queues(hub).page(load), NOW) == []
     assert len(queued(hub, 1, 4)) == 1
+
+
+def test_a_key_whose_message_was_refused_may_be_retried() -> None:
+    """Disk full: the backend's retry with the same key must be stored, not dropped as a duplicate."""
+    hub = make_hub()
+    first = hub.send_to_user(1, 4, "ev", "m", NOW, key="k1")
+    assert hub.send_to_user(1, 4, "ev", "m", NOW, key="k1") == []  # a concurrent retry: still in flight
+    hub.settle([r for e in first if isinstance(e, Persist) for r in e.records], False)
+    records = apply(hub, hub.send_to_user(1, 4, "ev", "m", NOW, key="k1"))
+    assert [r.entry.id for r in records if isinstance(r, QueueMessage)] == ["k1"]
+    assert hub.send_to_user(1, 4, "ev", "m", NOW, key="k1") == []  # stored: remembered

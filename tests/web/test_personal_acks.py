@@ -126,5 +126,11 @@ def test_a_full_queue_refuses_inserts_with_a_clear_error(bounded_server: ServerP
         cur.execute("INSERT INTO users_messages (id, event, message) VALUES (9, 'ev', 'room again')")
         cur.execute("SELECT message FROM users_messages WHERE id = 9")
         assert cur.fetchall() == (("room again",),)
+        cur.execute("INSERT INTO users_messages (id, event, message) VALUES (12, 'ev', 'a'), (12, 'ev', 'b')")
+        with pytest.raises(pymysql.MySQLError):  # a statement over the bound stores none of its rows
+            cur.execute("INSERT INTO users_messages (id, event, message) VALUES (12, 'ev', 'c'), (12, 'ev', 'd')")
+        cur.execute("INSERT INTO users_messages (id, event, message) VALUES (12, 'ev', 'e')")
+        cur.execute("SELECT message FROM users_messages WHERE id = 12")
+        assert cur.fetchall() == (("a",), ("b",), ("e",))
     finally:
         conn.close()
