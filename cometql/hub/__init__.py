@@ -27,7 +27,7 @@ codecs derive from them.
 
 from ._browser import handle_command, open_session
 from ._effects import Broadcast, Deliver, Disconnect, Effect, LoadQueue, Persist, Refused
-from ._feeds import ACK, PAGE, WINDOW
+from ._feeds import ACK, PAGE, PAGE_BYTES, WINDOW
 from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
@@ -51,6 +51,7 @@ from .records import RECORD_TYPES, HistoryEntry, QueuedMessage, Record, is_recor
 __all__ = [
     "ACK",
     "PAGE",
+    "PAGE_BYTES",
     "WINDOW",
     "MAX_HISTORY",
     "KNOWN_CAPS",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from . import _frames
 from ._effects import Deliver, Effect, LoadQueue, Persist
-from ._feeds import WINDOW, Feed, has_ack
+from ._feeds import Feed, has_ack
 from ._inflight import InFlight
 from ._state import DurableState
 from ._subscriber import Subscriber
@@ -113,8 +113,7 @@ class Personal:
         targets = self._sessions(feed.dev_id, feed.user_id)
         effects = feed.frames(entries, targets, live=live)
         if has_ack(targets):
-            for e in entries:
-                feed.window[e.id] = e
+            feed.keep(entries)
         elif entries:  # no session here acknowledges: written to the sockets counts as delivered
             effects.append(self._delete(feed, entries))
         return self._next(feed, effects, targets)
@@ -154,8 +153,7 @@ class Personal:
             return []
         effects: list[Effect] = []
         if feed.window and not has_ack(rest):  # the rest had those frames too, and they do not acknowledge
-            effects.append(self._delete(feed, feed.window.values()))
-            feed.window.clear()
+            effects.append(self._delete(feed, feed.drop(None)))
         return self._next(feed, effects, rest)
 
     # ------------------------------------------------------- store and browser
@@ -165,7 +163,7 @@ class Personal:
         feed = self.feeds.get((rec.dev_id, rec.user_id))
         if feed is None:
             return []
-        if feed.loading or feed.more or len(feed.window) >= WINDOW:
+        if feed.loading or feed.more or feed.full():
             feed.more = True  # a later page reads it, in order
             return self._next(feed, [], self._sessions(feed.dev_id, feed.user_id))
         return self._send(feed, (rec.entry,), live=True)
@@ -176,11 +174,10 @@ class Personal:
         if feed is None:
             return []
         if rec.ids is None:  # DELETE FROM users_messages: nothing of it is to be acknowledged
-            feed.window.clear()
+            feed.drop(None)
             feed.more = False
             return []
-        for mid in rec.ids:
-            feed.window.pop(mid, None)
+        feed.drop(rec.ids)
         feed.deleted(rec.ids)
         return self._next(feed, [], self._sessions(feed.dev_id, feed.user_id))
 
@@ -214,7 +211,7 @@ class Personal:
         feed = self.feeds.get((sub.dev_id, sub.user_id))
         if feed is None:
             return []
-        acked = [e for e in (feed.window.pop(i, None) for i in dict.fromkeys(ids)) if e is not None]
+        acked = feed.drop(ids)
         if not acked:
             return []
         return self._next(feed, [self._delete(feed, acked)], self._sessions(sub.dev_id, sub.user_id))

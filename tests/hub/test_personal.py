@@ -13,6 +13,7 @@ import pytest
 
 from cometql.hub import (
     PAGE,
+    PAGE_BYTES,
     ConnInfo,
     Deliver,
     Hub,
@@ -236,3 +237,17 @@ def test_a_key_whose_message_was_refused_may_be_retried() -> None:
     records = apply(hub, hub.send_to_user(1, 4, "ev", "m", NOW, key="k1"))
     assert [r.entry.id for r in records if isinstance(r, QueueMessage)] == ["k1"]
     assert hub.send_to_user(1, 4, "ev", "m", NOW, key="k1") == []  # stored: remembered
+
+
+def test_a_page_of_large_messages_is_cut_to_fit_a_sessions_send_bound() -> None:
+    hub = make_hub()
+    big = "x" * (PAGE_BYTES // 3 - 1)  # with its digit: three fill a page
+    for i in range(10):
+        apply(hub, hub.send_to_user(1, 4, "ev", f"{i}{big}", NOW))
+    tab = online(hub, session(4, ACKS), load=False)
+    read(hub)
+    assert len(messages(tab)) == 3  # at most PAGE_BYTES of text per page
+    while len(messages(tab)) < 10:
+        ack(hub, tab, [f["id"] for f in messages(tab)][-3:], load=False)
+        read(hub)
+    assert [f["data"][0] for f in messages(tab)] == [str(i) for i in range(10)]
