@@ -48,6 +48,7 @@ from .hub import (
     Refused,
     Subscriber,
 )
+from .hub.records import DeleteQueued
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
 
@@ -129,7 +130,9 @@ class Engine:
         def settle(stored: bool) -> None:
             follow.extend(self.hub.settle(records, stored))
 
-        await self.store.commit(changes, settle)
+        # deleting delivered messages only (acks): nothing waits on it, it may share a later transaction
+        lazy = all(type(rec) is DeleteQueued for rec in records)
+        await self.store.commit(changes, settle, lazy=lazy)
         if follow:  # a message queued for a user who connected meanwhile: this statement is stored already
             try:
                 await self.apply(follow)

@@ -4,7 +4,7 @@
 everything this module imports is paid by every server start; the scenarios,
 the client processes and rich are imported only when ``run`` is called
 (``_runner``). With no scenario (or ``all``) the standard set runs: idle,
-fanout, latency, connect, insert with their default sizes. Against a server it
+fanout, latency, connect, insert, ack with their default sizes. Against a server it
 starts itself unless ``--mysql-port`` (and ``--ws-port`` for browser scenarios)
 name a running one; ``--pid`` then enables the memory and server-CPU figures.
 """
@@ -19,7 +19,7 @@ from ..config import EXAMPLE_PASSWORD
 
 __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chosen", "main", "run"]
 
-SCENARIOS = ("idle", "fanout", "latency", "connect", "insert")
+SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "ack")
 #: Run only when named: it starts its own redis-server and servers.
 EXTRA_SCENARIOS = ("scale",)
 DESCRIPTION = """\
@@ -32,6 +32,8 @@ scenarios (default: all of them, the standard set):
   latency  INSERT-to-receive p50/p99/max at a steady publish rate   (--rate, --duration, --channels, --subscribers)
   connect  new sessions per second until N                          (-n, default 5000)
   insert   CometQL INSERT/s with C concurrent clients               (--clients, --inserts, --subscribers)
+  ack      personal messages to N online users who acknowledge them
+           (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients, --inserts)
 
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
@@ -90,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bench`` on ``cometql``'s subcommands (``func=run``)."""
-    p = subparsers.add_parser("bench", help="benchmark a server (idle, fanout, latency, connect, insert)",
+    p = subparsers.add_parser("bench", help="benchmark a server (idle, fanout, latency, connect, insert, ack)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
+from ._ack import ack
 from ._context import Context
 from ._delivery import fanout, latency
 from ._insert import insert
@@ -44,6 +45,8 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "connect": lambda c: connect(c, (ns or [5000])[0]),
         "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
+        "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients,
+                             inserts=max(1, min(args.inserts, 20_000 // max(1, args.clients)))),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
                                  clients=args.clients, dev_id=args.dev),
     }

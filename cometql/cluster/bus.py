@@ -149,7 +149,7 @@ class Bus:
                     self._reader = None
                 raise StoreError(f"Redis: cannot read a queue: {exc}") from exc
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Records (and the events around them): wait until Redis has them. Events alone: queue them."""
         if any(is_record(c) for c in changes) or not self.post(changes):
             await self.submit(changes, settle)

@@ -70,8 +70,11 @@ class Store(Protocol):
         that for a user (``QueueClaimed`` otherwise). Reads that hand nothing out (SELECT) pass False."""
         ...
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Store records and ship cluster events, in this order, as one statement.
+
+        ``lazy``: nothing waits on these records but their own settle (deleting delivered messages);
+        a store may hold them briefly to share a transaction with others.
 
         Returns once the records are durable (raises ``StoreError`` if that is
         impossible, and then none of them is stored); changes without a record may
@@ -110,7 +113,7 @@ class MemoryStore:
         queue = self._queues.get((dev_id, user_id), {})
         return [item for item in queue.values() if item[0] > after][:limit]
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         records = records_only(changes)
         self.records.extend(records)
         for rec in records:

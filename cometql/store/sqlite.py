@@ -41,6 +41,9 @@ log = logging.getLogger("cometql.store")
 
 _T = TypeVar("_T")
 
+#: How long a batch of lazy writes only (no one waits for them) waits for other writes to join it.
+LAZY_S = 0.005
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users_auth (dev INTEGER, uid INTEGER, hash TEXT, PRIMARY KEY (dev, uid));
 CREATE TABLE IF NOT EXISTS users_data (dev INTEGER, uid INTEGER, data TEXT, PRIMARY KEY (dev, uid));
@@ -166,6 +169,7 @@ class SQLiteStore:
         self._pending: list[_Write] = []
         self._batch = trio.Event()  # set when the next group commit has ended
         self._wakeup = trio.Event()
+        self._urgent = trio.Event()  # a pending write has a waiter that should not wait for company
         self._writer_scope: trio.CancelScope | None = None
         self.commits = 0
 
@@ -197,18 +201,22 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store failed: {exc}") from exc
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
-        await self.write(records_only(changes), settle)
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
+        await self.write(records_only(changes), settle, lazy=lazy)
 
-    async def write(self, records: Sequence[Record], settle: Settle = no_settle) -> None:
+    async def write(self, records: Sequence[Record], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Make records durable (in the next group commit), all or none; raises ``StoreError`` if that
-        fails. ``settle`` is told the outcome in commit order, even if this waiter is cancelled."""
+        fails. ``settle`` is told the outcome in commit order, even if this waiter is cancelled.
+        ``lazy``: no one waits for it (deleting delivered messages): its batch may wait ``LAZY_S`` for
+        company, so that thousands of acks a second share transactions."""
         if not records:
             return
         write = _Write(records, settle)
         self._pending.append(write)
         batch = self._batch
         self._wakeup.set()
+        if not lazy:
+            self._urgent.set()
         await batch.wait()
         if write.error is not None:
             raise StoreError(f"SQLite store failed: {write.error}")
@@ -252,7 +260,11 @@ class SQLiteStore:
             self._writer_scope = scope
             while True:
                 await self._wakeup.wait()
+                if not self._urgent.is_set():
+                    with trio.move_on_after(LAZY_S):
+                        await self._urgent.wait()
                 self._wakeup = trio.Event()
+                self._urgent = trio.Event()
                 writes, self._pending = self._pending, []
                 batch, self._batch = self._batch, trio.Event()
                 try:
@@ -270,6 +282,7 @@ class SQLiteStore:
         if self._pending:
             batch = self._batch
             self._wakeup.set()
+            self._urgent.set()
             await batch.wait()
         if self._writer_scope is not None:
             self._writer_scope.cancel()
