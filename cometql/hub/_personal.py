@@ -86,7 +86,7 @@ class Personal:
             return False, []  # a retry of a message already accepted
         conns = self._sessions(dev_id, user_id)
         feed = self.feeds.get(k)
-        if (conns and not remote and feed is not None and feed.idle() and not has_ack(conns)
+        if (conns and not remote and (feed is None or feed.idle()) and not has_ack(conns)
                 and not self._state.has_queue(dev_id, user_id) and not self._in_flight.queueing(k)):
             return False, [Deliver(conns, _frames.user_frame(event, message))]
         entry = QueuedMessage(self._new_id() if key is None else key, now, event, message)
@@ -119,10 +119,20 @@ class Personal:
         return self._next(feed, effects, targets)
 
     def _next(self, feed: Feed, effects: list[Effect], targets: tuple[Subscriber, ...]) -> list[Effect]:
+        """The next page if due; a feed with nothing in flight is forgotten (most users have none)."""
         load = feed.load(() if has_ack(targets) else targets)
         if load is not None:
             effects.append(load)
+        elif feed.idle() and not feed.deleting:
+            self.feeds.pop((feed.dev_id, feed.user_id), None)
         return effects
+
+    def _feed(self, dev_id: int, user_id: int) -> Feed | None:
+        """The user's feed, made when a message is stored for a user with sessions here."""
+        feed = self.feeds.get((dev_id, user_id))
+        if feed is None and self._sessions(dev_id, user_id):
+            feed = self.feeds[(dev_id, user_id)] = Feed(dev_id, user_id, False)
+        return feed
 
     def _delete(self, feed: Feed, entries: Iterable[QueuedMessage]) -> Persist:
         entries = list(entries)
@@ -137,7 +147,9 @@ class Personal:
         k = (sub.dev_id, sub.user_id)
         feed = self.feeds.get(k)
         if feed is None:
-            feed = self.feeds[k] = Feed(sub.dev_id, sub.user_id, self._state.has_queue(*k))
+            if not self._state.has_queue(*k):
+                return []  # nothing queued: no feed until a message is stored
+            feed = self.feeds[k] = Feed(sub.dev_id, sub.user_id, True)
         effects = feed.frames(list(feed.window.values()), (sub,), live=False)
         return self._next(feed, effects, self._sessions(*k))
 
@@ -160,7 +172,7 @@ class Personal:
 
     def stored(self, rec: QueueMessage) -> list[Effect]:
         """A message is in the store (stored here, or by another node): live if the feed is caught up."""
-        feed = self.feeds.get((rec.dev_id, rec.user_id))
+        feed = self._feed(rec.dev_id, rec.user_id)
         if feed is None:
             return []
         if feed.loading or feed.more or feed.full():
@@ -176,7 +188,7 @@ class Personal:
         if rec.ids is None:  # DELETE FROM users_messages: nothing of it is to be acknowledged
             feed.drop(None)
             feed.more = False
-            return []
+            return self._next(feed, [], self._sessions(feed.dev_id, feed.user_id))
         feed.drop(rec.ids)
         feed.deleted(rec.ids)
         return self._next(feed, [], self._sessions(feed.dev_id, feed.user_id))

@@ -59,12 +59,14 @@ def read(hub: Hub) -> None:
 def test_an_ack_session_gets_the_id_and_the_message_stays_until_acknowledged() -> None:
     hub = make_hub()
     tab = online(hub, session(4, ACKS))
+    assert hub.personal.feeds == {}  # an online user with nothing queued costs nothing here
     apply(hub, hub.send_to_user(1, 4, "ev", "hello", NOW))
     [frame] = messages(tab)
     assert frame == {"data": "hello", "event": "ev", "id": "id-1", "pipe": "msg"}
     assert [m.id for m in queued(hub, 1, 4)] == ["id-1"] and hub.state.queue_size(1, 4) == (1, 5)
     ack(hub, tab, ["nonsense", "id-1"])
     assert queued(hub, 1, 4) == [] and hub.state.queue_size(1, 4) == (0, 0)
+    assert hub.personal.feeds == {}  # nothing in flight: no per-user state is kept
     ack(hub, tab, ["id-1"])  # again: nothing left to delete, nothing stored
     assert hub.state.queue_size(1, 4) == (0, 0)
 
