@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import threading
 import time
 from multiprocessing.connection import Connection
 
@@ -138,18 +139,33 @@ def _session_process(host: str, port: int, dev_id: int, users: range, total: int
     asyncio.run(_sessions(host, port, dev_id, users, total, conn))
 
 
-def _inserter(server: tuple[str, int, str, str], users: list[str], offset: int, count: int,
-              start: mp.synchronize.Event, conn: Connection) -> None:
+def _inserters(server: tuple[str, int, str, str], users: list[str], clients: int, count: int,
+               start: mp.synchronize.Event, conn: Connection) -> None:
+    """``clients`` backend connections (a thread each: they wait on the server, not on Python),
+    ``count`` INSERTs each, round-robin over the users from a different offset."""
     host, port, user, password = server
-    client = MySQLClient(host, port, user, password)
     packets = [com_query(f"INSERT INTO users_messages (id, event, message) VALUES ({u}, 'ack', 'hello')")
                for u in users]
+    conns = [MySQLClient(host, port, user, password) for _ in range(clients)]
+    errors: list[str] = []
+
+    def run(i: int) -> None:
+        try:
+            for j in range(count):
+                conns[i].execute_packet(packets[(i * 7 + j) % len(packets)])
+        except Exception as exc:  # reported, the parent fails the scenario
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
     conn.send(("ready", None))
     start.wait()
-    for j in range(count):
-        client.execute_packet(packets[(offset + j) % len(packets)])
-    client.close()
-    conn.send(("done", None))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in conns:
+        c.close()
+    conn.send(("done", errors))
 
 
 def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) -> Result:
@@ -167,24 +183,20 @@ def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) 
     sessions.start()
     start = mpc.Event()
     login = (srv.host, srv.mysql_port, str(ctx.dev_id), srv.password)
-    pipes, procs = [], [sessions]
+    mine, theirs = mpc.Pipe()
+    inserters = mpc.Process(target=_inserters, daemon=True, name="cometql-bench-ack-inserts",
+                            args=(login, [str(u) for u in ids], clients, inserts, start, theirs))
+    procs = [sessions, inserters]
     try:
         with ctx.reporter.phase(f"ack: {users:,} sessions", total=1):
             if not parent.poll(120):
                 raise BenchError("the ack sessions did not open")
             parent.recv()
         ctx.wait_online(base + users)
-        for i in range(clients):
-            mine, theirs = mpc.Pipe()
-            proc = mpc.Process(target=_inserter, daemon=True, name=f"cometql-bench-ack-insert-{i}",
-                               args=(login, [str(u) for u in ids], i, inserts, start, theirs))
-            proc.start()
-            pipes.append(mine)
-            procs.append(proc)
-        for mine in pipes:
-            if not mine.poll(30):
-                raise BenchError("an INSERT client did not log in")
-            mine.recv()
+        inserters.start()
+        if not mine.poll(60):
+            raise BenchError("the INSERT clients did not log in")
+        mine.recv()
         meter = ctx.server_meter()
         t0 = time.monotonic_ns()
         start.set()
@@ -193,6 +205,8 @@ def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) 
                 raise BenchError("the sessions did not receive every message in time")
             body = parent.recv()[1]
             phase.update(total)
+        if mine.poll(30) and (errors := mine.recv()[1]):
+            raise BenchError(f"an INSERT client failed: {errors[0]}")
         while int(ctx.admin.status()["queue_depth"]) > 0:  # every ack stored
             if time.monotonic_ns() - t0 > (180 + total / 500) * 1e9:
                 raise BenchError("messages were still queued (not acknowledged) at the end")
@@ -201,9 +215,10 @@ def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) 
         server_cpu = meter.seconds()[0] if meter is not None else None
     finally:
         for proc in procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
+            if proc.pid is not None:
+                proc.join(2)
+                if proc.is_alive():
+                    proc.kill()
     ctx.wait_online(base)
     seconds = (t_end - t0) / 1e9
     result.add("delivered and acknowledged/s", total / seconds, "/s", Target(">=", 5000))

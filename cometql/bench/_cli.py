@@ -33,7 +33,8 @@ scenarios (default: all of them, the standard set):
   connect  new sessions per second until N                          (-n, default 5000)
   insert   CometQL INSERT/s with C concurrent clients               (--clients, --inserts, --subscribers)
   ack      personal messages to N online users who acknowledge them
-           (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients, --inserts)
+           (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients 32,
+                                                                       20,000 messages in all)
 
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
@@ -83,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--rate", type=float, default=100, help="latency: INSERTs per second (100)")
     load.add_argument("--duration", type=float, default=10, help="latency: seconds (10)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
-    load.add_argument("--clients", type=int, default=8, help="insert: concurrent CometQL clients (8)")
+    load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
     load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "

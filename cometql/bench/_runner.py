@@ -43,12 +43,12 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "latency": lambda c: latency(c, rate=args.rate, duration=args.duration, channels=args.channels or 10,
                                      subscribers=1000 if args.subscribers is None else args.subscribers),
         "connect": lambda c: connect(c, (ns or [5000])[0]),
-        "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
+        "insert": lambda c: insert(c, clients=args.clients or 8, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
-        "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients,
-                             inserts=max(1, min(args.inserts, 20_000 // max(1, args.clients)))),
+        "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
+                             inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
-                                 clients=args.clients, dev_id=args.dev),
+                                 clients=args.clients or 8, dev_id=args.dev),
     }
     return [(name, steps[name]) for name in names]
 

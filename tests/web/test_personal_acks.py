@@ -134,3 +134,12 @@ def test_a_full_queue_refuses_inserts_with_a_clear_error(bounded_server: ServerP
         assert cur.fetchall() == (("a",), ("b",), ("e",))
     finally:
         conn.close()
+
+
+async def test_acknowledgements_are_not_rate_limited(ws_server: ServerProcess, dev: int) -> None:
+    """A backlog's acks come as fast as its pages; past the command burst (200) they still count."""
+    _auth(ws_server, dev, 13)
+    async with open_browser(ws_server, dev, user_id=13, key="h13", caps="ack") as b:
+        for i in range(300):
+            await b.send("ack", f"unknown-{i}")
+        await b.sync()  # answered, and nothing before it: no rate-limit error frame, not closed
