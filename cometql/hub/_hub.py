@@ -101,7 +101,8 @@ class Hub:
         self._in_flight = InFlight()  # what records not stored yet have reserved
         #: Personal messages: bounds, each local user's feed of their queue, acks, pages read (``_personal``).
         self.personal = Personal(self.state, self._in_flight, self._persist, self._user_sessions, new_id,
-                                 max_count=max_queue_messages, max_bytes=max_queue_bytes, ttl=queue_ttl)
+                                 max_count=max_queue_messages, max_bytes=max_queue_bytes, ttl=queue_ttl,
+                                 always_load=node_id is not None)
         # counters
         self._published = 0
         self._queued = 0

@@ -58,11 +58,12 @@ class QueueFull(Exception):
 
 class Personal:
     __slots__ = ("_state", "_in_flight", "_persist", "_sessions", "_new_id", "feeds", "max_count",
-                 "max_bytes", "ttl", "_keys", "_keys_in_flight")
+                 "max_bytes", "ttl", "_keys", "_keys_in_flight", "_always_load")
 
     def __init__(self, state: DurableState, in_flight: InFlight, persist: Callable[[Record], Persist],
                  sessions: Callable[[int, int], tuple[Subscriber, ...]], new_id: Callable[[], str], *,
-                 max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES, ttl: int = 0) -> None:
+                 max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES, ttl: int = 0,
+                 always_load: bool = False) -> None:
         self._state = state
         self._in_flight = in_flight
         self._persist = persist
@@ -75,6 +76,9 @@ class Personal:
         #: Idempotency keys of stored messages (the newest), and of messages not stored yet.
         self._keys: OrderedDict[tuple[int, int, str], None] = OrderedDict()
         self._keys_in_flight: set[tuple[int, int, str]] = set()
+        #: A cluster node reads a page at every login: two nodes may both delete a message they both
+        #: wrote to sessions without acks, so its count of a user's queue can be low, never its store.
+        self._always_load = always_load
 
     # ---------------------------------------------------------------- sending
 
@@ -147,7 +151,7 @@ class Personal:
         k = (sub.dev_id, sub.user_id)
         feed = self.feeds.get(k)
         if feed is None:
-            if not self._state.has_queue(*k):
+            if not self._always_load and not self._state.has_queue(*k):
                 return []  # nothing queued: no feed until a message is stored
             feed = self.feeds[k] = Feed(sub.dev_id, sub.user_id, True)
         effects = feed.frames(list(feed.window.values()), (sub,), live=False)

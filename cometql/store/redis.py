@@ -83,6 +83,7 @@ return removed
 
 #: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...]. With a node (ARGV[3]), the
 #: user's lease (KEYS[3]) is taken or renewed for ARGV[4] ms first; held by another node: {-1, ms left}.
+#: An empty page hands nothing out: the lease is let go at once (a login with nothing queued holds none).
 _PAGE = """
 if ARGV[3] ~= '' then
   local holder = redis.call('GET', KEYS[3])
@@ -98,6 +99,7 @@ for i = 1, #ids, 2 do
     out[#out + 1] = value
   end
 end
+if #out == 0 and ARGV[3] ~= '' then redis.call('DEL', KEYS[3]) end
 return out
 """
 

@@ -159,7 +159,7 @@ def test_a_user_who_left_the_target_node_meanwhile_gets_the_message_queued(c: Cl
 def test_a_message_queued_while_the_user_was_connecting_is_delivered_at_once(c: Cluster) -> None:
     hub_b = c.hubs["B"]
     user = ListSubscriber(next(_conn_ids), 1, 10)
-    hub_b.connect(user, NOW)  # B's connect not yet shipped: A believes the user is offline
+    apply(hub_b, hub_b.connect(user, NOW))  # B's connect not yet shipped: A believes the user is offline
     c.run("A", c.hubs["A"].send_to_user(1, 10, "e", "race", NOW))
     assert [f["data"] for f in decoded(user)] == ["race"]
     assert hub_b.state.queue_size(1, 10) == c.hubs["C"].state.queue_size(1, 10) == (0, 0)
@@ -325,7 +325,7 @@ def test_a_bus_entry_is_applied_in_stream_order_records_and_events_interleaved(c
     message first, and all events and then all records would put it last."""
     hub_b = c.hubs["B"]
     user = ListSubscriber(next(_conn_ids), 1, 17)
-    hub_b.connect(user, NOW)  # B's connect and subscription not yet shipped: A believes the user is offline
+    apply(hub_b, hub_b.connect(user, NOW))  # B's connect and subscription not shipped: A thinks the user offline
     hub_b.subscribe(user, ["news"], NOW)
     hub_a = c.hubs["A"]
     entry = hub_a.publish(1, "news", "e", "one", NOW) + hub_a.send_to_user(1, 17, "e", "two", NOW)
@@ -339,7 +339,7 @@ def test_remote_changes_applies_each_value_in_order() -> None:
     """The same rule without the cluster harness: a history append, a publish that follows it, a clear."""
     hub = make_hub(node_id="B")
     sub = ListSubscriber(next(_conn_ids), 1, 18)
-    hub.connect(sub, NOW)
+    apply(hub, hub.connect(sub, NOW))  # (its login's page read of the queue, empty)
     hub.subscribe(sub, ["log"], NOW)
     entry = HistoryEntry("h-1", NOW, "e", "kept", 0)
     queued = QueuedMessage("q-1", NOW, "e", "queued")

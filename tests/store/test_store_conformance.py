@@ -315,3 +315,5 @@ async def test_redis_hands_a_users_backlog_to_one_node_at_a_time(redis: RedisSer
         assert [e for _, e in await b.queue_page(0, 3, 0, 10, claim=False)] == [_queued(1)]
         await trio.sleep(claimed.value.retry_after + 0.1)
         assert [e for _, e in await b.queue_page(0, 3, 0, 10)] == [_queued(1)]
+        assert await b.queue_page(0, 3, 1_000_000, 10) == []  # an empty page lets the lease go at once
+        assert await a.queue_page(0, 3, 1_000_000, 10) == []
