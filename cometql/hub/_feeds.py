@@ -5,12 +5,13 @@ record) and leaves it only once delivered: acknowledged by one session with the
 ``ack`` capability, or written to a session without it while the user has no
 ``ack`` session here (at most once, as CppComet's library expects). Memory
 never holds a queue: a ``Feed`` exists only while the user has sessions on this
-node and holds the *window*, the messages sent and not yet acknowledged (at
-most ``WINDOW`` of them), plus the store position of the last page read.
+node and messages in flight, and holds the *window*, the messages sent and not
+yet acknowledged (at most ``WINDOW`` of them / 8 × ``PAGE_BYTES``), plus the
+store position of the last page read.
 
-Flow control (``../docs/delivery.md``, "Backlogs and bounds"): the store is
+Flow control (``docs/delivery.md``, "Backlogs and bounds"): the store is
 read a page at a time (a ``LoadQueue`` effect; the engine reads the page and
-calls ``Hub.queue_page``). The next page is asked for once the window has room
+calls ``hub.personal.page``). The next page is asked for once the window has room
 again (acks), or, for sessions without acks, once the page's frames have left
 their outboxes (``LoadQueue.drain``). A message stored while the feed is
 caught up with the store goes out at once ("live"); one stored while a page is

@@ -9,7 +9,9 @@ times, each keyed by ``dev_id``. It knows nothing of sessions or nodes. Rules:
    ends in ``assert_never`` (a new record type fails type checking until it has
    its case). The hub applies its records once stored, ``restore`` applies what a
    store kept, ``merge`` what another node stored: one code path, so memory after
-   a restart equals memory before it.
+   a restart equals memory before it. The one exception is queue sizes at
+   start-up (``restore_queues``): the store counts them, since it never returns
+   the queued messages themselves.
 2. Everything else here is a read: the accessors never change state, and what
    they return is a copy or an immutable value.
 3. No ids, no clock: a record carries its ids and times, made by the caller.
