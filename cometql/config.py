@@ -161,6 +161,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stats_channels", int, ("stats", "channels"),
             "channels per dev_id and sample in stats_history, the busiest (most subscribers) first, "
             "besides the totals row"),
+    Setting("queue_max_messages", int, ("queue", "max_messages"),
+            "personal messages (users_messages) one user's queue holds until delivered; further INSERTs get "
+            "ERR 429 'Queue is full'"),
+    Setting("queue_max_bytes", int, ("queue", "max_bytes"),
+            "bytes of message text one user's queue holds until delivered (further INSERTs: ERR 429)"),
+    Setting("queue_ttl", int, ("queue", "ttl"),
+            "seconds a personal message may wait in its user's queue; older ones are deleted unsent (0: no limit)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -173,7 +180,7 @@ _KNOWN_IGNORED = {
     (sec, k) for sec in ("ws", "cometql") for k in ("thread_num", "statistics", "benchmark", "backlog", "epoll_size",
                                                     "uptimeTestInterval", "cluster")
 }
-_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin", "stats"}
+_KNOWN_SECTIONS = {"main", "ws", "cometql", "store", "log", "ssl", "admin", "stats", "queue"}
 _IGNORED_SECTIONS = {"db", "cometqlproxy", "freeswitch", "statistics", "content-type", "sip", "http"}
 
 
@@ -235,6 +242,9 @@ class Config:
     stats_interval: int = 60
     stats_keep_days: float = 7.0
     stats_channels: int = 20
+    queue_max_messages: int = 10_000
+    queue_max_bytes: int = 10 * 1024 * 1024
+    queue_ttl: int = 0  # off: a message is never dropped unsent unless the backend asks for it
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -272,6 +282,8 @@ class Config:
                 raise ConfigError("advertise: the relay between nodes speaks plain HTTP; terminate TLS in front")
             if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", self.advertise):
                 raise ConfigError(f"advertise: {self.advertise!r} is not host:port")
+        if self.queue_max_messages <= 0 or self.queue_max_bytes <= 0:
+            raise ConfigError("queue_max_messages and queue_max_bytes must be positive")
         if not self.password:
             raise ConfigError("password: must not be empty (MySQL clients cannot log in with an empty password)")
         for name in ("mysql_port", "ws_port"):
@@ -280,7 +292,7 @@ class Config:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
         for name in ("mysql_max_connections", "ws_max_connections", "admin_login_attempts", "max_sessions_per_ip",
                      "command_rate", "command_burst", "max_message_size", "max_subscriptions", "stats_interval",
-                     "stats_keep_days", "stats_channels"):
+                     "stats_keep_days", "stats_channels", "queue_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: {getattr(self, name)} must not be negative")
         for name in ("max_statements", "max_insert_rows", "max_in_values"):

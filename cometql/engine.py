@@ -12,6 +12,15 @@ store has them, called by the store in its commit order; a refused commit
 leaves memory as it was, raises ``StoreError`` and hands out nothing decided
 after its first record. The statement is acknowledged only once its records
 are stored.
+
+Personal-message queues are read a page at a time: a ``LoadQueue`` effect is
+read from the store by a loader task (a few at once, never two for one user:
+the hub asks for one page at a time), after the sessions it names have sent
+what their outboxes hold (flow control for sessions that do not acknowledge),
+and the page goes back to the hub (``hub.personal.page``), whose effects are
+applied like any others. In a cluster a page is read only under the user's
+lease (``QueueClaimed`` while another node hands out the same backlog: the
+loader waits for the lease while the hub still wants the page).
 """
 
 from __future__ import annotations
@@ -24,14 +33,34 @@ from typing import assert_never
 
 import trio
 
-from .errors import StoreError
-from .hub import Broadcast, Change, Deliver, Disconnect, Effect, Frames, Hub, Persist, Position, Record, Refused
+from .errors import QueueClaimed, StoreError
+from .hub import (
+    Broadcast,
+    Change,
+    Deliver,
+    Disconnect,
+    Effect,
+    Frames,
+    Hub,
+    LoadQueue,
+    Persist,
+    Position,
+    Record,
+    Refused,
+    Subscriber,
+)
+from .hub.records import DeleteQueued
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("cometql.engine")
+
+#: A page of a user's queue is read once every session it waits for holds at most this much unsent.
+DRAIN_BYTES = 64 * 1024
+#: Queue pages read at once (different users).
+LOADERS = 4
 
 
 class Engine:
@@ -49,6 +78,8 @@ class Engine:
         self._outgoing: deque[tuple[Deliver | Disconnect | Callable[[], None], float]] = deque()
         self._wake = trio.Event()
         self._deferring = False
+        self._loads: deque[LoadQueue] = deque()
+        self._load_wake = trio.Event()
 
     def now(self) -> int:
         return int(self.clock())
@@ -65,14 +96,15 @@ class Engine:
         # records and cluster events, in the order the hub produced them: the store decides what waits
         changes: list[Change] = []
         records: list[Record] = []
-        held: list[Deliver | Disconnect] = []  # decided after a record: handed out once it is stored
+        held: list[Deliver | Disconnect | LoadQueue] = []  # decided after a record: handed out once stored
+        loads: list[LoadQueue] = []
         for effect in effects:
             match effect:
-                case Deliver() | Disconnect():
+                case Deliver() | Disconnect() | LoadQueue():
                     if records:
                         held.append(effect)
                     else:
-                        self._hand_out(effect, published)
+                        self._hand_out(effect, published, loads)
                 case Persist(recs):
                     changes.extend(recs)
                     records.extend(recs)
@@ -86,10 +118,12 @@ class Engine:
             # acknowledged only once the store has them; raises StoreError (nothing applied, nothing held sent)
             await self._commit(changes, records, published)
             for effect in held:
-                self._hand_out(effect, published)
+                self._hand_out(effect, published, loads)
         elif changes:
             # a clustered store queues events alone without waiting, unless Redis is far behind
             await self.store.commit(changes)
+        for load in loads:  # no loader task (tools, tests): read the page now
+            await self._load(load)
 
     async def _commit(self, changes: list[Change], records: list[Record], published: float) -> None:
         """One statement's records: the store settles them in its commit order (applied, or refused).
@@ -106,7 +140,9 @@ class Engine:
                 else:
                     follow.append(effect)
 
-        await self.store.commit(changes, settle)
+        # deleting delivered messages only (acks): nothing waits on it, it may share a later transaction
+        lazy = all(type(rec) is DeleteQueued for rec in records)
+        await self.store.commit(changes, settle, lazy=lazy)
         if follow:  # a message queued for a user who connected meanwhile: this statement is stored already
             try:
                 await self.apply(follow)
@@ -122,8 +158,16 @@ class Engine:
         else:
             reached()
 
-    def _hand_out(self, effect: Deliver | Disconnect, published: float) -> None:
-        if self._deferring:
+    def _hand_out(self, effect: Deliver | Disconnect | LoadQueue, published: float,
+                  loads: list[LoadQueue] | None = None) -> None:
+        if isinstance(effect, LoadQueue):
+            if self._deferring:
+                self._loads.append(effect)
+                self._load_wake.set()
+            else:
+                assert loads is not None, "a LoadQueue outside apply() before the delivery task runs"
+                loads.append(effect)
+        elif self._deferring:
             self._outgoing.append((effect, published))
             self._wake.set()
         else:
@@ -145,8 +189,50 @@ class Engine:
         elif callable(effect):
             effect()
 
+    async def _load(self, load: LoadQueue) -> None:
+        """Read the page a ``LoadQueue`` asks for, once its sessions have drained, and hand it to the hub."""
+        while True:
+            while any(_unsent(t) > DRAIN_BYTES for t in load.drain):
+                await trio.sleep(0.005)
+            try:
+                page = await self.store.queue_page(load.dev_id, load.user_id, load.after, load.limit)
+                break
+            except QueueClaimed as exc:  # another node hands out this backlog: wait for its lease to end
+                if not self.hub.personal.wants(load):
+                    return
+                await trio.sleep(min(max(exc.retry_after, 0.05), 0.5))
+            except StoreError as exc:
+                log.error("could not read a user's queue (it stays queued): %s", exc)
+                self.hub.personal.page_failed(load)
+                return
+        try:
+            await self.apply(self.hub.personal.page(load, page, self.now()))
+        except StoreError as exc:
+            log.error("could not hand out queued messages (they stay queued): %s", exc)
+
+    async def _run_loads(self) -> None:
+        """The loader task: reads queue pages, at most ``LOADERS`` at once."""
+        limiter = trio.CapacityLimiter(LOADERS)
+
+        async def one(load: LoadQueue) -> None:
+            async with limiter:
+                await self._load(load)
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._load_wake.wait()
+                self._load_wake = trio.Event()
+                while self._loads:
+                    nursery.start_soon(one, self._loads.popleft())
+
     async def run_deliveries(self) -> None:
-        """The delivery task: runs for the server's lifetime, applying deliveries in order."""
+        """The delivery task (and the loader): runs for the server's lifetime, applying deliveries in order."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run_loads)
+            await self._run_deliveries()
+            nursery.cancel_scope.cancel()  # pragma: no cover - deliveries run until cancelled
+
+    async def _run_deliveries(self) -> None:
         self._deferring = True
         try:
             while True:
@@ -163,3 +249,10 @@ class Engine:
             self._deferring = False
             while self._outgoing:  # shutting down: still hand out what was decided
                 self._deliver(self._outgoing.popleft()[0])
+
+
+def _unsent(target: Subscriber) -> int:
+    """Bytes a session still has to send (0 once it is closing: they will never leave)."""
+    if getattr(target, "closing", None) is not None:
+        return 0
+    return int(getattr(target, "queued_bytes", 0))

@@ -22,7 +22,7 @@ from .canary import Canary
 from .cluster import Bus, Cluster, open_bus
 from .config import Config
 from .engine import Engine
-from .hub import Hub, Record
+from .hub import Hub, QueuedMessage, Record
 from .metrics import Metrics
 from .observe import NULL_OBSERVER, ClusterStatistics, MysqlCounters, Observer, Statistics
 from .redisurl import RedisAddress
@@ -108,6 +108,19 @@ class Node:
             follower_pauses=cluster.pauses,
         )
 
+    async def queued(self, dev_id: int, user_id: int) -> list[QueuedMessage]:
+        """A user's stored queue, oldest first (what ``SELECT ... FROM users_messages`` shows: not yet
+        delivered, or not yet acknowledged). Read page by page, up to the queue bound."""
+        out: list[QueuedMessage] = []
+        after = 0
+        while len(out) < self.hub.personal.max_count:
+            page = await self.store.queue_page(dev_id, user_id, after, 1000, claim=False)
+            out += [entry for _, entry in page]
+            if len(page) < 1000:
+                break
+            after = page[-1][0]
+        return out
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The node's own tasks: deliveries, the observer's sampling, the cluster follower."""
         async with trio.open_nursery() as nursery:
@@ -176,11 +189,14 @@ async def open_node(config: Config) -> AsyncIterator[tuple[Node, list[Record]]]:
             user_data_access=config.user_data_access,
             node_id=cluster.node_id if cluster else None,
             count_traffic=config.stats_interval > 0,
+            max_queue_messages=config.queue_max_messages,
+            max_queue_bytes=config.queue_max_bytes,
+            queue_ttl=config.queue_ttl,
         )
         if cluster is not None:
             await cluster.begin()
         records = await store.load()
-        hub.restore(records)
+        hub.restore(records, await store.queue_sizes())
         node = Node(hub, store, cluster, canary_interval=config.canary_interval,
                     canary_timeout=config.canary_timeout, stats=stats, sampling=_sampling(config, cluster is not None))
         if cluster is not None:

@@ -16,7 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from cometql.bench import Context, Server, add_parser, connect, fanout, heavy, idle, insert, latency, run, start_server
+from cometql.bench import (
+    Context,
+    Server,
+    ack,
+    add_parser,
+    connect,
+    fanout,
+    heavy,
+    idle,
+    insert,
+    latency,
+    run,
+    start_server,
+)
 from cometql.bench._cli import SCENARIOS, chosen
 from cometql.bench._report import BLOCK_END, BLOCK_START, write_performance_md
 from cometql.bench._results import Result, Target
@@ -91,6 +104,14 @@ def test_insert_every_statement_reaches_the_hub(ctx: Context) -> None:
     assert result.details["inserts"] == result.details["reached_hub"] == 500
     assert _value(result, "INSERT/s") > 0
     assert 0 < _value(result, "INSERT p50") <= _value(result, "INSERT p99")
+
+
+def test_ack_every_message_is_delivered_once_and_acknowledged(ctx: Context) -> None:
+    result = ack(ctx, users=50, clients=2, inserts=100)
+    assert _value(result, "messages received exactly once") == 100
+    assert _value(result, "delivered and acknowledged/s") > 0
+    assert ctx.admin.status()["queue_depth"] == "0"  # every message acknowledged and deleted
+    assert ctx.online() == 0
 
 
 def test_insert_with_subscribers_counts_deliveries(ctx: Context) -> None:

@@ -1,4 +1,4 @@
-"""``cometql bench``: load scenarios against a CometQL server (idle, fanout, latency, connect, insert, heavy).
+"""``cometql bench``: load scenarios against a CometQL server (idle, fanout, latency, connect, insert, heavy, ack).
 
 ``add_parser(subparsers)`` registers the subcommand on ``cometql``'s parser;
 ``python -m cometql.bench`` runs it on its own. The load clients are separate
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._cli import add_parser, main, run
 
 if TYPE_CHECKING:
+    from ._ack import ack
     from ._context import Context
     from ._delivery import fanout, latency
     from ._heavy import heavy
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
     from ._server import Server, start_server
     from ._sessions import connect, idle
 
-__all__ = ["Context", "Figure", "Result", "Server", "Target", "add_parser", "connect", "fanout", "heavy", "idle",
-           "insert", "latency", "main", "run", "start_server"]
+__all__ = ["Context", "Figure", "Result", "Server", "Target", "ack", "add_parser", "connect", "fanout", "heavy",
+           "idle", "insert", "latency", "main", "run", "start_server"]
 
 _LAZY = {
-    "Context": "_context", "fanout": "_delivery", "latency": "_delivery", "insert": "_insert", "heavy": "_heavy",
+    "ack": "_ack", "Context": "_context", "fanout": "_delivery", "latency": "_delivery", "insert": "_insert",
+    "heavy": "_heavy",
     "Figure": "_results", "Result": "_results", "Target": "_results", "Server": "_server",
     "start_server": "_server", "connect": "_sessions", "idle": "_sessions",
 }

@@ -4,7 +4,7 @@
 everything this module imports is paid by every server start; the scenarios,
 the client processes and rich are imported only when ``run`` is called
 (``_runner``). With no scenario (or ``all``) the standard set runs: idle,
-fanout, latency, connect, insert, heavy with their default sizes. Against a server it
+fanout, latency, connect, insert, heavy, ack with their default sizes. Against a server it
 starts itself unless ``--mysql-port`` (and ``--ws-port`` for browser scenarios)
 name a running one; ``--pid`` then enables the memory and server-CPU figures.
 """
@@ -19,7 +19,7 @@ from ..config import EXAMPLE_PASSWORD
 
 __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chosen", "main", "run"]
 
-SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy")
+SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack")
 #: Run only when named: it starts its own redis-server and servers.
 EXTRA_SCENARIOS = ("scale",)
 DESCRIPTION = """\
@@ -34,6 +34,9 @@ scenarios (default: all of them, the standard set):
   insert   CometQL INSERT/s with C concurrent clients               (--clients, --inserts, --subscribers)
   heavy    other clients' SELECT 1 / WebSocket ping round trips
            while 2 clients run the heaviest accepted statements      (--duration)
+  ack      personal messages to N online users who acknowledge them
+           (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients 32,
+                                                                       20,000 messages in all)
 
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
@@ -83,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--rate", type=float, default=100, help="latency: INSERTs per second (100)")
     load.add_argument("--duration", type=float, default=10, help="latency, heavy: seconds (10)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
-    load.add_argument("--clients", type=int, default=8, help="insert: concurrent CometQL clients (8)")
+    load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
     load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "
@@ -92,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bench`` on ``cometql``'s subcommands (``func=run``)."""
-    p = subparsers.add_parser("bench", help="benchmark a server (idle, fanout, latency, connect, insert, heavy)",
+    p = subparsers.add_parser("bench", help="benchmark a server (idle, fanout, latency, connect, insert, heavy, ack)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
+from ._ack import ack
 from ._context import Context
 from ._delivery import fanout, latency
 from ._heavy import heavy
@@ -43,11 +44,13 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "latency": lambda c: latency(c, rate=args.rate, duration=args.duration, channels=args.channels or 10,
                                      subscribers=1000 if args.subscribers is None else args.subscribers),
         "connect": lambda c: connect(c, (ns or [5000])[0]),
-        "insert": lambda c: insert(c, clients=args.clients, inserts=args.inserts,
+        "insert": lambda c: insert(c, clients=args.clients or 8, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
         "heavy": lambda c: heavy(c, duration=args.duration),
+        "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
+                             inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
-                                 clients=args.clients, dev_id=args.dev),
+                                 clients=args.clients or 8, dev_id=args.dev),
     }
     return [(name, steps[name]) for name in names]
 

@@ -45,6 +45,7 @@ from ..hub import (
     Kick,
     Position,
     Published,
+    QueuedMessage,
     Record,
     SessionClosed,
     SessionOpened,
@@ -54,7 +55,7 @@ from ..hub import (
 )
 from ..hub.records import AppendHistory
 from ..redisurl import RedisAddress
-from ..store import Settle, codec, no_settle
+from ..store import QueueSize, Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
 from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
@@ -132,6 +133,8 @@ class Bus:
         self.connected = False
         self._writer_scope: trio.CancelScope | None = None
         self._in_flight: _Batch | None = None
+        self._reader: RedisConnection | None = None  # queue pages
+        self._reading = trio.Lock()
 
     # ------------------------------------------------------------- Store API
 
@@ -145,7 +148,32 @@ class Bus:
         finally:
             await conn.aclose()
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def queue_sizes(self) -> list[QueueSize]:
+        conn = await self.connect("load")
+        try:
+            return await keys.queue_sizes(conn)
+        finally:
+            await conn.aclose()
+
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
+        """A page of a user's queue, on this node's reading connection (opened again after an outage),
+        under the user's lease: ``QueueClaimed`` while another node hands out the same backlog."""
+        async with self._reading:
+            try:
+                with trio.fail_after(self.timeout):
+                    if self._reader is None:
+                        self._reader = await self.connect("read")
+                    return await keys.queue_page(self._reader, dev_id, user_id, after, limit,
+                                                 self.node_id if claim else "")
+            except (RedisDown, ReplyError, OSError, trio.TooSlowError) as exc:
+                if self._reader is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._reader.aclose()
+                    self._reader = None
+                raise StoreError(f"Redis: cannot read a queue: {exc}") from exc
+
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Records (and the events around them): wait until Redis has them. Events alone: queue them."""
         if any(is_record(c) for c in changes) or not self.post(changes):
             await self.submit(changes, settle)
@@ -374,9 +402,10 @@ class Bus:
                 pass
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.aclose()
-            self._conn = None
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                await conn.aclose()
+        self._conn = self._reader = None
 
 
 def _positions(replies: list[Any], span: _Span) -> list[Position]:

@@ -15,10 +15,12 @@ The state is split by who owns it, and only its owner changes it:
 - ``_remote``: ``RemoteSessions``, the view of other nodes' sessions, changed
   only by their bus entries; it returns transitions the hub turns into effects.
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
-  reserved (records reach ``state`` only once stored: ``Hub.settle``).
+  reserved (records reach ``state`` only once stored: ``Hub.settle``);
 - ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
   traffic counters (``Hub.traffic``), the presence census (``take_census``) and
-  one sample's rows.
+  one sample's rows;
+- ``_personal`` and ``_feeds``: personal messages (bounds, each local user's
+  feed of their queue, page by page, acknowledgements), ``hub.personal``.
 
 ``_browser`` turns browser commands into hub calls, ``_frames`` encodes what
 browsers receive. The public modules ``records`` and ``events`` are the
@@ -28,10 +30,12 @@ codecs derive from them.
 
 from ._browser import handle_command, open_session
 from ._census import ChannelCensus, DevCensus, StatsRow, sample_rows, take_census
-from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist, Refused
+from ._effects import Broadcast, Deliver, Disconnect, Effect, LoadQueue, Persist, Refused
+from ._feeds import ACK, PAGE, PAGE_BYTES, WINDOW
 from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys_frame
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
+from ._personal import QueueFull
 from ._remote import RemoteSession
 from ._state import MAX_HISTORY, DurableState, Position
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
@@ -50,6 +54,10 @@ from .events import (
 from .records import RECORD_TYPES, HistoryEntry, QueuedMessage, Record, is_record
 
 __all__ = [
+    "ACK",
+    "PAGE",
+    "PAGE_BYTES",
+    "WINDOW",
     "MAX_HISTORY",
     "KNOWN_CAPS",
     "NO_CAPS",
@@ -72,10 +80,12 @@ __all__ = [
     "Hub",
     "HubStatistics",
     "Kick",
+    "LoadQueue",
     "ListSubscriber",
     "Persist",
     "Position",
     "Published",
+    "QueueFull",
     "QueuedMessage",
     "Record",
     "Refused",

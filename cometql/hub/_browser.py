@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from . import _frames as frames
 from ._effects import Deliver, Effect, Persist, Refused
+from ._feeds import ACK
 from ._hub import Hub
 from ._names import CHANNEL_MAX, EVENT_MAX
 from ._subscriber import Subscriber
@@ -195,6 +196,18 @@ def _user_status(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]
                                            {"data": ago, "last_online_time": ago}, now))
 
 
+_MAX_ACK_IDS = 1000
+
+
+def _ack(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
+    """``ack\n<id>,<id>,...``: personal messages this session got (the ``id`` of their frames). Only a
+    session that announced the ``ack`` capability may send it; unknown ids are ignored."""
+    if ACK not in sub.caps:
+        return _error(sub, "Unknown command", now, number_messages=-1)
+    ids = [i for i in args.strip().split(",") if i][:_MAX_ACK_IDS]
+    return hub.personal.ack(sub, ids)
+
+
 def _ignored(hub: Hub, sub: Subscriber, args: str, now: int) -> list[Effect]:
     return []
 
@@ -213,6 +226,7 @@ COMMANDS: tuple[tuple[str, Handler], ...] = (
     ("user_data", _user_data),
     ("cgi_call", _ignored),
     ("CometQL_call", _ignored),
+    ("ack", _ack),
 )
 
 

@@ -4,7 +4,7 @@ Hub methods are synchronous and never touch sockets or disks; they return a
 list of these effects, which the engine applies in order (await the store for
 ``Persist``, hand bytes to subscribers for ``Deliver``, close for ``Disconnect``,
 ship ``Broadcast`` to the other nodes of a cluster, tell the observer about
-``Refused`` requests).
+``Refused`` requests, read a page of a user's queue for ``LoadQueue``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .events import ClusterEvent
     from .records import Record
 
-__all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "Persist", "Refused"]
+__all__ = ["Broadcast", "Deliver", "Disconnect", "Effect", "LoadQueue", "Persist", "Refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +70,16 @@ class Refused:
     limit: str
 
 
-Effect = Deliver | Persist | Disconnect | Broadcast | Refused
+@dataclass(frozen=True, slots=True)
+class LoadQueue:
+    """Read up to ``limit`` queued messages of a user stored after position ``after`` (0: from the start),
+    once ``drain``'s outboxes have sent what they hold, and hand them to ``hub.personal.page``."""
+
+    dev_id: int
+    user_id: int
+    after: int
+    limit: int
+    drain: tuple[Subscriber, ...] = ()
+
+
+Effect = Deliver | Persist | Disconnect | Broadcast | Refused | LoadQueue

@@ -19,7 +19,7 @@ from typing import Any, final
 import orjson
 
 __all__ = ["KNOWN_CAPS", "NO_CAPS", "Frames", "channel_frames", "encode_frame", "pipe_frame", "position_frame",
-           "queued_user_frame", "queued_user_frames", "recovered_frame", "status_frame", "user_frame"]
+           "queued_user_frame", "queued_user_frames", "recovered_frame", "status_frame", "user_frame", "user_frames"]
 
 _OPTS = orjson.OPT_SORT_KEYS
 
@@ -113,6 +113,11 @@ def position_frame(event: str, channel: str, epoch: str, offset: int, history: b
 def user_frame(event: str, message: str) -> bytes:
     """A live ``users_messages`` delivery: pipe ``msg`` and no send time, as in CppComet."""
     return encode_frame({"data": message, "event": event, "pipe": "msg"})
+
+
+def user_frames(event: str, message: str, message_id: str) -> Frames:
+    """``user_frame``, and for sessions with capabilities the message's stable ``id`` too."""
+    return Frames({"data": message, "event": event, "pipe": "msg"}, {"id": message_id})
 
 
 def _queued_user(event: str, message: str, queued_at: int) -> dict[str, Any]:

@@ -14,9 +14,8 @@ package docstring), ``state`` (``DurableState``) and the remote side
    commit order; a refused one leaves no trace); ``restore`` and ``remote_records`` use the same table.
 4. One fan-out: a channel message reaches this node's subscribers through
    ``publish``, whether it was published here (SQL, a browser) or on another node.
-5. A user is online while any node holds one of their sessions: the online and
-   offline frames, the last-seen time, queueing and the per-user session limit
-   count local and remote sessions together.
+5. A user is online while any node holds one of their sessions (online and offline frames, last-seen
+   time, the per-user session limit). Personal messages are ``personal``'s (``_personal``).
 
 Subscribers are opaque handles (see ``_subscriber``): the hub indexes them and
 decides who gets which frame. A hub given a ``node_id`` is one node of a
@@ -34,6 +33,7 @@ from . import records as r
 from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
+from ._personal import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Personal
 from ._queries import HubQueries, HubStatistics
 from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState, Position
@@ -41,7 +41,7 @@ from ._streams import Echo, position_frames
 from ._subscriber import Subscriber
 from ._subscriber import all_but as _targets
 from .events import Change, ClusterEvent, Kick, Published, SessionClosed, SessionOpened, SessionSubscribed, UserMessage
-from .records import HistoryEntry, QueuedMessage, Record, is_record
+from .records import HistoryEntry, Record, is_record
 
 __all__ = ["Hub", "HubStatistics", "MAX_USER_CONNECTIONS"]
 
@@ -68,6 +68,9 @@ class Hub(HubQueries):
         node_id: str | None = None,
         user_data_access: str = "anyone",
         count_traffic: bool = False,
+        max_queue_messages: int = DEFAULT_MAX_COUNT,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        queue_ttl: int = 0,
     ) -> None:
         self.password = password
         #: Channels one browser session may subscribe to (CppComet: 32); read by the ``subscription`` command.
@@ -94,14 +97,23 @@ class Hub(HubQueries):
         self._awaiting: dict[str, tuple[int | None, int | None]] = {}
         #: The same, stored, until this node reads its bus entry: entry id -> (record as stored, skip, user_id).
         self._echo: dict[str, Echo] = {}
+        #: Personal messages: bounds, each local user's feed of their queue, acks, pages read (``_personal``).
+        self.personal = Personal(self.state, self._in_flight, self._persist, self._user_sessions, new_id,
+                                 max_count=max_queue_messages, max_bytes=max_queue_bytes, ttl=queue_ttl,
+                                 always_load=node_id is not None)
         # counters
         self._published = 0
         self._queued = 0
         self.traffic = _traffic.Traffic() if count_traffic else _traffic.NoTraffic()  # stats_history's (sampler)
 
-    def restore(self, records: Iterable[Record]) -> None:
-        """Rebuild durable state from records a store has kept (no effects)."""
+    def restore(self, records: Iterable[Record], queue_sizes: Iterable[tuple[int, int, int, int]] = ()) -> None:
+        """Rebuild durable state from a store's records and queue sizes (dev, user, messages, bytes). No effects."""
         self.state.restore(records)
+        self.state.restore_queues(queue_sizes)
+
+    def _user_sessions(self, dev_id: int, user_id: int) -> tuple[Subscriber, ...]:
+        conns = self._users.get((dev_id, user_id))
+        return tuple(conns.values()) if conns else ()
 
     def _persist(self, rec: Record) -> Persist:
         self._in_flight.hold(rec)
@@ -119,6 +131,7 @@ class Hub(HubQueries):
             self._in_flight.release(rec)
             fan_out = self._awaiting.pop(rec.entry.id, None) if type(rec) is r.AppendHistory else None
             if not stored:
+                effects.extend(self._queue_changed(rec, False))  # a refused deletion frees its window
                 continue
             if type(rec) is r.AppendHistory and positions:
                 epoch, offset = next(assigned)
@@ -129,7 +142,7 @@ class Hub(HubQueries):
                     effects.extend(self._fan_out_stored(rec, *fan_out))
                 else:  # in a cluster, in the bus's order, as every other node (``own_stored``)
                     self._echo[rec.entry.id] = (rec, *fan_out)
-            effects.extend(self._deliver_queued(rec))
+            effects.extend(self._queue_changed(rec))
         return effects
 
     def own_stored(self, changes: Iterable[Change]) -> list[Effect]:
@@ -158,11 +171,12 @@ class Hub(HubQueries):
         return [Deliver(targets, _frames.channel_frames(rec.channel, e.event, e.message, e.time, user_id,
                                                          epoch, offset))]
 
-    def _deliver_queued(self, rec: Record) -> list[Effect]:
-        """A message just queued for a user who has sessions here (who connected meanwhile) goes to them."""
-        if isinstance(rec, r.QueueMessage) and (conns := self._users.get((rec.dev_id, rec.user_id))):
-            return self._flush_queue(rec.dev_id, rec.user_id, tuple(conns.values()))
-        return []
+    def _queue_changed(self, rec: Record, stored: bool = True) -> list[Effect]:
+        """A stored message goes to its user's sessions here; a deletion, stored or refused, frees their window."""
+        if type(rec) is r.QueueMessage:
+            self.personal.settled(rec, stored)
+            return self.personal.stored(rec) if stored else []
+        return self.personal.deleted(rec) if type(rec) is r.DeleteQueued else []
 
     # --------------------------------------------------------------- publishing
 
@@ -211,21 +225,18 @@ class Hub(HubQueries):
         self._awaiting[entry.id] = (skip, user_id)
         return self._persist(r.AppendHistory(dev_id, channel, entry, keep))
 
-    def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int) -> list[Effect]:
-        """Deliver to every live session of a user, or queue durably while the user is offline."""
-        conns = self._users.get((dev_id, user_id))
-        nodes = self._remote.users.get((dev_id, user_id))
-        if nodes:
-            ev = UserMessage(dev_id, user_id, event, message, now, tuple(sorted(nodes)))
-            effects: list[Effect] = [Broadcast((ev,))]
-            if conns:
-                effects.append(Deliver(tuple(conns.values()), _frames.user_frame(event, message)))
-            return effects
-        if conns:
-            return [Deliver(tuple(conns.values()), _frames.user_frame(event, message))]
-        self._queued += 1
-        entry = QueuedMessage(self._new_id(), now, event, message)
-        return [self._persist(r.QueueMessage(dev_id, user_id, entry))]
+    def send_to_user(self, dev_id: int, user_id: int, event: str, message: str, now: int, *,
+                     key: str | None = None) -> list[Effect]:
+        """Queue a personal message durably; once stored it goes to the user's sessions on every node
+        (``_personal``). ``key``: the backend's idempotency key, also the message id. Raises
+        ``QueueFull`` at the user's queue bound."""
+        remote = bool(self._remote.users.get((dev_id, user_id)))
+        offline = not remote and (dev_id, user_id) not in self._users
+        stored, effects = self.personal.send(dev_id, user_id, event, message, now, key=key, remote=remote)
+        if stored and offline:
+            self._queued += 1
+        return effects
+
 
     # ------------------------------------------------------------------ sessions
 
@@ -245,19 +256,9 @@ class Hub(HubQueries):
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
         first = not conns and not remote
         self._users.setdefault(key, conns)[sub.conn_id] = sub
-        effects.extend(self._flush_queue(sub.dev_id, sub.user_id, (sub,)))
+        effects.extend(self.personal.opened(sub))
         if first:
             effects.extend(self._status(sub.dev_id, sub.user_id, "online"))
-        return effects
-
-    def _flush_queue(self, dev_id: int, user_id: int, targets: tuple[Subscriber, ...]) -> list[Effect]:
-        """Hand a user's queued messages (but those in another flush) to ``targets``, drop them from the queue."""
-        entries = self._in_flight.take(dev_id, user_id, self.state.queued(dev_id, user_id))
-        if not entries:
-            return []
-        frames = _frames.queued_user_frames  # with capabilities, each message's id too
-        effects: list[Effect] = [Deliver(targets, frames(e.event, e.message, e.time, e.id)) for e in entries]
-        effects.append(self._persist(r.DeleteQueued(dev_id, user_id, tuple(e.id for e in entries))))
         return effects
 
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
@@ -283,9 +284,12 @@ class Hub(HubQueries):
             return effects
         key = (sub.dev_id, sub.user_id)
         conns = self._users.get(key)
-        if conns is None or conns.pop(sub.conn_id, None) is None or conns:
-            return effects  # not linked to its user, or not the user's last session here
+        if conns is None or conns.pop(sub.conn_id, None) is None:
+            return effects  # not linked to its user
+        if conns:  # not the user's last session here
+            return effects + self.personal.closed(sub)
         del self._users[key]
+        effects += self.personal.closed(sub)
         if not self._remote.users.get(key):
             effects.append(self._persist(r.SetLastSeen(sub.dev_id, sub.user_id, now)))
             effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
@@ -454,12 +458,11 @@ class Hub(HubQueries):
         return effects
 
     def remote_records(self, records: Iterable[Record]) -> list[Effect]:
-        """Apply records another node stored. A message queued for a user who has just
-        connected here (the other node did not know yet) is delivered at once."""
+        """Apply records another node stored (a message queued for a user with sessions here goes to them)."""
         effects: list[Effect] = []
         for rec in records:
             if self.state.merge(rec):
-                effects.extend(self._deliver_queued(rec))
+                effects.extend(self._queue_changed(rec))
         return effects
 
     def sync_node(self, node: str, sessions: Iterable[SessionOpened], now: int) -> list[Effect]:

@@ -1,14 +1,17 @@
 """Durable state: what survives a restart, and the one table that applies a record to it.
 
 ``DurableState`` owns auth hashes, user data, revoked tokens, pipe settings,
-channel history, offline users' queues and last-seen times, each keyed by
-``dev_id``. It knows nothing of sessions or nodes. Rules:
+channel history, the size of users' message queues (count and bytes: the
+messages themselves stay in the store, read a page at a time) and last-seen
+times, each keyed by ``dev_id``. It knows nothing of sessions or nodes. Rules:
 
 1. Only ``apply`` changes it, one ``Record`` at a time, through a ``match`` that
    ends in ``assert_never`` (a new record type fails type checking until it has
    its case). The hub applies its records once stored, ``restore`` applies what a
    store kept, ``merge`` what another node stored: one code path, so memory after
-   a restart equals memory before it.
+   a restart equals memory before it. The one exception is queue sizes at
+   start-up (``restore_queues``): the store counts them, since it never returns
+   the queued messages themselves.
 2. Everything else here is a read: the accessors never change state, and what
    they return is a copy or an immutable value.
 3. No ids, no clock: a record carries its ids and times, made by the caller.
@@ -23,7 +26,7 @@ from collections.abc import Iterable
 from typing import assert_never
 
 from . import records as r
-from .records import HistoryEntry, QueuedMessage, Record
+from .records import HistoryEntry, Record
 
 __all__ = ["MAX_HISTORY", "DurableState", "Position"]
 
@@ -46,7 +49,7 @@ class DurableState:
         self._settings: dict[ChannelKey, int] = {}
         self._history: dict[ChannelKey, deque[HistoryEntry]] = {}  # never holds an empty deque; by offset
         self._positions: dict[ChannelKey, Position] = {}  # channels with a stream: (epoch, last offset)
-        self._queues: dict[Key, dict[str, QueuedMessage]] = {}  # never holds an empty queue
+        self._queues: dict[Key, tuple[int, int]] = {}  # (messages, bytes); never holds an empty queue
         self._last_seen: dict[Key, int] = {}
 
     # ------------------------------------------------------------------ changes
@@ -105,18 +108,20 @@ class DurableState:
                         else:
                             del self._history[(dev, channel)]
             case r.QueueMessage():
-                self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = rec.entry
+                key = (rec.dev_id, rec.user_id)
+                count, size = self._queues.get(key, (0, 0))
+                self._queues[key] = (count + 1, size + rec.entry.nbytes)
             case r.DeleteQueued():
                 key = (rec.dev_id, rec.user_id)
                 if rec.ids is None:
                     self._queues.pop(key, None)
-                else:
-                    queue = self._queues.get(key)
-                    if queue is not None:
-                        for mid in rec.ids:
-                            queue.pop(mid, None)
-                        if not queue:
-                            del self._queues[key]
+                elif key in self._queues:
+                    count, size = self._queues[key]
+                    count -= len(rec.ids)
+                    if count > 0:
+                        self._queues[key] = (count, max(0, size - rec.nbytes))
+                    else:
+                        del self._queues[key]
             case r.SetLastSeen():
                 self._last_seen[(rec.dev_id, rec.user_id)] = rec.time
             case _:
@@ -194,17 +199,22 @@ class DurableState:
     def has_history(self, dev_id: int, channel: str) -> bool:
         return (dev_id, channel) in self._history
 
-    def queued(self, dev_id: int, user_id: int) -> list[QueuedMessage]:
-        """An offline user's queued messages, oldest first."""
-        queue = self._queues.get((dev_id, user_id))
-        return list(queue.values()) if queue else []
+    def restore_queues(self, sizes: Iterable[tuple[int, int, int, int]]) -> None:
+        """Set the size of users' queues (dev_id, user_id, messages, bytes), as a store counted them."""
+        for dev_id, user_id, count, size in sizes:
+            if count > 0:
+                self._queues[(dev_id, user_id)] = (count, size)
+
+    def queue_size(self, dev_id: int, user_id: int) -> tuple[int, int]:
+        """A user's queued messages (stored, not yet delivered): (count, bytes)."""
+        return self._queues.get((dev_id, user_id), (0, 0))
 
     def has_queue(self, dev_id: int, user_id: int) -> bool:
         return (dev_id, user_id) in self._queues
 
     def queued_messages(self) -> int:
         """Messages queued for offline users, over every dev_id."""
-        return sum(len(q) for q in self._queues.values())
+        return sum(count for count, _ in self._queues.values())
 
     def last_seen(self, dev_id: int, user_id: int) -> int | None:
         """When the user's last session closed (unix seconds), if it ever did."""

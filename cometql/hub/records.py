@@ -61,12 +61,17 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class QueuedMessage:
-    """One message waiting for an offline user (a row of ``users_messages``)."""
+    """One message waiting in a user's queue until delivered (a row of ``users_messages``)."""
 
     id: str
     time: int
     event: str
     message: str
+
+    @property
+    def nbytes(self) -> int:
+        """What the message counts toward its user's queue bound: its text, UTF-8."""
+        return len(self.message.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +179,15 @@ class QueueMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeleteQueued:
-    """Drop queued messages of a user: exactly ``ids``, or all of them when ``ids`` is None."""
+    """Drop queued messages of a user: exactly ``ids``, or all of them when ``ids`` is None.
+
+    ``nbytes``: the size of the ``ids``' texts (UTF-8), so that every node keeps each user's
+    queue size (count and bytes, for the bound) without holding the messages."""
 
     dev_id: int
     user_id: int
     ids: tuple[str, ...] | None
+    nbytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from ..sql import (
     fast_insert,
     parse_piece,
     query_rows,
+    queued_users,
     run_query,
     split,
     steps,
@@ -349,6 +350,8 @@ class CometSession(Session):
         try:
             if type(stmt) is HistoryQuery:  # I/O and seconds of work: not for execute()
                 return await history_result(node, stmt, self.dev_id)
+            for uid in queued_users(stmt):  # memory holds no queued message: read them from the store
+                ctx.queued[uid] = await node.queued(self.dev_id, uid)
             if type(stmt) is Select and stmt.query is not None:
                 rows = query_rows(stmt, node.hub, ctx)
                 result = await _executor(self.cost + len(rows), run_query, stmt, rows)

@@ -61,6 +61,7 @@ def global_status(stats: Statistics) -> Rows:
         ("network_events", statements + stats.delivered),
         ("messages_published", stats.published),
         ("messages_queued", stats.queued),
+        ("queue_depth", stats.queued_messages),  # personal messages stored, not yet delivered / acknowledged
         # browser sessions on every node of a cluster (= frontend_online without a cluster)
         ("cluster_frontend_online", stats.cluster_sessions),
         ("cluster_nodes", stats.cluster_nodes),

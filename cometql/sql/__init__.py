@@ -1,6 +1,6 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import BATCH, Context, Ok, Result, Rows, Steps, execute, query_rows, run_query, steps
+from ._execute import BATCH, Context, Ok, Result, Rows, Steps, execute, query_rows, queued_users, run_query, steps
 from ._fastpath import fast_insert
 from ._history import Bounds, TypedRows, bounds, evaluate
 from ._parse import parse, parse_piece
@@ -22,6 +22,7 @@ from ._tables import DATABASE, LISTED_TABLES, STATS_HISTORY, TABLES, Table
 
 __all__ = [
     "BATCH",
+    "queued_users",
     "DATABASE",
     "LISTED_TABLES",
     "STATS_HISTORY",

@@ -15,7 +15,7 @@ the event loop (``query_rows`` + ``run_query``).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import expressions as exp
@@ -24,7 +24,17 @@ from sqlglot.executor import execute as sqlglot_execute
 from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
-from ..hub import Effect, Hub, channel_problem, event_problem, hash_problem, is_valid_channel
+from ..hub import (
+    Effect,
+    Hub,
+    Persist,
+    QueuedMessage,
+    QueueFull,
+    channel_problem,
+    event_problem,
+    hash_problem,
+    is_valid_channel,
+)
 from . import codes
 from ._parse import expand
 from ._scan import Limits
@@ -44,7 +54,8 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, Table
 from ._values import Value, as_int, as_text
 
-__all__ = ["BATCH", "Context", "Ok", "Result", "Rows", "Steps", "execute", "query_rows", "run_query", "steps"]
+__all__ = ["BATCH", "Context", "Ok", "Result", "Rows", "Steps", "execute", "query_rows", "queued_users", "run_query",
+           "steps"]
 
 Row = tuple[Value, ...]
 
@@ -70,6 +81,16 @@ class Context:
 
     dev_id: int
     now: int
+    #: users_messages rows read from the store before the statement ran (``queued_users`` says whose).
+    queued: dict[int, list[QueuedMessage]] = field(default_factory=dict)
+
+
+def queued_users(stmt: Statement) -> list[int]:
+    """Whose queues a statement reads (a SELECT on users_messages): the caller reads them from the
+    store into ``Context.queued``, since memory holds no queued message."""
+    if isinstance(stmt, Select) and stmt.table.name == "users_messages":
+        return _ids(stmt.keys or (), allow_zero=True)
+    return []
 
 
 #: Rows of an INSERT validated, or applied, between two pauses of ``steps``.
@@ -96,7 +117,7 @@ def steps(stmt: Statement, hub: Hub, ctx: Context) -> Steps:
         yield None
     affected = insert_id = 0
     for start in range(0, len(appliers), BATCH):
-        effects, ok = _apply_rows(appliers[start : start + BATCH])
+        effects, ok = _apply_rows(appliers[start : start + BATCH], hub)
         affected += ok.affected_rows
         insert_id = ok.insert_id
         yield effects
@@ -184,7 +205,7 @@ Apply = Callable[[], tuple[list[Effect], Ok]]
 def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -> Apply:
     """Validate one row and return the call that applies it (so a bad row applies nothing)."""
     dev, now = ctx.dev_id, ctx.now
-    name = table.name
+    name, dev = table.name, ctx.dev_id
     if name == "pipes_messages":
         _need(v, "name", "event", "message")
         channel, event, message = _channel(v["name"]), _event(v["event"]), as_text(v["message"])
@@ -193,7 +214,8 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
         _need(v, "id", "event", "message")
         uid = _user_id(v["id"], allow_zero=True)
         event, message = _event(v["event"]), as_text(v["message"])
-        return lambda: (hub.send_to_user(dev, uid, event, message, now), Ok(0, uid))
+        key = _queue_key(v.get("index"))
+        return lambda: (_send_to_user(hub, dev, uid, event, message, now, key), Ok(0, uid))
     if name == "users_auth":
         _need(v, "id", "hash")
         uid = _user_id(v["id"], allow_zero=False)
@@ -224,6 +246,24 @@ def _prepare_insert(table: Table, v: dict[str, Value], hub: Hub, ctx: Context) -
     raise codes.read_only(name)  # pragma: no cover - read-only tables are rejected earlier
 
 
+def _queue_key(value: Value) -> str | None:
+    """``users_messages.index``: the backend's idempotency key (CppComet ignores the column)."""
+    if value is None or value == "":
+        return None
+    key = as_text(value)
+    if len(key) > 64 or not is_valid_channel(key):
+        raise SQLError(codes.ERR_INVALID, "The index field (idempotency key) can contain only 1-64 characters "
+                       "A-Za-z0-9_-")
+    return key
+
+
+def _send_to_user(hub: Hub, dev: int, uid: int, event: str, message: str, now: int, key: str | None) -> list[Effect]:
+    try:
+        return hub.send_to_user(dev, uid, event, message, now, key=key)
+    except QueueFull as exc:
+        raise codes.queue_full(str(exc)) from None
+
+
 def _prepare_rows(stmt: Insert, rows: Iterable[tuple[Value, ...]], hub: Hub, ctx: Context) -> list[Apply]:
     """Check the statement's columns and validate ``rows``; the calls that apply them."""
     table = stmt.table
@@ -242,19 +282,23 @@ def _prepare_rows(stmt: Insert, rows: Iterable[tuple[Value, ...]], hub: Hub, ctx
     return [_prepare_insert(table, dict(zip(stmt.columns, row, strict=True)), hub, ctx) for row in rows]
 
 
-def _apply_rows(appliers: Iterable[Apply]) -> tuple[list[Effect], Ok]:
+def _apply_rows(appliers: Iterable[Apply], hub: Hub) -> tuple[list[Effect], Ok]:
     effects: list[Effect] = []
     affected = insert_id = 0
-    for apply in appliers:
-        row_effects, ok = apply()
-        effects.extend(row_effects)
-        affected += ok.affected_rows
-        insert_id = ok.insert_id
+    try:
+        for apply in appliers:
+            row_effects, ok = apply()
+            effects.extend(row_effects)
+            affected += ok.affected_rows
+            insert_id = ok.insert_id
+    except SQLError:  # a later row refused (a full queue): the statement stores nothing
+        hub.settle([rec for e in effects if isinstance(e, Persist) for rec in e.records], False)
+        raise
     return effects, Ok(affected, insert_id)
 
 
 def _insert(stmt: Insert, hub: Hub, ctx: Context) -> tuple[list[Effect], Result]:
-    return _apply_rows(_prepare_rows(stmt, stmt.rows, hub, ctx))
+    return _apply_rows(_prepare_rows(stmt, stmt.rows, hub, ctx), hub)
 
 
 # ------------------------------------------------------------------- SELECT
@@ -278,9 +322,9 @@ def _names(keys: Iterable[Value]) -> list[str]:
     return list(out)
 
 
-def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None) -> list[Row]:
+def _table_rows(table: Table, hub: Hub, ctx: Context, keys: tuple[Value, ...] | None) -> list[Row]:
     """Rows in declared column order for the given key values (None = every row)."""
-    name = table.name
+    name, dev = table.name, ctx.dev_id
     if name == "pipes_messages":
         rows: list[Row] = []
         for channel in _names(keys or ()):
@@ -302,7 +346,7 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
         return [(c, n) for c, n in settings if n is not None]
     if name == "users_messages":
         users = _ids(keys or (), allow_zero=True)
-        return [(u, m.id, m.event, m.message) for u in users for m in hub.state.queued(dev, u)]
+        return [(u, m.id, m.event, m.message) for u in users for m in ctx.queued.get(u, ())]
     if name == "users_time":
         ids = hub.known_users(dev) if keys is None else _ids(keys, allow_zero=True)
         return [(u, hub.user_time(dev, u)) for u in ids]
@@ -323,12 +367,12 @@ def _table_rows(table: Table, hub: Hub, dev: int, keys: tuple[Value, ...] | None
 
 def query_rows(stmt: Select, hub: Hub, ctx: Context) -> list[Row]:
     """The rows a SELECT reads, in declared column order (its query then runs over them: ``run_query``)."""
-    return _table_rows(stmt.table, hub, ctx.dev_id, stmt.keys)
+    return _table_rows(stmt.table, hub, ctx, stmt.keys)
 
 
 def _select(stmt: Select, hub: Hub, ctx: Context) -> Rows:
     table = stmt.table
-    rows = _table_rows(table, hub, ctx.dev_id, stmt.keys)
+    rows = _table_rows(table, hub, ctx, stmt.keys)
     if stmt.query is not None:
         return run_query(stmt, rows)
     if stmt.columns != table.all_columns:

@@ -19,6 +19,7 @@ __all__ = [
     "ERR_INVALID",
     "ERR_NOT_EXIST",
     "ERR_OVERFLOW",
+    "ERR_QUEUE_FULL",
     "ERR_READ_ONLY",
     "ERR_SYNTAX",
     "ERR_TOO_COMPLEX",
@@ -31,6 +32,7 @@ __all__ = [
     "columns_list",
     "no_key",
     "no_table",
+    "queue_full",
     "read_only",
     "required",
     "syntax",
@@ -56,6 +58,8 @@ ERR_TOO_MANY_VALUES = 19
 ERR_TOO_MANY_STATEMENTS = 22
 ERR_TOO_DEEP = 23
 ERR_TOO_COMPLEX = 24
+#: CometQL's own (not CppComet's): a user's message queue is at its bound (``[queue]`` settings).
+ERR_QUEUE_FULL = 429
 ERR_INTERNAL = 500
 
 CHANNEL_CHARS = "The channel name can contain only the characters A-Za-z0-9_-"
@@ -119,3 +123,5 @@ def too_deep(bound: int) -> SQLError:
 def too_complex(bound: int) -> SQLError:
     return SQLError(ERR_TOO_COMPLEX, f"Statement too complex (at most {bound} tokens, "
                                      f"not counting lists of literal values)")
+def queue_full(detail: str) -> SQLError:
+    return SQLError(ERR_QUEUE_FULL, f"Queue is full: {detail}")

@@ -8,10 +8,11 @@ single node. With Redis, the store the engine holds is the cluster's bus writer
 This package imports only ``hub``, ``errors`` and ``redisurl`` of CometQL.
 """
 
-from ._base import MemoryStore, Settle, Store, no_settle, records_only
+from ._base import MemoryStore, QueueSize, Settle, Store, no_settle, records_only
 from .sqlite import SQLiteStore, open_sqlite_store
 from .stats import MemoryStats, SQLiteStats, StatsStore, open_sqlite_stats
 from .stats_redis import RedisStats, open_redis_stats
 
-__all__ = ["MemoryStats", "MemoryStore", "RedisStats", "SQLiteStats", "SQLiteStore", "Settle", "StatsStore", "Store",
-           "no_settle", "open_redis_stats", "open_sqlite_stats", "open_sqlite_store", "records_only"]
+__all__ = ["MemoryStats", "MemoryStore", "QueueSize", "RedisStats", "SQLiteStats", "SQLiteStore", "Settle",
+           "StatsStore", "Store", "no_settle", "open_redis_stats", "open_sqlite_stats", "open_sqlite_store",
+           "records_only"]

@@ -17,6 +17,13 @@ in the order the changes are stored: that is where the hub applies records to
 memory (two-phase statements), so memory follows the store's order even when
 waiters wake in another.
 
+Personal-message queues are never loaded whole: ``load`` leaves them out,
+``queue_sizes`` gives each user's count and bytes (the hub's bound), and
+``queue_page`` reads a page of one user's queue after a store position, in
+order (the engine does it for the hub's ``LoadQueue``). Messages are appended
+and deleted by id through records (``QueueMessage``, ``DeleteQueued``), each
+delete an index lookup, never a scan.
+
 A single node's stores (memory, SQLite) never see cluster events: the hub
 returns them only when it is one node of a cluster.
 """
@@ -26,9 +33,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..hub import Change, Position, Record, is_record
+from ..hub import Change, Position, QueuedMessage, Record, is_record
+from ..hub import records as r
 
-__all__ = ["MemoryStore", "Settle", "Store", "no_settle", "records_only"]
+__all__ = ["MemoryStore", "QueueSize", "Settle", "Store", "no_settle", "records_only"]
+
+#: (dev_id, user_id, messages, bytes) of one user's queue.
+QueueSize = tuple[int, int, int, int]
 
 class Settle(Protocol):
     """Told a ``commit``'s outcome (True: stored) once it is known, in the store's commit order; a
@@ -47,7 +58,7 @@ class Store(Protocol):
     description: str
 
     async def load(self) -> list[Record]:
-        """Records that rebuild durable state, in the order they must be applied."""
+        """Records that rebuild durable state, in the order they must be applied (no queued message)."""
         ...
 
     async def probe(self) -> str | None:
@@ -55,8 +66,24 @@ class Store(Protocol):
         if the store cannot take writes now. A clustered store returns the bus entry id it wrote."""
         ...
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def queue_sizes(self) -> list[QueueSize]:
+        """Every non-empty queue's size: what the hub keeps of queues (``Hub.restore``)."""
+        ...
+
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
+        """Up to ``limit`` stored messages of a user's queue after position ``after``, oldest first,
+        each with its position (increasing, never reused for that user). Raises ``StoreError``.
+
+        ``claim``: the page is read to be handed out; in a cluster only one node at a time may do
+        that for a user (``QueueClaimed`` otherwise). Reads that hand nothing out (SELECT) pass False."""
+        ...
+
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Store records and ship cluster events, in this order, as one statement.
+
+        ``lazy``: nothing waits on these records but their own settle (deleting delivered messages);
+        a store may hold them briefly to share a transaction with others.
 
         Returns once the records are durable (raises ``StoreError`` if that is
         impossible, and then none of them is stored); changes without a record may
@@ -81,16 +108,34 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self._queues: dict[tuple[int, int], dict[str, tuple[int, QueuedMessage]]] = {}
+        self._seq = 0
 
     async def load(self) -> list[Record]:
-        return list(self.records)
+        return [rec for rec in self.records if type(rec) not in (r.QueueMessage, r.DeleteQueued)]
 
     async def probe(self) -> str | None:
         """Nothing to prove: memory always takes writes."""
         return None
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
+    async def queue_sizes(self) -> list[QueueSize]:
+        return [(d, u, len(q), sum(e.nbytes for _, e in q.values())) for (d, u), q in self._queues.items() if q]
+
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
+        queue = self._queues.get((dev_id, user_id), {})
+        return [item for item in queue.values() if item[0] > after][:limit]
+
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         records = records_only(changes)
         self.records.extend(records)
+        for rec in records:
+            if type(rec) is r.QueueMessage:
+                self._seq += 1
+                self._queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = (self._seq, rec.entry)
+            elif type(rec) is r.DeleteQueued:
+                queue = self._queues.get((rec.dev_id, rec.user_id), {})
+                for mid in queue.copy() if rec.ids is None else rec.ids:
+                    queue.pop(mid, None)
         if records:
             settle(True)

@@ -10,7 +10,16 @@ Layout of the durable state (all keys start with ``cq:``)::
     cq:assigned                    LIST (id, epoch, offset) of the appends of the MULTI running; emptied by
                                    the bus entry of the same MULTI, which carries them (``ASSIGNED``)
     cq:q:<dev>:<user>              HASH message id -> queued message
+    cq:qo:<dev>:<user>             ZSET message id by position (the queue's order, for pages)
+    cq:qseq, cq:qbytes             HASH "dev:user" -> last position given / bytes queued
+    cq:ql:<dev>:<user>             STRING node id: the node handing out the user's backlog (a lease)
     cq:hkeys, cq:qkeys             SET of the history / queue keys (no SCAN at start-up)
+
+Queues are never loaded whole: ``queue_sizes`` reads each queue's count and
+bytes, ``queue_page`` one page after a position (a Lua script: one round trip,
+atomic). Data written before positions existed (a queue hash without its
+``cq:qo`` order) is given positions in its old order on the first start
+(``queue_sizes``), so it loads as it is.
 
 Nothing here sends a write: ``record_commands`` only translates a record into
 commands, and the bus writer (``cometql.cluster.bus``) puts them in its
@@ -28,11 +37,12 @@ from typing import assert_never
 
 import orjson
 
+from ..errors import QueueClaimed
 from ..hub import records as r
 from ..hub.records import HistoryEntry, QueuedMessage, Record
-from .resp import Command, RedisConnection, Reply
+from .resp import Arg, Command, RedisConnection, Reply
 
-__all__ = ["hash_pairs", "load", "record_commands"]
+__all__ = ["hash_pairs", "load", "queue_page", "queue_sizes", "record_commands"]
 
 _DELETE_HISTORY_IDS = """
 local prefix = ARGV[1]
@@ -73,6 +83,66 @@ return {epoch, offset}
 #: The list where the appends of one MULTI leave what they assigned, for its bus entry (``cluster.bus``).
 ASSIGNED = "cq:assigned"
 
+#: Append one message: a new position (per user, never reused), the message, its place in the order.
+_QUEUE = """
+if redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) == 1 then
+  local seq = redis.call('HINCRBY', 'cq:qseq', ARGV[1], 1)
+  redis.call('ZADD', KEYS[2], seq, ARGV[2])
+  redis.call('HINCRBY', 'cq:qbytes', ARGV[1], ARGV[4])
+  redis.call('SADD', 'cq:qkeys', ARGV[1])
+end
+return 1
+"""
+
+#: Delete messages by id (each O(1) in the hash, O(log n) in the order); an emptied queue leaves no key.
+_UNQUEUE = """
+local removed = redis.call('HDEL', KEYS[1], unpack(ARGV, 3))
+redis.call('ZREM', KEYS[2], unpack(ARGV, 3))
+if removed > 0 then redis.call('HINCRBY', 'cq:qbytes', ARGV[1], -tonumber(ARGV[2])) end
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('SREM', 'cq:qkeys', ARGV[1])
+  redis.call('HDEL', 'cq:qbytes', ARGV[1])
+end
+return removed
+"""
+
+#: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...]. With a node (ARGV[3]), the
+#: user's lease (KEYS[3]) is taken or renewed for ARGV[4] ms first; held by another node: {-1, ms left}.
+#: An empty page hands nothing out: the lease is let go at once (a login with nothing queued holds none).
+_PAGE = """
+if ARGV[3] ~= '' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[3] then return {-1, redis.call('PTTL', KEYS[3])} end
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local out = {}
+for i = 1, #ids, 2 do
+  local value = redis.call('HGET', KEYS[1], ids[i])
+  if value then
+    out[#out + 1] = ids[i + 1]
+    out[#out + 1] = value
+  end
+end
+if #out == 0 and ARGV[3] ~= '' then redis.call('DEL', KEYS[3]) end
+return out
+"""
+
+#: Give an old queue (no order yet) positions 1..n in the order computed by the caller; once only.
+_MIGRATE = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  for i = 3, #ARGV do redis.call('ZADD', KEYS[2], i - 2, ARGV[i]) end
+  redis.call('HSET', 'cq:qseq', ARGV[1], #ARGV - 2)
+  redis.call('HSET', 'cq:qbytes', ARGV[1], ARGV[2])
+end
+return 1
+"""
+
+
+def _queue_keys(member: str) -> list[Arg]:
+    return [2, f"cq:q:{member}", f"cq:qo:{member}"]
+
 
 def record_commands(rec: Record) -> list[Command]:
     """The Redis commands that make one record durable (inside the writer's MULTI)."""
@@ -110,12 +180,13 @@ def record_commands(rec: Record) -> list[Command]:
             member = f"{rec.dev_id}:{rec.user_id}"
             q = rec.entry
             value = orjson.dumps([time.time_ns(), q.id, q.time, q.event, q.message])
-            return [["HSET", f"cq:q:{member}", q.id, value], ["SADD", "cq:qkeys", member]]
+            return [["EVAL", _QUEUE, *_queue_keys(member), member, q.id, value, q.nbytes]]
         case r.DeleteQueued():
             member = f"{rec.dev_id}:{rec.user_id}"
             if rec.ids is None:
-                return [["DEL", f"cq:q:{member}"], ["SREM", "cq:qkeys", member]]
-            return [["HDEL", f"cq:q:{member}", *rec.ids]] if rec.ids else []
+                return [["DEL", f"cq:q:{member}", f"cq:qo:{member}"], ["SREM", "cq:qkeys", member],
+                        ["HDEL", "cq:qbytes", member]]
+            return [["EVAL", _UNQUEUE, *_queue_keys(member), member, rec.nbytes, *rec.ids]] if rec.ids else []
         case r.SetLastSeen():
             return [["HSET", "cq:seen", f"{rec.dev_id}:{rec.user_id}", rec.time]]
         case _:
@@ -158,21 +229,68 @@ async def load(conn: RedisConnection, *, migrate: bool = True) -> list[Record]:
     """Every record the keys hold, in the order that rebuilds a fresh hub."""
     names = ("cq:auth", "cq:udata", "cq:revoked", "cq:settings", "cq:seen", "cq:epoch", "cq:off")
     reads: list[Command] = [["HGETALL", k] for k in names]
-    replies = await conn.pipeline([*reads, ["SMEMBERS", "cq:hkeys"], ["SMEMBERS", "cq:qkeys"]])
+    replies = await conn.pipeline([*reads, ["SMEMBERS", "cq:hkeys"]])
     hkeys = [m.decode() for m in replies[7]]
-    qkeys = [m.decode() for m in replies[8]]
     numbered = {m for m, _ in hash_pairs(replies[5])}
     if migrate and any(m not in numbered for m in hkeys):  # written before channel offsets: number, read again
         await conn.pipeline([["EVAL", _NUMBER_HISTORY, 1, f"cq:h:{m}", m, uuid.uuid4().hex[:16]]
                              for m in hkeys if m not in numbered])
         return await load(conn, migrate=False)
     lists: list[Command] = [["LRANGE", f"cq:h:{m}", 0, -1] for m in hkeys]
-    more = await conn.pipeline([*lists, *(["HGETALL", f"cq:q:{m}"] for m in qkeys)])
-    return _records_from_keys(replies[:7], dict(zip(hkeys, more[:len(hkeys)], strict=True)),
-                              dict(zip(qkeys, more[len(hkeys):], strict=True)))
+    more = await conn.pipeline(lists)
+    return _records_from_keys(replies[:7], dict(zip(hkeys, more, strict=True)))
 
 
-def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply], queues: dict[str, Reply]) -> list[Record]:
+async def queue_sizes(conn: RedisConnection) -> list[tuple[int, int, int, int]]:
+    """Each queue's (dev, user, messages, bytes); gives a queue of an earlier version its order first."""
+    (members,) = await conn.pipeline([["SMEMBERS", "cq:qkeys"]])
+    qkeys = [m.decode() for m in members or ()]
+    cmds: list[Command] = []
+    for m in qkeys:
+        cmds += [["HLEN", f"cq:q:{m}"], ["ZCARD", f"cq:qo:{m}"], ["HGET", "cq:qbytes", m]]
+    replies = await conn.pipeline(cmds) if cmds else []
+    sizes: list[tuple[int, int, int, int]] = []
+    for i, member in enumerate(qkeys):
+        count, ordered, nbytes = replies[3 * i: 3 * i + 3]
+        if count and ordered != count:
+            nbytes = await _migrate(conn, member)
+        dev, uid = _dev_and(member)
+        if count:
+            sizes.append((dev, int(uid), int(count), int(nbytes or 0)))
+    return sizes
+
+
+async def _migrate(conn: RedisConnection, member: str) -> int:
+    """An earlier version's queue (a hash, ordered by the time in each value): give it positions."""
+    (reply,) = await conn.pipeline([["HGETALL", f"cq:q:{member}"]])
+    entries = sorted(orjson.loads(v) for _, v in hash_pairs(reply))
+    nbytes = sum(len(e[4].encode()) for e in entries)
+    await conn.pipeline([["EVAL", _MIGRATE, *_queue_keys(member), member, nbytes, *(e[1] for e in entries)]])
+    return nbytes
+
+
+#: How long a node holds a user's lease after reading a page of the user's queue.
+LEASE_MS = 2000
+
+
+async def queue_page(conn: RedisConnection, dev_id: int, user_id: int, after: int, limit: int,
+                     node: str = "") -> list[tuple[int, QueuedMessage]]:
+    """Up to ``limit`` messages of a user's queue after position ``after``, oldest first.
+
+    With ``node``: only while no other node holds the user's lease (taken or renewed here), so two
+    nodes never hand out the same backlog at once; raises ``QueueClaimed`` otherwise."""
+    member = f"{dev_id}:{user_id}"
+    keys: list[Arg] = [3, f"cq:q:{member}", f"cq:qo:{member}", f"cq:ql:{member}"]
+    (reply,) = await conn.pipeline([["EVAL", _PAGE, *keys, after, limit, node, LEASE_MS]])
+    if isinstance(reply, Exception):
+        raise reply
+    items = reply or []
+    if items and items[0] == -1:
+        raise QueueClaimed(max(0, int(items[1])) / 1000)
+    return [(int(items[i]), QueuedMessage(*orjson.loads(items[i + 1])[1:])) for i in range(0, len(items), 2)]
+
+
+def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply]) -> list[Record]:
     """Rebuild the records of a fresh start from what ``load`` read."""
     auth, udata, revoked, settings, seen, epochs, offsets = replies
     out: list[Record] = []
@@ -201,9 +319,4 @@ def _records_from_keys(replies: Sequence[Reply], history: dict[str, Reply], queu
         epoch = epoch_of[member].decode() if member in epoch_of else ""
         for item in items or ():
             out.append(r.AppendHistory(dev, channel, HistoryEntry(*orjson.loads(item)), 0, epoch))
-    for member, reply in queues.items():
-        dev, uid = _dev_and(member)
-        entries = sorted(orjson.loads(v) for _, v in hash_pairs(reply))
-        for _seq, *fields in entries:
-            out.append(r.QueueMessage(dev, int(uid), QueuedMessage(*fields)))
     return out

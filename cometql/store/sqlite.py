@@ -11,16 +11,21 @@ The happy path is one transaction per batch; the retry costs a commit per call
 only after a failure. Each call's ``settle`` runs in commit order before the waiters wake.
 WAL mode with ``synchronous=NORMAL`` makes a committed transaction survive a
 killed process; ``durability="full"`` also survives a power cut, at a cost.
+
+Users' queues are read a page at a time (``queue_page``: the ``queue_user``
+index, after a ``seq``) on a second, read-only connection, which sees only
+committed transactions (WAL readers never block the writer). The table is the
+one earlier versions wrote: their files load as they are.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 import trio
 
@@ -28,11 +33,16 @@ from ..errors import StoreError
 from ..hub import Change
 from ..hub import records as r
 from ..hub.records import HistoryEntry, QueuedMessage, Record
-from ._base import Settle, no_settle, records_only
+from ._base import QueueSize, Settle, no_settle, records_only
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
 log = logging.getLogger("cometql.store")
+
+_T = TypeVar("_T")
+
+#: How long a batch of lazy writes only (no one waits for them) waits for other writes to join it.
+LAZY_S = 0.005
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users_auth (dev INTEGER, uid INTEGER, hash TEXT, PRIMARY KEY (dev, uid));
@@ -154,6 +164,17 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
+def _queue_sizes(db: sqlite3.Connection) -> list[QueueSize]:
+    return list(db.execute("SELECT dev, uid, count(*), coalesce(sum(length(CAST(message AS BLOB))), 0)"
+                           " FROM queue GROUP BY dev, uid"))
+
+
+def _queue_page(db: sqlite3.Connection, dev: int, uid: int, after: int, limit: int) -> list[tuple[int, QueuedMessage]]:
+    rows = db.execute("SELECT seq, id, time, event, message FROM queue WHERE dev = ? AND uid = ? AND seq > ?"
+                      " ORDER BY seq LIMIT ?", (dev, uid, after, limit))
+    return [(seq, QueuedMessage(i, t, e, m)) for seq, i, t, e, m in rows]
+
+
 def _load(db: sqlite3.Connection) -> list[Record]:
     out: list[Record] = []
     out += [r.SetAuth(d, u, h) for d, u, h in db.execute("SELECT dev, uid, hash FROM users_auth")]
@@ -168,10 +189,6 @@ def _load(db: sqlite3.Connection) -> list[Record]:
             "SELECT h.dev, h.channel, id, time, event, message, user_id, ofs, c.epoch FROM history h"
             " JOIN channels c ON c.dev = h.dev AND c.channel = h.channel ORDER BY seq"
         )
-    ]
-    out += [
-        r.QueueMessage(d, u, QueuedMessage(i, t, e, m))
-        for d, u, i, t, e, m in db.execute("SELECT dev, uid, id, time, event, message FROM queue ORDER BY seq")
     ]
     out += [r.SetLastSeen(d, u, t) for d, u, t in db.execute("SELECT dev, uid, time FROM users_time")]
     return out
@@ -196,9 +213,12 @@ class SQLiteStore:
         self.description = f"sqlite:{path}"
         self._durability = durability
         self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # queue pages: sees committed transactions only
+        self._reading = trio.Lock()
         self._pending: list[_Write] = []
         self._batch = trio.Event()  # set when the next group commit has ended
         self._wakeup = trio.Event()
+        self._urgent = trio.Event()  # a pending write has a waiter that should not wait for company
         self._writer_scope: trio.CancelScope | None = None
         self.commits = 0
 
@@ -210,6 +230,7 @@ class SQLiteStore:
         db.executescript(SCHEMA)
         _migrate(db)
         self._db = db
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
 
     async def load(self) -> list[Record]:
         assert self._db is not None
@@ -218,18 +239,37 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:  # a damaged file: one clear line, not a traceback
             raise StoreError(damaged(self.path, exc)) from exc
 
-    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle) -> None:
-        await self.write(records_only(changes), settle)
+    async def queue_sizes(self) -> list[QueueSize]:
+        return await self._read(_queue_sizes)
 
-    async def write(self, records: Sequence[Record], settle: Settle = no_settle) -> None:
+    async def queue_page(self, dev_id: int, user_id: int, after: int, limit: int, *,
+                         claim: bool = True) -> list[tuple[int, QueuedMessage]]:
+        return await self._read(_queue_page, dev_id, user_id, after, limit)
+
+    async def _read(self, query: Callable[..., _T], *args: object) -> _T:
+        async with self._reading:  # one connection: one reader at a time
+            assert self._reader is not None
+            try:
+                return await trio.to_thread.run_sync(query, self._reader, *args)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store failed: {exc}") from exc
+
+    async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
+        await self.write(records_only(changes), settle, lazy=lazy)
+
+    async def write(self, records: Sequence[Record], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Make records durable (in the next group commit), all or none; raises ``StoreError`` if that
-        fails. ``settle`` is told the outcome in commit order, even if this waiter is cancelled."""
+        fails. ``settle`` is told the outcome in commit order, even if this waiter is cancelled.
+        ``lazy``: no one waits for it (deleting delivered messages): its batch may wait ``LAZY_S`` for
+        company, so that thousands of acks a second share transactions."""
         if not records:
             return
         write = _Write(records, settle)
         self._pending.append(write)
         batch = self._batch
         self._wakeup.set()
+        if not lazy:
+            self._urgent.set()
         await batch.wait()
         if write.error is not None:
             raise StoreError(f"SQLite store failed: {write.error}")
@@ -285,7 +325,11 @@ class SQLiteStore:
             self._writer_scope = scope
             while True:
                 await self._wakeup.wait()
+                if not self._urgent.is_set():
+                    with trio.move_on_after(LAZY_S):
+                        await self._urgent.wait()
                 self._wakeup = trio.Event()
+                self._urgent = trio.Event()
                 writes, self._pending = self._pending, []
                 batch, self._batch = self._batch, trio.Event()
                 try:
@@ -303,14 +347,16 @@ class SQLiteStore:
         if self._pending:
             batch = self._batch
             self._wakeup.set()
+            self._urgent.set()
             await batch.wait()
         if self._writer_scope is not None:
             self._writer_scope.cancel()
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        for db in (self._db, self._reader):
+            if db is not None:
+                db.close()
+        self._db = self._reader = None
 
 
 def _settle(writes: list[_Write]) -> None:

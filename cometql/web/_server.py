@@ -28,7 +28,7 @@ import trio
 from .._version import __version__
 from ..config import origin_allowed
 from ..errors import StoreError
-from ..hub import ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
+from ..hub import ACK, ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
 from ..limits import FailedLogins, IpSessions, RateLimiter, Verdict, web_message_size
 from ..listen import ACCEPT_RETRY, AcceptFailures, Admission, Ticket, open_listeners
 from ..node import Node
@@ -150,7 +150,8 @@ class WebFront:
         if limiter is None:
             limiter = self._limiters[session.conn_id] = RateLimiter(options.command_rate, options.command_burst)
         # error frames go through the engine like every reply, so they keep their place in the session's order
-        verdict = limiter.take(trio.current_time())
+        # acknowledgements are not rate-limited: the server's own sending paces them (a backlog's pages)
+        verdict = Verdict.OK if _is_ack(session, text) else limiter.take(trio.current_time())
         if verdict is not Verdict.OK:
             self._limit_hit("command_rate")
             effects: list[Effect] = [Deliver((session,), error_frame("rate limit", engine.now(),
@@ -401,3 +402,7 @@ class WebFront:
             page = f"<!doctype html><title>CometQL</title><p>{SERVER_NAME} is running.</p>".encode()
             return Response(200, page, "text/html; charset=utf-8")
         raise HttpError(404, "not found")
+
+
+def _is_ack(session: Subscriber, text: str) -> bool:
+    return text.startswith("ack\n") and ACK in session.caps

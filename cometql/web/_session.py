@@ -70,6 +70,11 @@ class BrowserSession:
         if self.closing is None:
             self._queue(frame)
 
+    @property
+    def queued_bytes(self) -> int:
+        """How many bytes wait in the outbox (the engine paces queue pages by it)."""
+        return self.outbox.nbytes
+
     def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason

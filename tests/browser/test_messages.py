@@ -78,3 +78,25 @@ def test_unsubscription_and_subscription_once(browser: Browser, dev: int, query:
     page.js("cometApi.unsubscription('feed')")  # the last listener of the channel: the server drops it
     wait_until(lambda: (uuid,) not in query("SELECT user_uuid FROM users_in_pipes WHERE name = 'feed'"),
                what="the channel to be dropped on the server")
+
+
+def test_a_personal_message_whose_ack_was_lost_comes_again_and_the_page_sees_it_once(
+        browser: Browser, dev: int, query: Query) -> None:
+    """Our library acknowledges personal messages by id; a message whose ack never reached the server
+    is sent again on the next connection, and the library drops the repeat by its id."""
+    query("INSERT INTO users_auth (id, hash) VALUES (31, 'secret31')")
+    page = browser.open(dev_id=dev, user_id=31, user_key="secret31", subs="msg")
+    assert page.wait_connected() is True
+    wait_online(query, 31)
+    page.js("cometApi.flushAcks = function () { this.acks = []; };")  # the ack is lost on the way
+    query("INSERT INTO users_messages (id, event, message) VALUES (31, 'notice', 'once')")
+    assert [e["data"] for e in page.wait_events("msg")] == ["once"]
+    assert [r[3] for r in query("SELECT * FROM users_messages WHERE id = 31")] == ["once"]  # not acknowledged
+
+    page.js("delete cometApi.flushAcks;")  # acks get through again
+    browser.set_offline(True)
+    page.wait_for("!cometApi.isConnected()", what="the page to notice it is offline")
+    browser.set_offline(False)
+    page.wait_connected()
+    wait_until(lambda: query("SELECT * FROM users_messages WHERE id = 31") == [], what="the repeat acknowledged")
+    assert [e["data"] for e in page.events("msg")] == ["once"]  # the repeat was dropped by id

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import weakref
 from typing import Any
 
-from cometql.hub import Deliver, Disconnect, Effect, Hub, ListSubscriber, Persist, Record, Subscriber
+from cometql.hub import (
+    Deliver,
+    Disconnect,
+    Effect,
+    Hub,
+    ListSubscriber,
+    LoadQueue,
+    Persist,
+    QueuedMessage,
+    Record,
+    Subscriber,
+)
+from cometql.hub import records as r
 
 PASSWORD = "CometQLPassword"
 NOW = 1_700_000_000
@@ -25,11 +38,56 @@ def subscriptions(hub: Hub, sub: Subscriber) -> list[str]:
     return sorted(c for c in hub.channels(sub.dev_id) if any(m is sub for m in hub.channel_members(sub.dev_id, c)))
 
 
-def apply(hub: Hub, effects: list[Effect]) -> list[Record]:
+class Queues:
+    """The users' queues a store keeps (what ``LoadQueue`` reads), for one hub."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple[int, int], dict[str, tuple[int, QueuedMessage]]] = {}
+        self.seq = 0
+        self.loads: list[LoadQueue] = []  # pages asked for and left unread (``apply(..., load=False)``)
+
+    def store(self, rec: Record) -> None:
+        if isinstance(rec, r.QueueMessage):
+            self.seq += 1
+            self.queues.setdefault((rec.dev_id, rec.user_id), {})[rec.entry.id] = (self.seq, rec.entry)
+        elif isinstance(rec, r.DeleteQueued):
+            queue = self.queues.get((rec.dev_id, rec.user_id), {})
+            for mid in list(queue) if rec.ids is None else rec.ids:
+                queue.pop(mid, None)
+
+    def page(self, load: LoadQueue) -> list[tuple[int, QueuedMessage]]:
+        items = self.queues.get((load.dev_id, load.user_id), {}).values()
+        return [item for item in items if item[0] > load.after][:load.limit]
+
+    def ids(self, dev_id: int, user_id: int) -> list[str]:
+        return list(self.queues.get((dev_id, user_id), {}))
+
+
+_QUEUES: weakref.WeakKeyDictionary[Hub, Queues] = weakref.WeakKeyDictionary()
+
+
+def queues(hub: Hub) -> Queues:
+    """The queue store ``apply`` keeps for ``hub``."""
+    found = _QUEUES.get(hub)
+    if found is None:
+        found = _QUEUES[hub] = Queues()
+    return found
+
+
+def share(*hubs: Hub) -> None:
+    """Give ``hubs`` one queue store (the nodes of a cluster share Redis)."""
+    shared = Queues()
+    for hub in hubs:
+        _QUEUES[hub] = shared
+
+
+def apply(hub: Hub, effects: list[Effect], *, load: bool = True) -> list[Record]:
     """Do what the engine does with effects, with a store that takes everything: deliveries decided
     before the first record at once, then the records stored and applied (``Hub.settle``), then the
-    rest. Returns the records stored (those of what ``settle`` caused too)."""
+    rest; a page of a queue is read at once (``load=False``: pages asked for are left unread, in
+    ``queues(hub).loads``). Returns the records stored (those of what ``settle`` caused too)."""
     records: list[Record] = []
+    done: list[Record] = []  # stored by what a page read caused
     held: list[Effect] = []
     for effect in effects:
         if isinstance(effect, Persist):
@@ -37,23 +95,36 @@ def apply(hub: Hub, effects: list[Effect]) -> list[Record]:
         elif records:
             held.append(effect)
         else:
-            _hand_out(effect)
+            done += _hand_out(hub, effect, load)
     if records:
+        for rec in records:
+            queues(hub).store(rec)
         follow = hub.settle(records, True)
         for effect in held:
-            _hand_out(effect)
-        records += apply(hub, follow)
-    return records
+            done += _hand_out(hub, effect, load)
+        done += apply(hub, follow, load=load)
+    return records + done
 
 
-def _hand_out(effect: Effect) -> None:
+def _hand_out(hub: Hub, effect: Effect, load: bool) -> list[Record]:
+    if isinstance(effect, LoadQueue):
+        if not load:
+            queues(hub).loads.append(effect)
+            return []
+        return apply(hub, hub.personal.page(effect, queues(hub).page(effect), NOW))
     if isinstance(effect, Deliver):
         for target in effect.targets:
             target.send(effect.frame_for(target))
     elif isinstance(effect, Disconnect):
         for target in effect.targets:
             target.close(effect.reason)
+    return []
 
 
 def decoded(sub: ListSubscriber) -> list[dict[str, Any]]:
     return [json.loads(f) for f in sub.frames]
+
+
+def queued(hub: Hub, dev_id: int, user_id: int) -> list[QueuedMessage]:
+    """A user's queue as ``apply``'s store for ``hub`` holds it, oldest first."""
+    return [entry for _, entry in queues(hub).queues.get((dev_id, user_id), {}).values()]

@@ -16,7 +16,7 @@ import pytest
 from cometql.hub import ConnInfo, Hub, ListSubscriber, Refused
 from cometql.hub._browser import MAX_SUBSCRIPTIONS, handle_command, open_session
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, subscriptions
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, queued, subscriptions
 
 DEV = 3
 _conn_ids = itertools.count(1)
@@ -57,7 +57,7 @@ def test_open_session_with_hash_greets_then_delivers_the_queue() -> None:
         b'"server":"TestServer"}' % NOW,
         b'{"data":"queued","event":"ev","fromQueue":true,"message_send_time":%d,"pipe":"msg"}' % (NOW - 5),
     ]
-    assert hub.state.queued(DEV, 7) == []
+    assert queued(hub, DEV, 7) == []
 
 
 @pytest.mark.parametrize(("user_id", "key"), [(7, "wrong"), (7, ""), (0, "h7"), (8, "h7")])

@@ -13,7 +13,7 @@ import pytest
 from cometql.hub import NO_CAPS, ConnInfo, Deliver, Frames, ListSubscriber, _frames
 from cometql.hub.records import QueuedMessage, QueueMessage
 
-from ._helpers import NOW, apply, decoded, make_hub
+from ._helpers import NOW, apply, decoded, make_hub, queued
 
 _conn_ids = itertools.count(1)
 CAPS = frozenset({"ack", "offset", "hb"})
@@ -69,7 +69,7 @@ def test_frames_encode_each_form_once_and_only_when_asked(encodes: Counter[str])
 def test_queued_messages_reach_a_capable_session_with_ids_and_cppcomets_library_unchanged() -> None:
     hub = make_hub()
     apply(hub, hub.send_to_user(1, 4, "ev", "first", NOW) + hub.send_to_user(1, 4, "ev", "it's", NOW + 1))
-    ids = [q.id for q in hub.state.queued(1, 4)]
+    ids = [q.id for q in queued(hub, 1, 4)]
     capable = session(4, CAPS)
     apply(hub, hub.connect(capable, NOW + 2))
     assert [(f["data"], f["id"], f["fromQueue"]) for f in decoded(capable)] == [
@@ -95,7 +95,7 @@ def test_a_fan_out_to_mixed_sessions_encodes_each_form_once(encodes: Counter[str
     assert isinstance(deliver.frame, Frames) and len(deliver.targets) == 5
     apply(hub, effects)
     assert encodes == {"msg": 1, "msg+id": 1}
-    assert all(s.frames == [_frames.queued_user_frame("ev", "m", NOW)] for s in legacy)
+    assert all(s.frames == [_frames.user_frame("ev", "m")] for s in legacy)  # live: CppComet's frame
     assert all(s.frames[0] is legacy[0].frames[0] for s in legacy)  # the same bytes object
     assert all(decoded(s) == [{**json.loads(legacy[0].frames[0]), "id": "q-1"}] for s in capable)
     assert all(s.frames[0] is capable[0].frames[0] for s in capable)

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cometql.hub import (
+    EVENT_TYPES,
     MAX_USER_CONNECTIONS,
     Broadcast,
     ConnInfo,
@@ -34,7 +35,7 @@ from cometql.hub import (
 from cometql.hub.records import AppendHistory, HistoryEntry, QueuedMessage, QueueMessage, SetLastSeen
 from cometql.store import codec
 
-from ._helpers import NOW, apply, decoded, make_hub
+from ._helpers import NOW, apply, decoded, make_hub, queued, share
 
 _conn_ids = itertools.count(1)
 
@@ -44,15 +45,18 @@ class Cluster:
 
     def __init__(self, *names: str) -> None:
         self.hubs = {n: make_hub(node_id=n) for n in names}
+        share(*self.hubs.values())  # one store (Redis): one set of queues
         self.bus: deque[tuple[str, list[Any]]] = deque()
         self.stored: list[Record] = []
         self.shipped: list[list[Any]] = []  # every bus entry, in stream order
         self._flushing = False
 
     def run(self, node: str, effects: list[Effect]) -> None:
-        self.stored.extend(apply(self.hubs[node], effects))  # deliveries and closes, as the engine does
+        stored = apply(self.hubs[node], effects)  # deliveries and closes, as the engine does
+        self.stored.extend(stored)
         shared = [v for e in effects if isinstance(e, (Persist, Broadcast))
                   for v in (e.records if isinstance(e, Persist) else e.events)]
+        shared += stored[len([v for v in shared if not isinstance(v, tuple(EVENT_TYPES))]):]  # from pages read
         if shared:
             self.bus.append((node, shared))
             self.shipped.append(shared)
@@ -122,26 +126,26 @@ def test_counts_and_members_are_cluster_wide(c: Cluster) -> None:
         assert 4 in hub.known_users(1)
 
 
-def test_user_message_goes_to_the_nodes_holding_the_user_and_is_not_queued(c: Cluster) -> None:
+def test_user_message_is_stored_then_delivered_by_the_nodes_holding_the_user(c: Cluster) -> None:
     on_b = c.browser("B", 1, 7)
     on_c = c.browser("C", 1, 7)
     effects = c.hubs["A"].send_to_user(1, 7, "note", "hello", NOW)
-    assert [type(e) for e in effects] == [Broadcast]
-    (event,) = effects[0].events  # type: ignore[union-attr]
-    assert isinstance(event, UserMessage) and event.nodes == ("B", "C")
+    [persist] = effects
+    assert isinstance(persist, Persist) and isinstance(persist.records[0], QueueMessage)
     c.run("A", effects)
-    assert [(f["event"], f["data"]) for f in decoded(on_b)] == [("note", "hello")]
-    assert [(f["event"], f["data"]) for f in decoded(on_c)] == [("note", "hello")]
-    assert not [r for r in c.stored if isinstance(r, QueueMessage)]
+    assert decoded(on_b) == decoded(on_c) == [{"data": "hello", "event": "note", "pipe": "msg"}]
+    assert queued(c.hubs["A"], 1, 7) == []  # written to sessions without acks: delivered
+    assert all(h.state.queue_size(1, 7) == (0, 0) for h in c.hubs.values())
 
 
 def test_a_user_offline_everywhere_gets_the_message_queued_once_then_delivered_on_any_node(c: Cluster) -> None:
     c.run("A", c.hubs["A"].send_to_user(1, 8, "q", "while away", NOW))
     assert [type(r) for r in c.stored] == [QueueMessage]
-    assert all(len(h.state.queued(1, 8)) == 1 for h in c.hubs.values())
+    assert all(h.state.queue_size(1, 8) == (1, len("while away")) for h in c.hubs.values())
     user = c.browser("C", 1, 8)
     assert [(f["data"], f["fromQueue"]) for f in decoded(user)] == [("while away", True)]
-    assert all(h.state.queued(1, 8) == [] for h in c.hubs.values())
+    assert all(h.state.queue_size(1, 8) == (0, 0) for h in c.hubs.values())
+    assert queued(c.hubs["A"], 1, 8) == []
 
 
 def test_a_user_who_left_the_target_node_meanwhile_gets_the_message_queued(c: Cluster) -> None:
@@ -149,16 +153,16 @@ def test_a_user_who_left_the_target_node_meanwhile_gets_the_message_queued(c: Cl
     effects = c.hubs["A"].send_to_user(1, 9, "late", "m", NOW)  # A still sees the user on B ...
     c.leave("B", user)  # ... who leaves before the event arrives
     c.run("A", effects)
-    assert [q.message for q in c.hubs["A"].state.queued(1, 9)] == ["m"]
+    assert [q.message for q in queued(c.hubs["A"], 1, 9)] == ["m"]
 
 
 def test_a_message_queued_while_the_user_was_connecting_is_delivered_at_once(c: Cluster) -> None:
     hub_b = c.hubs["B"]
     user = ListSubscriber(next(_conn_ids), 1, 10)
-    hub_b.connect(user, NOW)  # B's connect not yet shipped: A believes the user is offline
+    apply(hub_b, hub_b.connect(user, NOW))  # B's connect not yet shipped: A believes the user is offline
     c.run("A", c.hubs["A"].send_to_user(1, 10, "e", "race", NOW))
     assert [f["data"] for f in decoded(user)] == ["race"]
-    assert hub_b.state.queued(1, 10) == [] and c.hubs["C"].state.queued(1, 10) == []
+    assert hub_b.state.queue_size(1, 10) == c.hubs["C"].state.queue_size(1, 10) == (0, 0)
 
 
 def test_online_and_offline_events_follow_the_first_and_last_session_in_the_cluster(c: Cluster) -> None:
@@ -301,7 +305,7 @@ def test_a_user_message_follows_a_user_who_moved_to_another_node_meanwhile(c: Cl
     on_c = c.browser("C", 1, 15)  # ... now on C, before A's event is read
     c.run("A", effects)
     assert [f["data"] for f in decoded(on_c)] == ["follow me"]
-    assert all(h.state.queued(1, 15) == [] for h in c.hubs.values())
+    assert all(h.state.queue_size(1, 15) == (0, 0) for h in c.hubs.values())
 
 
 def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywhere(c: Cluster) -> None:
@@ -310,8 +314,8 @@ def test_only_the_first_target_node_requeues_a_message_for_a_user_gone_everywher
     c.leave("B", s_b)
     c.leave("C", s_c)
     c.run("A", effects)
-    queued = {name: [q.message for q in h.state.queued(1, 16)] for name, h in c.hubs.items()}
-    assert queued == {"A": ["once"], "B": ["once"], "C": ["once"]}  # one message, replicated everywhere
+    assert [q.message for q in queued(c.hubs["A"], 1, 16)] == ["once"]
+    assert all(h.state.queue_size(1, 16) == (1, 4) for h in c.hubs.values())  # its size, known everywhere
     assert len([r for r in c.stored if isinstance(r, QueueMessage)]) == 1
 
 
@@ -321,7 +325,7 @@ def test_a_bus_entry_is_applied_in_stream_order_records_and_events_interleaved(c
     message first, and all events and then all records would put it last."""
     hub_b = c.hubs["B"]
     user = ListSubscriber(next(_conn_ids), 1, 17)
-    hub_b.connect(user, NOW)  # B's connect and subscription not yet shipped: A believes the user is offline
+    apply(hub_b, hub_b.connect(user, NOW))  # B's connect and subscription not shipped: A thinks the user offline
     hub_b.subscribe(user, ["news"], NOW)
     hub_a = c.hubs["A"]
     entry = hub_a.publish(1, "news", "e", "one", NOW) + hub_a.send_to_user(1, 17, "e", "two", NOW)
@@ -335,7 +339,7 @@ def test_remote_changes_applies_each_value_in_order() -> None:
     """The same rule without the cluster harness: a history append, a publish that follows it, a clear."""
     hub = make_hub(node_id="B")
     sub = ListSubscriber(next(_conn_ids), 1, 18)
-    hub.connect(sub, NOW)
+    apply(hub, hub.connect(sub, NOW))  # (its login's page read of the queue, empty)
     hub.subscribe(sub, ["log"], NOW)
     entry = HistoryEntry("h-1", NOW, "e", "kept", 0)
     queued = QueuedMessage("q-1", NOW, "e", "queued")
@@ -344,4 +348,4 @@ def test_remote_changes_applies_each_value_in_order() -> None:
     effects = hub.remote_changes("A", changes, NOW)
     apply(hub, effects)
     assert [f["data"] for f in decoded(sub)] == ["live", "queued", "after"]
-    assert [e.id for e in hub.state.history(1, "log")] == [entry.id] and hub.state.queued(1, 18) == []
+    assert [e.id for e in hub.state.history(1, "log")] == [entry.id] and hub.state.queue_size(1, 18) == (0, 0)

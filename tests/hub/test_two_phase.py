@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from cometql.hub import ConnInfo, Deliver, Effect, Hub, ListSubscriber, Persist, Record, open_session
+from cometql.hub import ConnInfo, Deliver, Effect, Hub, ListSubscriber, LoadQueue, Persist, Record, open_session
 from cometql.hub._auth import jwt_secret
 from cometql.hub.records import AppendHistory, DeleteQueued, SetAuth
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, queued, queues
 from .test_auth import token
 
 _conn_ids = itertools.count(1000)
@@ -41,7 +41,7 @@ def durable(hub: Hub) -> dict[str, Any]:
         "revoked": s.revoked_tokens(1),
         "settings": [s.pipe_settings(1, c) for c in ("chan", "trust_t")],
         "history": [s.history(1, c) for c in ("chan", "trust_t")],
-        "queues": [s.queued(1, u) for u in range(1, 6)],
+        "queues": [s.queue_size(1, u) for u in range(1, 6)],
         "time": [hub.user_time(1, u) for u in range(1, 6)],
         "queued_messages": hub.statistics().queued_messages,
     }
@@ -99,7 +99,7 @@ def test_stored_statements_change_memory_as_before() -> None:
         apply(stored, effects)
     changed = durable(stored)
     assert changed != durable(refused)
-    assert changed["auth"][:2] == ["new", None] and changed["queues"][2][0].message == "refused"
+    assert changed["auth"][:2] == ["new", None] and changed["queues"][2] == (1, len("refused"))
     assert changed["time"][3] == NOW + 1
 
 
@@ -108,10 +108,11 @@ def test_a_refused_queued_message_is_never_handed_out() -> None:
     kept, refused = hub.send_to_user(1, 7, "e", "kept", NOW), hub.send_to_user(1, 7, "e", "refused", NOW)
     hub.settle(records(refused), False)
     hub.settle(records(kept), True)
+    queues(hub).store(*records(kept))
     tab = session(user=7)
     apply(hub, hub.connect(tab, NOW))
     assert [f["data"] for f in decoded(tab)] == ["kept"]
-    assert hub.state.queued(1, 7) == []
+    assert queued(hub, 1, 7) == []
 
 
 def test_a_message_stored_after_its_user_connected_is_handed_out_then() -> None:
@@ -120,11 +121,12 @@ def test_a_message_stored_after_its_user_connected_is_handed_out_then() -> None:
     tab = session(user=7)
     apply(hub, hub.connect(tab, NOW))  # the flush cannot see it
     assert tab.frames == []
+    queues(hub).store(*records(pending))
     follow = hub.settle(records(pending), True)
-    assert [type(e) for e in follow] == [Deliver, Persist]
+    assert [type(e) for e in follow] == [Deliver, Persist]  # live, then deleted (no ack session)
     apply(hub, follow)
-    assert [(f["data"], f["fromQueue"]) for f in decoded(tab)] == [("late", True)]
-    assert hub.state.queued(1, 7) == []
+    assert decoded(tab) == [{"data": "late", "event": "e", "pipe": "msg"}]
+    assert queued(hub, 1, 7) == []
 
 
 def test_queued_messages_being_handed_out_are_not_handed_out_twice() -> None:
@@ -132,21 +134,24 @@ def test_queued_messages_being_handed_out_are_not_handed_out_twice() -> None:
     for i in range(3):
         apply(hub, hub.send_to_user(1, 7, "e", f"q{i}", NOW))
     first, second = session(user=7), session(user=7)
-    flush = hub.connect(first, NOW)  # its DeleteQueued is in flight
-    apply(hub, hub.connect(second, NOW))
-    assert second.frames == []
-    [delete] = records(flush)
+    [load] = [e for e in hub.connect(first, NOW) if isinstance(e, LoadQueue)]
+    assert not any(isinstance(e, LoadQueue) for e in hub.connect(second, NOW))  # one page read at a time
+    page = hub.personal.page(load, queues(hub).page(load), NOW)
+    [delete] = records(page)
     assert isinstance(delete, DeleteQueued) and len(delete.ids or ()) == 3
-    hub.settle([delete], True)
-    assert hub.state.queued(1, 7) == []
+    apply(hub, page)
+    assert [f["data"] for f in decoded(first)] == [f["data"] for f in decoded(second)] == ["q0", "q1", "q2"]
+    assert queued(hub, 1, 7) == []
 
 
 def test_a_refused_queue_deletion_leaves_the_messages_for_the_next_session() -> None:
     hub = make_hub()
     apply(hub, hub.send_to_user(1, 7, "e", "q", NOW))
     first = session(user=7)
-    flush = hub.connect(first, NOW)
-    hub.settle(records(flush), False)
+    [load] = [e for e in hub.connect(first, NOW) if isinstance(e, LoadQueue)]
+    flush = hub.personal.page(load, queues(hub).page(load), NOW)
+    [delete] = records(flush)
+    hub.settle([delete], False)
     apply(hub, hub.disconnect(first, NOW))
     again = session(user=7)
     apply(hub, hub.connect(again, NOW + 1))

@@ -79,13 +79,29 @@ def test_string_id_keeps_leading_digits(db: Cursor) -> None:
     assert [r[3] for r in queued(db, 7)] == ["m"]
 
 
-def test_index_column_is_the_message_uuid(db: Cursor) -> None:
+def test_index_column_is_the_message_uuid_unless_the_backend_gives_a_key(db: Cursor) -> None:
     for m in ("a", "b"):
-        expect_ok(db, f"INSERT INTO users_messages (id, `index`, event, message) VALUES (5, 'given', 'ev', '{m}')")
+        expect_ok(db, f"INSERT INTO users_messages (id, event, message) VALUES (5, 'ev', '{m}')")
     got = queued(db, 5)
     assert [(r[0], r[2], r[3]) for r in got] == [("5", "ev", "a"), ("5", "ev", "b")]
     indexes = [r[1] for r in got]
     assert all(str(uuid.UUID(i)) == i for i in indexes) and len(set(indexes)) == 2
+
+
+def test_a_retried_insert_with_the_same_index_key_is_not_queued_twice(db: Cursor) -> None:
+    """``index`` is an idempotency key (CppComet ignored the column): a retry after a lost OK is
+    answered OK again and stores nothing; another key is another message."""
+    for m in ("a", "a again", "b"):
+        key = "order-2" if m == "b" else "order-1"
+        assert expect_ok(db, f"INSERT INTO users_messages (id, `index`, event, message) "
+                             f"VALUES (5, '{key}', 'ev', '{m}')") == (0, 5)
+    assert [(r[1], r[3]) for r in queued(db, 5)] == [("order-1", "a"), ("order-2", "b")]
+
+
+def test_an_index_key_with_other_characters_is_refused(db: Cursor) -> None:
+    expect_error(db, "INSERT INTO users_messages (id, `index`, event, message) VALUES (5, 'a b', 'ev', 'm')",
+                 (12, "The index field (idempotency key) can contain only 1-64 characters A-Za-z0-9_-"))
+    assert queued(db, 5) == []
 
 
 def test_every_queued_message_is_listed_oldest_first(db: Cursor) -> None:

@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from cometql.cluster import open_bus
-from cometql.errors import StoreError
+from cometql.errors import QueueClaimed, StoreError
 from cometql.hub import HistoryEntry, Hub, QueuedMessage, Record
 from cometql.hub.records import (
     RECORD_TYPES,
@@ -82,7 +82,7 @@ def scenario() -> list[list[Record]]:
         [AppendHistory(7, "news", _hist(n, "news"), 2) for n in range(1, 4)],
         [ChannelPosition(7, "empty", "epoch-7", 41)],  # a position with no entry left (as a load returns)
         [QueueMessage(0, 5, _queued(n)) for n in range(1, 5)],
-        [DeleteQueued(0, 5, ("q-1", "q-3"))],  # exactly these two go; q-2 and q-4 stay, in order
+        [DeleteQueued(0, 5, ("q-1", "q-3"), _queued(1).nbytes + _queued(3).nbytes)],  # q-2 and q-4 stay, in order
         [QueueMessage(0, 6, _queued(10)), QueueMessage(0, 6, _queued(11))],
         [DeleteQueued(0, 6, None)],
         [QueueMessage(7, 5, _queued(20))],
@@ -100,7 +100,7 @@ def durable_state(hub: Hub) -> dict[str, object]:
         for uid in USERS:
             state[f"auth/{dev}/{uid}"] = hub.state.auth_hash(dev, uid)
             state[f"data/{dev}/{uid}"] = hub.state.user_data(dev, uid)
-            state[f"queue/{dev}/{uid}"] = hub.state.queued(dev, uid)
+            state[f"queue/{dev}/{uid}"] = hub.state.queue_size(dev, uid)
             state[f"time/{dev}/{uid}"] = hub.user_time(dev, uid)
         for channel in CHANNELS:
             state[f"settings/{dev}/{channel}"] = hub.state.pipe_settings(dev, channel)
@@ -164,7 +164,7 @@ async def test_reopened_store_rebuilds_the_same_hub(open_store: OpenStore) -> No
             reference.restore(batch)
     async with open_store() as store:
         restored = fresh_hub()
-        restored.restore(await store.load())
+        restored.restore(await store.load(), await store.queue_sizes())
     assert durable_state(restored) == durable_state(reference)
 
 
@@ -174,7 +174,8 @@ async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> N
             await store.commit(batch)
     async with open_store() as store:
         hub = fresh_hub()
-        hub.restore(await store.load())
+        hub.restore(await store.load(), await store.queue_sizes())
+        queues = {(d, u): [e for _, e in await store.queue_page(d, u, 0, 100)] for d, u in ((0, 5), (0, 6), (7, 5))}
     state = hub.state
     assert [state.auth_hash(0, u) for u in (1, 2, 3)] == ["hash1", "new", None]
     assert state.auth_hash(7, 1) == "hash-of-dev-7"
@@ -193,9 +194,9 @@ async def test_restored_values_are_the_expected_ones(open_store: OpenStore) -> N
         ("h-trust_log-1", 1), ("h-trust_log-3", 3), ("h-trust_log-4", 4)]
     assert state.position(0, "trust_log") == ("h-trust_log-1", 4)
     assert state.position(7, "empty") == ("epoch-7", 41)
-    assert state.queued(0, 5) == [_queued(2), _queued(4)]
-    assert state.queued(0, 6) == []
-    assert state.queued(7, 5) == [_queued(20)]
+    assert queues == {(0, 5): [_queued(2), _queued(4)], (0, 6): [], (7, 5): [_queued(20)]}
+    assert state.queue_size(0, 5) == (2, _queued(2).nbytes + _queued(4).nbytes)
+    assert state.queue_size(0, 6) == (0, 0) and state.queue_size(7, 5) == (1, _queued(20).nbytes)
     assert hub.user_time(0, 1) == 1_700_000_600
     assert hub.user_time(7, 4) == 1_700_000_700
     assert hub.user_time(0, 2) == -1
@@ -259,7 +260,7 @@ async def _delete_queue_steps(path: Path, count: int) -> int:
         store._db.set_progress_handler(tick, 1000)
         await store.write([DeleteQueued(0, 1, tuple(f"q-{n}" for n in range(count)))])
         store._db.set_progress_handler(None, 0)
-        assert not [r for r in await store.load() if isinstance(r, QueueMessage)]
+        assert await store.queue_page(0, 1, 0, 10) == []
     return steps
 
 
@@ -271,3 +272,58 @@ async def test_deleting_a_long_queue_by_id_is_linear(tmp_path: Path) -> None:
     large = await _delete_queue_steps(tmp_path / "large.sqlite3", 4_000)
     assert small > 0
     assert large < 2.6 * small, (small, large)
+
+
+async def test_a_queue_is_read_page_by_page_in_order(open_store: OpenStore) -> None:
+    """Pages after a position, oldest first, positions increasing; deleted ids leave a page; the
+    sizes are what the hub keeps (count, bytes)."""
+    async with open_store() as store:
+        await store.commit([QueueMessage(0, 3, _queued(n)) for n in range(25)])
+        await store.commit([QueueMessage(0, 4, _queued(99))])
+        await store.commit([DeleteQueued(0, 3, ("q-3", "q-11"), _queued(3).nbytes + _queued(11).nbytes)])
+    async with open_store() as store:
+        got: list[QueuedMessage] = []
+        after, positions = 0, []
+        while page := await store.queue_page(0, 3, after, 10):
+            assert len(page) <= 10
+            positions += [seq for seq, _ in page]
+            got += [e for _, e in page]
+            after = page[-1][0]
+        assert got == [_queued(n) for n in range(25) if n not in (3, 11)]
+        assert positions == sorted(set(positions))
+        await store.commit([QueueMessage(0, 3, _queued(100))])  # after everything read: a later position
+        assert [e for _, e in await store.queue_page(0, 3, after, 10)] == [_queued(100)]
+        sizes = {(d, u): (n, b) for d, u, n, b in await store.queue_sizes()}
+    assert sizes == {(0, 3): (24, sum(_queued(n).nbytes for n in (*range(25), 100) if n not in (3, 11))),
+                     (0, 4): (1, _queued(99).nbytes)}
+
+
+async def test_a_queue_deleted_whole_keeps_positions_growing(open_store: OpenStore) -> None:
+    """A reader's position survives DELETE FROM users_messages: the next message comes after it."""
+    async with open_store() as store:
+        await store.commit([QueueMessage(0, 3, _queued(n)) for n in range(3)])
+        last = (await store.queue_page(0, 3, 0, 10))[-1][0]
+        await store.commit([DeleteQueued(0, 3, None)])
+        assert await store.queue_page(0, 3, 0, 10) == [] and await store.queue_sizes() == []
+        await store.commit([QueueMessage(0, 3, _queued(7))])
+        assert [(seq > last, e) for seq, e in await store.queue_page(0, 3, 0, 10)] == [(True, _queued(7))]
+
+
+async def test_redis_hands_a_users_backlog_to_one_node_at_a_time(redis: RedisServer) -> None:
+    """A page read to be handed out takes the user's lease; another node is told to wait (not a read
+    for SELECT, which hands nothing out), and may read once the lease ends."""
+    db = next(_redis_dbs) % 15 + 1
+    _flush(redis, db)
+    url = f"redis://127.0.0.1:{redis.port}/{db}"
+    async with open_bus(url, "node-a") as a, open_bus(url, "node-b") as b:
+        await a.commit([QueueMessage(0, 3, _queued(1))])
+        assert [e for _, e in await a.queue_page(0, 3, 0, 10)] == [_queued(1)]
+        assert [e for _, e in await a.queue_page(0, 3, 0, 10)] == [_queued(1)]  # the holder renews it
+        with pytest.raises(QueueClaimed) as claimed:
+            await b.queue_page(0, 3, 0, 10)
+        assert 0 < claimed.value.retry_after <= 2
+        assert [e for _, e in await b.queue_page(0, 3, 0, 10, claim=False)] == [_queued(1)]
+        await trio.sleep(claimed.value.retry_after + 0.1)
+        assert [e for _, e in await b.queue_page(0, 3, 0, 10)] == [_queued(1)]
+        assert await b.queue_page(0, 3, 1_000_000, 10) == []  # an empty page lets the lease go at once
+        assert await a.queue_page(0, 3, 1_000_000, 10) == []

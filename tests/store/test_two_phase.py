@@ -25,7 +25,7 @@ from cometql.errors import StoreError
 from cometql.hub import ConnInfo, Hub, ListSubscriber, QueuedMessage, Record
 from cometql.hub.records import QueueMessage, SetAuth
 from cometql.redisurl import RedisAddress
-from cometql.store import open_sqlite_store
+from cometql.store import Store, open_sqlite_store
 from cometql.store import sqlite as sqlite_module
 from cometql.store.resp import RedisConnection
 
@@ -50,6 +50,16 @@ def refuse_marked(monkeypatch: pytest.MonkeyPatch) -> None:
         real(db, rec)
 
     monkeypatch.setattr(sqlite_module, "_apply", apply)
+
+
+async def stored_queue(store: Store, dev_id: int, user_id: int) -> list[QueuedMessage]:
+    """A user's whole queue as the store holds it, page by page."""
+    out: list[QueuedMessage] = []
+    after = 0
+    while page := await store.queue_page(dev_id, user_id, after, 7):
+        out += [e for _, e in page]
+        after = page[-1][0]
+    return out
 
 
 async def _outcomes(calls: list[tuple[str, object]]) -> dict[str, str]:
@@ -77,7 +87,7 @@ async def test_sqlite_fails_only_the_failing_write_of_a_group_commit(tmp_path: P
                                     lambda ok, name=name: settled.append((name, ok)))) for name in names]
         got = await _outcomes(calls)
         assert store.commits < len(names)  # they did share batches
-        loaded = [r.entry.id for r in await store.load() if isinstance(r, QueueMessage)]
+        loaded = [e.id for e in await stored_queue(store, 1, 1)]
     assert {n for n, v in got.items() if v != "ok"} == {n for n in names if n.startswith("refused")}
     assert all("disk is full" in v for v in got.values() if v != "ok")
     assert sorted(settled) == sorted((n, n.startswith("kept")) for n in names)
@@ -119,10 +129,9 @@ async def test_engine_refused_statements_leave_memory_and_deliveries_untouched(
         assert {n for n, v in got.items() if v != "ok"} == refused | {f"pub {m}" for m in refused}
         assert store.commits < len(calls)
         # memory holds exactly what the store holds, in the store's order
-        queued = [q.message for q in hub.state.queued(1, 7)]
+        queued = [q.message for q in await stored_queue(store, 1, 7)]
         history = [h.message for h in hub.state.history(1, "trust_log")]
-        on_disk = await store.load()
-        assert queued == [r.entry.message for r in on_disk if isinstance(r, QueueMessage)]
+        assert hub.state.queue_size(1, 7) == (len(queued), sum(len(m) for m in queued))
         assert sorted(queued) == sorted(set(messages) - refused)
         assert history[0] == "first" and sorted(history[1:]) == sorted(set(messages) - refused)
         assert hub.statistics().queued_messages == len(queued)
@@ -133,7 +142,7 @@ async def test_engine_refused_statements_leave_memory_and_deliveries_untouched(
         await engine.apply(hub.connect(tab, NOW + 1))
         assert [m for m in messages if any(m.encode() in f for f in tab.frames)] == sorted(
             set(messages) - refused, key=messages.index)
-        assert hub.state.queued(1, 7) == []
+        assert hub.state.queue_size(1, 7) == (0, 0) and await stored_queue(store, 1, 7) == []
 
 
 async def test_engine_hands_a_message_stored_after_its_user_connected(tmp_path: Path) -> None:
@@ -147,8 +156,7 @@ async def test_engine_hands_a_message_stored_after_its_user_connected(tmp_path: 
             await trio.testing.wait_all_tasks_blocked()  # its write is pending in the store
             await engine.apply(hub.connect(tab, NOW))
         assert [b"late" in f for f in tab.frames] == [True]
-        assert hub.state.queued(1, 7) == []
-        assert not [r for r in await store.load() if isinstance(r, QueueMessage)]
+        assert hub.state.queue_size(1, 7) == (0, 0) and await stored_queue(store, 1, 7) == []
 
 
 async def test_redis_fails_only_the_statement_whose_command_redis_refused(redis: RedisServer) -> None:

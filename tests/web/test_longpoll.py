@@ -220,10 +220,13 @@ async def test_users_messages_reach_a_longpoll_user(tuned_server: ServerProcess,
     mysql_rows(srv, dev, "INSERT INTO users_messages (id, event, message) VALUES (7, 'ev', 'while away')")
     lp = await LongPollSession.connect(srv, dev, user_id=7, key="h7")
     cursor, frames = await lp.poll(0)
+    if len(frames) < 2:  # the queue is read from the store after the session opened: maybe the next poll
+        cursor, more = await lp.poll(cursor)
+        frames += more
     assert len(frames) == 2
     assert_frame(frames[1], '{"data":"while away","event":"ev","fromQueue":true,"message_send_time":{T},'
                             '"pipe":"msg"}')
-    assert mysql_rows(srv, dev, "SELECT * FROM users_messages WHERE id = 7") == []
+    await eventually(lambda: mysql_rows(srv, dev, "SELECT * FROM users_messages WHERE id = 7") == [] or None)
     mysql_rows(srv, dev, "INSERT INTO users_messages (id, event, message) VALUES (7, 'ev', 'live')")
     cursor, frames = await lp.poll(cursor)
     assert frames == ['{"data":"live","event":"ev","pipe":"msg"}']

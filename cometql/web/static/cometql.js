@@ -56,6 +56,12 @@
     // accepted in serverInfo.caps): ack = acknowledge personal messages by id, offset = recover
     // channels by offset and epoch, hb = heartbeats, so a silent server is noticed.
     var CAPS = ["ack", "offset", "hb"];
+    // Personal messages (pipe "msg") with an id (the ack capability): acknowledged in batches, and
+    // an id seen before is dropped (the server sends an unacknowledged message again on reconnect).
+    var ACK_DELAY_MS = 100;                       // acks wait at most this long ...
+    var ACK_BATCH = 50;                           // ... or until this many are pending
+    var MSG_IDS_KEPT = 10000;                     // personal-message ids remembered for dedup ...
+    var MSG_IDS_TTL_MS = 600000;                  // ... for at most this long
     var ALL_MESSAGES = "\u0000all";               // listener key of subscription(callback); never a channel
 
     // ------------------------------------------------------------------ pure helpers
@@ -194,6 +200,26 @@
     function callSafely(cb, arg) {
         try { cb(arg); } catch (e) { log("error", "callback failed", e); }
     }
+
+    // ------------------------------------------------------------------ personal-message ids
+
+    /** Personal-message ids seen lately, oldest first (a Map keeps insertion order: O(1) eviction). */
+    function SeenIds(limit, ttl) {
+        this.limit = limit;
+        this.ttl = ttl;
+        this.ids = new Map();
+    }
+    /** True if ``id`` was seen (a duplicate); remembers it otherwise. */
+    SeenIds.prototype.seen = function (id, now) {
+        if (this.ids.has(id)) { return true; }
+        this.ids.set(id, now);
+        var it = this.ids.entries(), next = it.next();
+        while (!next.done && (this.ids.size > this.limit || now - next.value[1] > this.ttl)) {
+            this.ids.delete(next.value[0]);
+            next = it.next();
+        }
+        return false;
+    };
 
     // ------------------------------------------------------------------ transports
     //
@@ -513,6 +539,9 @@
         this.realUserKey = "";
         this.seenUuids = {};
         this.silenceMs = 0;              // interval + timeout of the server's heartbeats, once told
+        this.msgIds = new SeenIds(MSG_IDS_KEPT, MSG_IDS_TTL_MS);
+        this.acks = [];                  // personal-message ids to acknowledge (see ackMessage)
+        this.ackTimer = null;
         this.installBrowserHooks();
     }
 
@@ -992,6 +1021,10 @@
         }
         if (!this.admitChannelFrame(msg)) { return; } // first: a held frame comes back through here
         if (this.isDuplicate(msg)) { return; }
+        if (msg.pipe === "msg" && typeof msg.id === "string") {
+            this.ackMessage(msg.id);     // a repeat too: the server sent it again because no ack came
+            if (this.msgIds.seen(msg.id, Date.now())) { return; }
+        }
         var userId = msg.user_id || 0;
         var data = msg.data;
         var legacy = typeof data === "string" ? /^A::(\d+);/.exec(data) : null;
@@ -1032,6 +1065,28 @@
             }
         }
         this.emit(ALL_MESSAGES, event);
+    };
+
+    // ---- personal-message acknowledgements (capability "ack")
+
+    Client.prototype.ackMessage = function (id) {
+        var self = this;
+        this.acks.push(id);
+        if (this.acks.length >= ACK_BATCH) {
+            this.flushAcks();
+        } else if (this.ackTimer === null) {
+            this.ackTimer = setTimeout(function () { self.flushAcks(); }, ACK_DELAY_MS);
+        }
+    };
+
+    /** Acks go only to the session that got the messages: after a reconnect the server sends again
+     * what was not acknowledged (and the ids seen are dropped then), so pending acks are dropped. */
+    Client.prototype.flushAcks = function () {
+        clearTimeout(this.ackTimer);
+        this.ackTimer = null;
+        var ids = this.acks;
+        this.acks = [];
+        if (ids.length && this.connected && this.transport) { this.transport.send("ack\n" + ids.join(",")); }
     };
 
     Client.prototype.emit = function (name, event) {
