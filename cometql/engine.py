@@ -79,6 +79,7 @@ class Engine:
         self._wake = trio.Event()
         self._deferring = False
         self._loads: deque[LoadQueue] = deque()
+        self._reading_inline = False
         self._load_wake = trio.Event()
 
     def now(self) -> int:
@@ -122,8 +123,15 @@ class Engine:
         elif changes:
             # a clustered store queues events alone without waiting, unless Redis is far behind
             await self.store.commit(changes)
-        for load in loads:  # no loader task (tools, tests): read the page now
-            await self._load(load)
+        if loads:  # no loader task (tools, tests): read the pages now, one after another (not nested)
+            self._loads.extend(loads)
+            if not self._reading_inline:
+                self._reading_inline = True
+                try:
+                    while self._loads:
+                        await self._load(self._loads.popleft())
+                finally:
+                    self._reading_inline = False
 
     async def _commit(self, changes: list[Change], records: list[Record], published: float) -> None:
         """One statement's records: the store settles them in its commit order (applied, or refused).

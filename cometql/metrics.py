@@ -183,7 +183,7 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("cometql_subscriptions", "Channel subscriptions of live sessions",
                                 value=stats.subscriptions)
         yield GaugeMetricFamily("cometql_channels", "Channels with at least one subscriber", value=stats.channels)
-        yield GaugeMetricFamily("cometql_queue_depth", "Messages queued for offline users (users_messages)",
+        yield GaugeMetricFamily("cometql_queue_depth", "Personal messages (users_messages) stored, not yet delivered",
                                 value=stats.queued_messages)
         yield GaugeMetricFamily("cometql_mysql_connections", "Open CometQL (MySQL-protocol) connections",
                                 value=stats.mysql_connections)

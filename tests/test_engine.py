@@ -45,3 +45,16 @@ async def test_deferred_deliveries_keep_their_forms() -> None:
         nursery.cancel_scope.cancel()
     assert legacy.frames == [queued_user_frame("e", "m", 1), b"plain"]
     assert capable.frames[1] == b"plain" and b'"id":"q-1"' in capable.frames[0]
+
+
+async def test_without_a_loader_task_a_long_backlog_is_read_page_after_page() -> None:
+    """Tools and tests run no delivery task: the engine reads the pages itself, one after the other
+    (never nested: 100 pages must not grow the stack), and every message arrives once, in order."""
+    engine = make_engine()
+    hub = engine.hub
+    for i in range(10_000):  # the default queue bound
+        await engine.apply(hub.send_to_user(1, 4, "ev", f"m{i}", 0))
+    tab = ListSubscriber(1, 1, 4, ConnInfo())
+    await engine.apply(hub.connect(tab, 0))
+    assert [f.split(b'"data":"')[1].split(b'"')[0].decode() for f in tab.frames] == [f"m{i}" for i in range(10_000)]
+    assert hub.state.queue_size(1, 4) == (0, 0)

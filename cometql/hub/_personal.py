@@ -12,7 +12,7 @@ Rules (``docs/delivery.md``, "Personal messages"):
   dropped while the key is remembered). One exception keeps CppComet's cost and
   frames: a user online only here, only with sessions without the ``ack``
   capability, and nothing of theirs queued or in flight gets the frame at once,
-  unstored (at most once, as before);
+  unstored (at most once, as before), unless the message has a key;
 - a stored message goes to every session of its user here; it is deleted once
   one ``ack`` session acknowledges it, or at once when the user has no ``ack``
   session here (written to a socket counts as delivered for those);
@@ -90,7 +90,7 @@ class Personal:
             return False, []  # a retry of a message already accepted
         conns = self._sessions(dev_id, user_id)
         feed = self.feeds.get(k)
-        if (conns and not remote and (feed is None or feed.idle()) and not has_ack(conns)
+        if (key is None and conns and not remote and (feed is None or feed.idle()) and not has_ack(conns)
                 and not self._state.has_queue(dev_id, user_id) and not self._in_flight.queueing(k)):
             return False, [Deliver(conns, _frames.user_frame(event, message))]
         entry = QueuedMessage(self._new_id() if key is None else key, now, event, message)

@@ -262,3 +262,15 @@ def test_a_cluster_node_reads_a_page_at_every_login() -> None:
     online(single, session(4), load=False)
     online(node, session(4), load=False)
     assert queues(single).loads == [] and [load.after for load in queues(node).loads] == [0]
+
+
+def test_a_keyed_message_to_a_stock_library_user_is_stored_so_a_retry_is_dropped() -> None:
+    hub = make_hub()
+    tab = online(hub, session(4))
+    unkeyed = hub.send_to_user(1, 4, "ev", "m", NOW)
+    assert [type(e) for e in unkeyed] == [Deliver]  # straight out, unstored
+    apply(hub, unkeyed)
+    records = apply(hub, hub.send_to_user(1, 4, "ev", "k", NOW, key="k1"))
+    assert [type(r).__name__ for r in records] == ["QueueMessage", "DeleteQueued"]
+    assert hub.send_to_user(1, 4, "ev", "k", NOW, key="k1") == []
+    assert [f.get("data") for f in decoded(tab)] == ["m", "k"]
