@@ -18,9 +18,11 @@ from ..web.conftest import wait_for_port
 NODE_TIMEOUT = 3.0
 
 
-def start_node(redis: RedisServer, data_dir: Path, *extra: str) -> ServerProcess:
+def start_node(redis: RedisServer, data_dir: Path, *extra: str, ws_port: int | None = None,
+               env: dict[str, str] | None = None) -> ServerProcess:
+    ports = {} if ws_port is None else {"ws_port": ws_port}
     node = ServerProcess(data_dir, extra_args=("--store", redis.url, *extra),
-                         env={"COMETQL_NODE_TIMEOUT": str(NODE_TIMEOUT)}).start()
+                         env={"COMETQL_NODE_TIMEOUT": str(NODE_TIMEOUT), **(env or {})}, **ports).start()
     wait_for_port(node.ws_port)
     return node
 

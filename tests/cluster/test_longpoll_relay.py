@@ -25,17 +25,13 @@ from cometql.web._relay import cluster_sid, relay_secret, sid_address
 from ..redis_server import RedisServer
 from ..servers import ServerProcess, free_port
 from ..web._wire import http_request, mysql_rows, new_uuid
-from ..web.conftest import wait_for_port
-from .conftest import NODE_TIMEOUT
+from .conftest import start_node
 
 
 def advertising_node(redis: RedisServer, data_dir: Path) -> ServerProcess:
     port = free_port()
-    node = ServerProcess(data_dir, ws_port=port, extra_args=("--store", redis.url), env={
-        "COMETQL_NODE_TIMEOUT": str(NODE_TIMEOUT), "COMETQL_ADVERTISE": f"127.0.0.1:{port}",
-        "COMETQL_LONGPOLL_TIMEOUT": "2"}).start()
-    wait_for_port(node.ws_port)
-    return node
+    return start_node(redis, data_dir, ws_port=port,
+                      env={"COMETQL_ADVERTISE": f"127.0.0.1:{port}", "COMETQL_LONGPOLL_TIMEOUT": "2"})
 
 
 @pytest.fixture(scope="module")
