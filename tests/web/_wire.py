@@ -36,7 +36,11 @@ from cometql._version import __version__
 
 from ..servers import PASSWORD, ServerProcess
 
-TIMEOUT = 5.0
+#: A hang guard for waits on the server (frames, closes, state changes), not a speed requirement: a frame
+#: that crosses two nodes and Redis on a 2-core CI machine running other work can take seconds.
+TIMEOUT = 15.0
+#: trio-websocket's own handshake timeouts (a close handshake with a black-holed server waits this long).
+HANDSHAKE_TIMEOUT = 5.0
 SERVER_NAME = f"CometQL {__version__}"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -150,8 +154,8 @@ async def open_browser(server: ServerProcess, dev: int, *, user_id: int = 0, key
     uuid = new_uuid() if uuid is None else uuid
     url = ws_url(server, dev, user_id=user_id, key=key, uuid=uuid, prefix=prefix, query=query, caps=caps, port=port)
     extra = [(k.encode(), v.encode()) for k, v in headers]
-    async with open_websocket_url(url, extra_headers=extra, connect_timeout=TIMEOUT,
-                                  disconnect_timeout=TIMEOUT) as ws:
+    async with open_websocket_url(url, extra_headers=extra, connect_timeout=HANDSHAKE_TIMEOUT,
+                                  disconnect_timeout=HANDSHAKE_TIMEOUT) as ws:
         browser = Browser(ws, "", uuid)
         browser.hello = await browser.recv()
         yield browser
