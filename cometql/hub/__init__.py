@@ -31,7 +31,7 @@ registries of what is persisted and what nodes tell each other; stores and
 codecs derive from them.
 """
 
-from ._browser import handle_command, open_session
+from ._browser import Login, browser_login, handle_command, open_session
 from ._census import ChannelCensus, DevCensus, StatsRow, sample_rows, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, LoadQueue, Persist, Refused
 from ._feeds import ACK, PAGE, PAGE_BYTES, WINDOW
@@ -85,6 +85,7 @@ __all__ = [
     "Kick",
     "LoadQueue",
     "ListSubscriber",
+    "Login",
     "Persist",
     "Position",
     "Published",
@@ -100,6 +101,7 @@ __all__ = [
     "Subscriber",
     "Traffic",
     "UserMessage",
+    "browser_login",
     "channel_problem",
     "encode_frame",
     "error_frame",
