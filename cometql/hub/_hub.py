@@ -17,8 +17,8 @@ means (frames, records, broadcasts); the parts only keep their indexes. Rules:
 5. A user is online while any node holds one of their sessions (online and offline frames, last-seen
    time, the per-user session limit). Personal messages are ``personal``'s (``_personal``).
 
-Subscribers are opaque handles (see ``_subscriber``): the hub indexes them and
-decides who gets which frame. A hub given a ``node_id`` is one node of a
+Subscribers are opaque handles (see ``_subscriber``): ``presence`` indexes them and
+the hub decides who gets which frame. A hub given a ``node_id`` is one node of a
 cluster (see ``events``): it also returns ``Broadcast`` effects for the others.
 """
 
