@@ -6,14 +6,17 @@ the package graph. Callers pass ``now`` and the sources of ids and secrets.
 
 The state is split by who owns it, and only its owner changes it:
 
-- ``_hub``: ``Hub``, the facade every caller uses. It owns presence (this node's
-  sessions, channel and user indexes), builds the effects (``_effects``) and
-  holds the two other parts;
+- ``_hub``: ``Hub``, the facade every caller uses. It decides and builds the
+  effects (``_effects``) and holds the other parts;
+- ``_presence``: ``Presence``, who is online where: this node's sessions,
+  channel and user indexes, and the view of the other nodes' (``_remote``), so
+  cluster-wide lookups are answered in one place; ``hub.presence``, changed only
+  by the hub;
 - ``_state``: ``DurableState`` (auth, user data, revoked tokens, pipe settings,
   history, queues, last-seen), changed only by applying records; ``hub.state``
   is where callers read it;
-- ``_remote``: ``RemoteSessions``, the view of other nodes' sessions, changed
-  only by their bus entries; it returns transitions the hub turns into effects.
+- ``_remote``: ``RemoteSessions``, the view of other nodes' sessions (``presence.remote``), changed
+  only by their bus entries; it returns transitions the hub turns into effects;
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``);
 - ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
@@ -28,7 +31,7 @@ registries of what is persisted and what nodes tell each other; stores and
 codecs derive from them.
 """
 
-from ._browser import handle_command, open_session
+from ._browser import Login, browser_login, handle_command, open_session
 from ._census import ChannelCensus, DevCensus, StatsRow, sample_rows, take_census
 from ._effects import Broadcast, Deliver, Disconnect, Effect, LoadQueue, Persist, Refused
 from ._feeds import ACK, PAGE, PAGE_BYTES, WINDOW
@@ -82,6 +85,7 @@ __all__ = [
     "Kick",
     "LoadQueue",
     "ListSubscriber",
+    "Login",
     "Persist",
     "Position",
     "Published",
@@ -97,6 +101,7 @@ __all__ = [
     "Subscriber",
     "Traffic",
     "UserMessage",
+    "browser_login",
     "channel_problem",
     "encode_frame",
     "error_frame",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from . import _frames as frames
 from ._effects import Deliver, Effect, Persist, Refused
@@ -19,7 +20,7 @@ from ._names import CHANNEL_MAX, EVENT_MAX
 from ._subscriber import Subscriber
 from .records import SetAuth
 
-__all__ = ["MAX_SUBSCRIPTIONS", "handle_command", "open_session"]
+__all__ = ["MAX_SUBSCRIPTIONS", "Login", "browser_login", "handle_command", "open_session"]
 
 MAX_SUBSCRIPTIONS = 32  # CppComet's per-connection limit: the default of Hub(max_subscriptions=...)
 _TOKEN_SPLIT = re.compile(r"[^A-Za-z0-9_\-]")  # one byte each: an empty token (\n\n) ends the list
@@ -27,20 +28,42 @@ _NAME = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
 
 
-def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, server: str, *,
-                 heartbeat: Mapping[str, float] | None = None) -> list[Effect]:
-    """Authorize a new session, greet it with ``serverInfo``, then link it (queue, online event).
+@dataclass(frozen=True, slots=True)
+class Login:
+    """The hub's answer to a browser's login, decided before the session is linked to anyone.
 
+    The transport gives its session ``user_id`` (0: anonymous) and then opens it with
+    ``open_session``: the hub never changes a caller's object."""
+
+    user_id: int
+    #: What serverInfo reports (the stored or new hash, at most 32 characters; "" when anonymous).
+    hash: str
+    #: A first JWT login's ``SetAuth`` (in ``hub.state`` only once stored), applied before the greeting.
+    effects: tuple[Effect, ...]
+
+
+def browser_login(hub: Hub, dev_id: int, user_id: int, key: str, now: int) -> Login:
+    """Authorize a browser's login (hash or JWT): an unauthorized one is anonymous."""
+    ok, effects = hub.authorize(dev_id, user_id, key, now)
+    if not ok:
+        return Login(0, "", tuple(effects))
+    new = [r.hash for e in effects if isinstance(e, Persist) for r in e.records if isinstance(r, SetAuth)]
+    stored = new[0] if new else hub.state.auth_hash(dev_id, user_id)
+    return Login(user_id, (stored or "")[:32], tuple(effects))
+
+
+def open_session(hub: Hub, sub: Subscriber, login: Login, now: int, server: str, *,
+                 heartbeat: Mapping[str, float] | None = None) -> list[Effect]:
+    """Greet a new session with ``serverInfo``, then link it (queue, online event).
+
+    ``sub.user_id`` is ``login``'s (``browser_login``), set by the transport that owns the session.
     ``heartbeat`` (for a session with the ``hb`` capability): the ping interval and timeout, so the
     page knows how long a silent server may stay silent before it counts as dead.
     """
-    ok, effects = hub.authorize(sub.dev_id, user_id, key, now)
-    sub.user_id = user_id if ok else 0
-    # a first JWT login's new hash is among ``effects``, in ``hub.state`` only once stored
-    new = [r.hash for e in effects if isinstance(e, Persist) for r in e.records if isinstance(r, SetAuth)]
-    stored = (new[0] if new else hub.state.auth_hash(sub.dev_id, user_id)) if ok else None
+    if sub.user_id != login.user_id:
+        raise ValueError(f"session {sub.conn_id} has user id {sub.user_id}, its login decided {login.user_id}")
     hello_obj: dict[str, object] = {
-        "authorized": ok, "data": (stored or "")[:32], "event": "serverInfo",
+        "authorized": login.user_id > 0, "data": login.hash, "event": "serverInfo",
         "message_send_time": now, "pipe": "sys", "server": server,
     }
     if sub.caps:  # only a session that announced capabilities sees the new key
@@ -48,7 +71,7 @@ def open_session(hub: Hub, sub: Subscriber, user_id: int, key: str, now: int, se
         if heartbeat is not None and "hb" in sub.caps:
             hello_obj["heartbeat"] = dict(heartbeat)
     hello = frames.encode_frame(hello_obj)
-    return [*effects, Deliver((sub,), hello), *hub.connect(sub, now)]
+    return [*login.effects, Deliver((sub,), hello), *hub.connect(sub, now)]
 
 
 def _reply(sub: Subscriber, frame: bytes) -> list[Effect]:

@@ -10,7 +10,7 @@ places, so each is a plain value here:
   nodes' counts (``Counts`` travel through the stats store);
 - **presence** (``DevCensus``, ``take_census``): sessions and distinct user ids
   online, per dev and for the busiest channels, read from the hub's cluster-wide
-  indexes at the sample's moment, so a user with sessions on two nodes counts once.
+  indexes (``Presence``) at the sample's moment, so a user with sessions on two nodes counts once.
 
 ``sample_rows`` joins them into the rows one sample writes: per dev the totals
 row and at most ``top`` channels (the most subscribers first; channels without
@@ -68,11 +68,11 @@ def _users(members: Iterable[Collection[Subscriber]]) -> int:
 
 
 def take_census(hub: Hub, top: int) -> list[DevCensus]:
-    """Presence per dev from the hub's indexes: this node's (sessions, the (dev, user) keys of its user
-    index, its channel index) and the other nodes' (``RemoteSessions``). Reads the hub's private indexes
-    (this module is the hub's, read-only); costs a walk over sessions and channels: once per sample,
-    never on a hot path."""
-    sessions, users, channels, remote = hub._sessions.values(), hub._users, hub._channels, hub._remote
+    """Presence per dev from the hub's ``Presence``: this node's indexes (sessions, the (dev, user) keys of
+    its user index, its channel index) and the other nodes' (``RemoteSessions``). Read-only; costs a walk
+    over sessions and channels: once per sample, never on a hot path."""
+    presence = hub.presence
+    sessions, users, channels, remote = presence.sessions.values(), presence.users, presence.channels, presence.remote
     session_count = Counter(s.dev_id for s in chain(sessions, remote.sessions()))
     user_count = Counter(dev for dev, _ in set(chain(users, remote.users)))
     members: dict[tuple[int, str], list[Collection[Subscriber]]] = {}

@@ -1,10 +1,10 @@
 """The hub: the state of one CometQL node, as a plain object that returns effects.
 
-``Hub`` owns presence: this node's sessions, its channel index (who gets a
-channel's messages), its user index (who gets a user's messages) and each
-session's channel list. It holds the two other parts of the state (see the
-package docstring), ``state`` (``DurableState``) and the remote side
-(``RemoteSessions``), and is the one facade over all three. Rules:
+``Hub`` is the one facade over the state's parts (see the package docstring):
+``presence`` (``Presence``: this node's session, channel and user indexes, and
+the view of the other nodes' sessions, ``RemoteSessions``), ``state``
+(``DurableState``) and ``personal`` (users' queues). It decides what a change
+means (frames, records, broadcasts); the parts only keep their indexes. Rules:
 
 1. No I/O, no trio, no clock, no randomness. Callers pass ``now`` (unix
    seconds) and, once, the sources of ids and secrets; every call returns a list of
@@ -17,8 +17,8 @@ package docstring), ``state`` (``DurableState``) and the remote side
 5. A user is online while any node holds one of their sessions (online and offline frames, last-seen
    time, the per-user session limit). Personal messages are ``personal``'s (``_personal``).
 
-Subscribers are opaque handles (see ``_subscriber``): the hub indexes them and
-decides who gets which frame. A hub given a ``node_id`` is one node of a
+Subscribers are opaque handles (see ``_subscriber``): ``presence`` indexes them and
+the hub decides who gets which frame. A hub given a ``node_id`` is one node of a
 cluster (see ``events``): it also returns ``Broadcast`` effects for the others.
 """
 
@@ -34,8 +34,9 @@ from ._auth import hash_matches, jwt_secret, jwt_user_id
 from ._effects import Broadcast, Deliver, Disconnect, Effect, Persist
 from ._inflight import InFlight
 from ._personal import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Personal
+from ._presence import Presence
 from ._queries import HubQueries, HubStatistics
-from ._remote import ChannelsChanged, RemoteSessions, Transition, UserAppeared, UserGone, opened_event
+from ._remote import ChannelsChanged, Transition, UserAppeared, UserGone, opened_event
 from ._state import MAX_HISTORY, DurableState, Position
 from ._streams import Echo, position_frames
 from ._subscriber import Subscriber
@@ -86,19 +87,15 @@ class Hub(HubQueries):
         self.node_id = node_id
         #: The durable state. Anyone may read it; only the hub changes it (by applying records).
         self.state = DurableState()
-        self._remote = RemoteSessions()  # other nodes' sessions (empty without a cluster)
-        # presence: this node's sessions
-        self._sessions: dict[int, Subscriber] = {}
-        self._channels: dict[tuple[int, str], dict[int, Subscriber]] = {}
-        self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
-        self._users: dict[tuple[int, int], dict[int, Subscriber]] = {}
+        #: Who is online where: this node's sessions and the other nodes'. Anyone may read it; only the hub changes it.
+        self.presence = Presence()
         self._in_flight = InFlight()  # what records not stored yet have reserved
         #: Messages decided here for history, fanned out once stored: entry id -> (skip, user_id of the frame).
         self._awaiting: dict[str, tuple[int | None, int | None]] = {}
         #: The same, stored, until this node reads its bus entry: entry id -> (record as stored, skip, user_id).
         self._echo: dict[str, Echo] = {}
         #: Personal messages: bounds, each local user's feed of their queue, acks, pages read (``_personal``).
-        self.personal = Personal(self.state, self._in_flight, self._persist, self._user_sessions, new_id,
+        self.personal = Personal(self.state, self._in_flight, self._persist, self.presence.user_sessions, new_id,
                                  max_count=max_queue_messages, max_bytes=max_queue_bytes, ttl=queue_ttl,
                                  always_load=node_id is not None)
         # counters
@@ -110,10 +107,6 @@ class Hub(HubQueries):
         """Rebuild durable state from a store's records and queue sizes (dev, user, messages, bytes). No effects."""
         self.state.restore(records)
         self.state.restore_queues(queue_sizes)
-
-    def _user_sessions(self, dev_id: int, user_id: int) -> tuple[Subscriber, ...]:
-        conns = self._users.get((dev_id, user_id))
-        return tuple(conns.values()) if conns else ()
 
     def _persist(self, rec: Record) -> Persist:
         self._in_flight.hold(rec)
@@ -160,7 +153,7 @@ class Hub(HubQueries):
 
     def _fan_out_stored(self, rec: r.AppendHistory, skip: int | None, user_id: int | None) -> list[Effect]:
         """The frames of a message now in history: with capabilities, its epoch and offset too."""
-        subs = self._channels.get((rec.dev_id, rec.channel))
+        subs = self.presence.channels.get((rec.dev_id, rec.channel))
         targets = _targets(subs, skip)
         self.traffic.count(rec.dev_id, rec.channel, 0, len(targets))
         if not targets:
@@ -197,7 +190,7 @@ class Hub(HubQueries):
             if keep:  # fanned out once stored, with its offset (``settle``)
                 effects.append(self._keep(dev_id, channel, keep, event, message, now, user_id, skip))
                 kept = True
-        targets = () if kept else _targets(self._channels.get((dev_id, channel)), skip)
+        targets = () if kept else _targets(self.presence.channels.get((dev_id, channel)), skip)
         if targets:
             frame: bytes | _frames.Frames
             if position is None:
@@ -216,8 +209,9 @@ class Hub(HubQueries):
         """A browser's ``web_pipe2``: every *other* subscriber of the channel gets it, stamped
         with the sender's user id. Returns how many sessions it was delivered to."""
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
-        here = len(_targets(self._channels.get((sender.dev_id, channel)), sender.conn_id))
-        return here + len(self._remote.channels.get((sender.dev_id, channel), ())), effects
+        presence = self.presence
+        here = len(_targets(presence.channels.get((sender.dev_id, channel)), sender.conn_id))
+        return here + len(presence.remote.channels.get((sender.dev_id, channel), ())), effects
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int,
               user_id: int | None, skip: int | None) -> Persist:
@@ -230,8 +224,8 @@ class Hub(HubQueries):
         """Queue a personal message durably; once stored it goes to the user's sessions on every node
         (``_personal``). ``key``: the backend's idempotency key, also the message id. Raises
         ``QueueFull`` at the user's queue bound."""
-        remote = bool(self._remote.users.get((dev_id, user_id)))
-        offline = not remote and (dev_id, user_id) not in self._users
+        remote = self.presence.online_elsewhere(dev_id, user_id)
+        offline = not remote and not self.presence.online_here(dev_id, user_id)
         stored, effects = self.personal.send(dev_id, user_id, event, message, now, key=key, remote=remote)
         if stored and offline:
             self._queued += 1
@@ -242,20 +236,17 @@ class Hub(HubQueries):
 
     def connect(self, sub: Subscriber, now: int) -> list[Effect]:
         """Register a session; an authorized one is linked to its user and gets its queue."""
-        self._sessions[sub.conn_id] = sub
-        self._sub_channels.setdefault(sub.conn_id, ())
+        self.presence.add(sub)
         effects: list[Effect] = []
         if self.node_id is not None:
             effects.append(Broadcast((opened_event(sub.conn_id, sub.dev_id, sub.user_id, sub.info, ()),)))
         if sub.user_id <= 0:
             return effects
-        key = (sub.dev_id, sub.user_id)
-        conns = self._users.get(key, {})
-        remote = sum(self._remote.users.get(key, {}).values())
-        if len(conns) + remote >= MAX_USER_CONNECTIONS:  # refused: leaves no empty entry behind
+        anywhere = self.presence.user_session_count(sub.dev_id, sub.user_id)
+        if anywhere >= MAX_USER_CONNECTIONS:  # refused: not linked
             return [*effects, Disconnect((sub,), "too many sessions for this user")]
-        first = not conns and not remote
-        self._users.setdefault(key, conns)[sub.conn_id] = sub
+        first = not anywhere
+        self.presence.link(sub)
         effects.extend(self.personal.opened(sub))
         if first:
             effects.extend(self._status(sub.dev_id, sub.user_id, "online"))
@@ -264,33 +255,28 @@ class Hub(HubQueries):
     def _status(self, dev_id: int, user_id: int, status: str) -> list[Effect]:
         """``online``/``offline`` on user_status_<id>, to this node's subscribers (if enabled)."""
         wanted = self.send_user_online_events if status == "online" else self.send_user_offline_events
-        subs = self._channels.get((dev_id, f"user_status_{user_id}")) if wanted else None
+        subs = self.presence.channels.get((dev_id, f"user_status_{user_id}")) if wanted else None
         if not subs:
             return []  # status_frame: no message_send_time, as CppComet (browser-wire.md §3.6)
         return [Deliver(tuple(subs.values()), _frames.status_frame(user_id, status))]
 
     def disconnect(self, sub: Subscriber, now: int) -> list[Effect]:
         """Forget a session; the user's last-seen time is stored when its last session goes."""
-        if self._sessions.pop(sub.conn_id, None) is None:
+        left = self.presence.remove(sub)
+        if left is None:
             return []
         effects: list[Effect] = []
         if self.node_id is not None:
             effects.append(Broadcast((SessionClosed(sub.conn_id),)))
-        left = self._sub_channels.pop(sub.conn_id, ())
         if left:
-            self._unindex(sub, left)
             effects.extend(self._tracked(sub, left, (), now))
         if sub.user_id <= 0:
             return effects
-        key = (sub.dev_id, sub.user_id)
-        conns = self._users.get(key)
-        if conns is None or conns.pop(sub.conn_id, None) is None:
+        last = self.presence.unlink(sub)
+        if last is None:
             return effects  # not linked to its user
-        if conns:  # not the user's last session here
-            return effects + self.personal.closed(sub)
-        del self._users[key]
         effects += self.personal.closed(sub)
-        if not self._remote.users.get(key):
+        if last and not self.presence.online_elsewhere(sub.dev_id, sub.user_id):  # the user's last session
             effects.append(self._persist(r.SetLastSeen(sub.dev_id, sub.user_id, now)))
             effects.extend(self._status(sub.dev_id, sub.user_id, "offline"))
         return effects
@@ -303,12 +289,9 @@ class Hub(HubQueries):
         kept across the replacement counts as leave + join, as in CppComet.
         """
         wanted = tuple(c for c in dict.fromkeys(channels) if sub.user_id > 0 or not c.startswith("private_"))
-        left = self._sub_channels.get(sub.conn_id, ())
-        self._unindex(sub, left)
-        effects = self._tracked(sub, left, wanted, now)
-        for channel in wanted:
-            self._channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
-        self._sub_channels[sub.conn_id] = wanted
+        left = self.presence.leave(sub)
+        effects = self._tracked(sub, left, wanted, now)  # before joining: ``sub`` is told nothing
+        self.presence.join(sub, wanted)
         if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
             effects.extend(position_frames(self.state, self._echo.values(), sub, (c for c in wanted if c not in left),
                                            now))
@@ -316,23 +299,13 @@ class Hub(HubQueries):
             effects.append(Broadcast((SessionSubscribed(sub.conn_id, wanted),)))
         return effects
 
-    def _unindex(self, sub: Subscriber, channels: Iterable[str]) -> None:
-        index = self._channels
-        for channel in channels:
-            ckey = (sub.dev_id, channel)
-            members = index.get(ckey)
-            if members is not None:
-                members.pop(sub.conn_id, None)
-                if not members:
-                    del index[ckey]
-
     def _tracked(self, sub: Subscriber, left: Iterable[str], joined: Iterable[str], now: int) -> list[Effect]:
         """Tell this node's members of ``track_*`` channels that ``sub`` (local or remote, in none of
         these channels' local index at this point) left ``left`` and joined ``joined``."""
         effects: list[Effect] = []
         for event, channels in (("unsubscription", left), ("subscription", joined)):
             for channel in channels:
-                members = self._channels.get((sub.dev_id, channel)) if channel.startswith("track_") else None
+                members = self.presence.channels.get((sub.dev_id, channel)) if channel.startswith("track_") else None
                 if members:
                     frame = _frames.track_frame(channel, event, sub.user_id, sub.info.uuid, now)
                     effects.append(Deliver(tuple(members.values()), frame))
@@ -361,10 +334,10 @@ class Hub(HubQueries):
         for uid in user_ids:
             if self.state.auth_hash(dev_id, uid) is not None or self.node_id is not None:  # another node may set it
                 effects.append(self._persist(r.DeleteAuth(dev_id, uid)))
-            conns = self._users.get((dev_id, uid))
+            conns = self.presence.user_sessions(dev_id, uid)
             if conns:
-                effects.append(Disconnect(tuple(conns.values()), "authorization removed"))
-        kicked = tuple(u for u in user_ids if self._remote.users.get((dev_id, u)))
+                effects.append(Disconnect(conns, "authorization removed"))
+        kicked = tuple(u for u in user_ids if self.presence.online_elsewhere(dev_id, u))
         if kicked:
             effects.append(Broadcast((Kick(dev_id, kicked, "authorization removed"),)))
         return effects
@@ -429,7 +402,7 @@ class Hub(HubQueries):
 
     def remote_events(self, node: str, events: Iterable[ClusterEvent], now: int) -> list[Effect]:
         """Apply another node's events: update the view of its sessions, deliver to ours."""
-        remote = self._remote
+        remote = self.presence.remote
         effects: list[Effect] = []
         for ev in events:
             match ev:
@@ -437,9 +410,9 @@ class Hub(HubQueries):
                     effects.extend(self.publish(ev.dev_id, ev.channel, ev.event, ev.message, ev.time,
                                                 user_id=ev.user_id, origin=node))
                 case UserMessage():
-                    conns = self._users.get((ev.dev_id, ev.user_id))
+                    conns = self.presence.user_sessions(ev.dev_id, ev.user_id)
                     if conns and self.node_id in ev.nodes:
-                        effects.append(Deliver(tuple(conns.values()), _frames.user_frame(ev.event, ev.message)))
+                        effects.append(Deliver(conns, _frames.user_frame(ev.event, ev.message)))
                     elif not conns and remote.reroutes(ev, self.node_id):
                         effects.extend(self.send_to_user(ev.dev_id, ev.user_id, ev.event, ev.message, ev.time))
                 case SessionOpened():
@@ -450,9 +423,9 @@ class Hub(HubQueries):
                     effects.extend(self._remote_changed(remote.close(node, ev.conn_id), now))
                 case Kick():
                     for uid in ev.user_ids:
-                        conns = self._users.get((ev.dev_id, uid))
+                        conns = self.presence.user_sessions(ev.dev_id, uid)
                         if conns:
-                            effects.append(Disconnect(tuple(conns.values()), ev.reason))
+                            effects.append(Disconnect(conns, ev.reason))
                 case _:
                     assert_never(ev)
         return effects
@@ -467,16 +440,16 @@ class Hub(HubQueries):
 
     def sync_node(self, node: str, sessions: Iterable[SessionOpened], now: int) -> list[Effect]:
         """Make the view of ``node`` equal to its full session list (start-up, after an outage)."""
-        return self._remote_changed(self._remote.sync(node, sessions), now)
+        return self._remote_changed(self.presence.remote.sync(node, sessions), now)
 
     def drop_node(self, node: str, now: int) -> list[Effect]:
         """A node is gone (stopped or silent too long): its sessions leave, and the
         last-seen time of users who are now offline everywhere is stored."""
-        return self._remote_changed(self._remote.drop(node), now, node_gone=True)
+        return self._remote_changed(self.presence.remote.drop(node), now, node_gone=True)
 
     def remote_nodes(self) -> dict[str, int]:
         """Other nodes with live sessions, and how many each holds."""
-        return self._remote.nodes()
+        return self.presence.remote.nodes()
 
     def _remote_changed(self, changes: list[Transition], now: int, *, node_gone: bool = False) -> list[Effect]:
         """The effects of changes in the view of other nodes, decided with this node's sessions.
@@ -487,10 +460,10 @@ class Hub(HubQueries):
                 case ChannelsChanged():
                     effects.extend(self._tracked(change.session, change.left, change.joined, now))
                 case UserAppeared():
-                    if not self._users.get((change.dev_id, change.user_id)):
+                    if not self.presence.online_here(change.dev_id, change.user_id):
                         effects.extend(self._status(change.dev_id, change.user_id, "online"))
                 case UserGone():
-                    if not self._users.get((change.dev_id, change.user_id)):
+                    if not self.presence.online_here(change.dev_id, change.user_id):
                         if node_gone:
                             effects.append(self._persist(r.SetLastSeen(change.dev_id, change.user_id, now)))
                         effects.extend(self._status(change.dev_id, change.user_id, "offline"))

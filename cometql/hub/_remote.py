@@ -17,8 +17,8 @@ channel and by user. Only that node's bus entries change it (``SessionOpened``,
 3. Replaying what it has seen already changes nothing (a node's snapshot and
    its events overlap): opening a known session only updates its channels.
 
-The hub reads ``channels`` and ``users`` directly on its hot paths; only this
-class writes them.
+``Presence`` (``_presence``) holds it beside this node's indexes and reads
+``channels`` and ``users`` directly on its hot paths; only this class writes them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,18 @@ import trio
 from .._version import __version__
 from ..config import origin_allowed
 from ..errors import StoreError
-from ..hub import ACK, ConnInfo, Deliver, Disconnect, Effect, Subscriber, error_frame, handle_command, open_session
+from ..hub import (
+    ACK,
+    ConnInfo,
+    Deliver,
+    Disconnect,
+    Effect,
+    Subscriber,
+    browser_login,
+    error_frame,
+    handle_command,
+    open_session,
+)
 from ..limits import FailedLogins, IpSessions, RateLimiter, Verdict, web_message_size
 from ..listen import ACCEPT_RETRY, AcceptFailures, Admission, Ticket, open_listeners
 from ..node import Node
@@ -105,13 +116,17 @@ class WebFront:
         return {"interval": self.options.ping_interval, "timeout": self.options.ping_timeout}
 
     async def attach(self, session: Session, params: ConnectParams) -> None:
-        """Open the session in the hub. If the store cannot take it (Redis gone, disk full), the
-        session is taken out again and closed: no half-open session stays behind."""
+        """Open the session in the hub, as the user its login was authorized as (anonymous if refused).
+        If the store cannot take it (Redis gone, disk full), the session is taken out again and
+        closed: no half-open session stays behind."""
         engine = self.engine
         session.caps = params.caps
+        now = engine.now()
+        login = browser_login(engine.hub, session.dev_id, params.user_id, params.key, now)
+        session.user_id = login.user_id  # the hub's answer; the session is nobody's before ``open_session``
         try:
-            await engine.apply(open_session(engine.hub, session, params.user_id, params.key, engine.now(),
-                                            SERVER_NAME, heartbeat=self.heartbeat(session, params.caps)))
+            await engine.apply(open_session(engine.hub, session, login, now, SERVER_NAME,
+                                            heartbeat=self.heartbeat(session, params.caps)))
         except BaseException as exc:
             await self.detach(session)
             if isinstance(exc, StoreError):

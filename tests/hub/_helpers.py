@@ -18,6 +18,8 @@ from cometql.hub import (
     QueuedMessage,
     Record,
     Subscriber,
+    browser_login,
+    open_session,
 )
 from cometql.hub import records as r
 
@@ -30,6 +32,15 @@ def make_hub(**kw: Any) -> Hub:
     ids, secrets = itertools.count(1), itertools.count(1)
     return Hub(password=PASSWORD, new_id=lambda: f"id-{next(ids)}", new_secret=lambda: f"secret-{next(secrets):025d}",
                **kw)
+
+
+def open_as(hub: Hub, sub: ListSubscriber, user_id: int, key: str, now: int, server: str,
+            **kw: Any) -> list[Effect]:
+    """Open ``sub`` as the transports do: the hub answers the login, the session takes the user id it
+    decided, then the hub greets and links it. Returns ``open_session``'s effects (not applied)."""
+    login = browser_login(hub, sub.dev_id, user_id, key, now)
+    sub.user_id = login.user_id
+    return open_session(hub, sub, login, now, server, **kw)
 
 
 def subscriptions(hub: Hub, sub: Subscriber) -> list[str]:

@@ -14,9 +14,9 @@ import jwt
 import pytest
 
 from cometql.hub import ConnInfo, Hub, ListSubscriber, Refused
-from cometql.hub._browser import MAX_SUBSCRIPTIONS, handle_command, open_session
+from cometql.hub._browser import MAX_SUBSCRIPTIONS, browser_login, handle_command, open_session
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, queued, subscriptions
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, open_as, queued, subscriptions
 
 DEV = 3
 _conn_ids = itertools.count(1)
@@ -25,7 +25,7 @@ _conn_ids = itertools.count(1)
 def browser(hub: Hub, user_id: int = 0, key: str = "", uuid: str = "") -> ListSubscriber:
     """A session past open_session (its serverInfo frame removed)."""
     sub = ListSubscriber(next(_conn_ids), DEV, info=ConnInfo(uuid=uuid))
-    apply(hub, open_session(hub, sub, user_id, key, NOW, "TestServer"))
+    apply(hub, open_as(hub, sub, user_id, key, NOW, "TestServer"))
     sub.frames.pop(0)
     return sub
 
@@ -50,7 +50,7 @@ def test_open_session_with_hash_greets_then_delivers_the_queue() -> None:
     apply(hub, hub.set_auth(DEV, 7, "h7"))
     apply(hub, hub.send_to_user(DEV, 7, "ev", "queued", NOW - 5))
     sub = ListSubscriber(1, DEV)
-    apply(hub, open_session(hub, sub, 7, "h7", NOW, "TestServer"))
+    apply(hub, open_as(hub, sub, 7, "h7", NOW, "TestServer"))
     assert sub.user_id == 7
     assert sub.frames == [
         b'{"authorized":true,"data":"h7","event":"serverInfo","message_send_time":%d,"pipe":"sys",'
@@ -65,7 +65,7 @@ def test_open_session_unauthorized_is_anonymous(user_id: int, key: str) -> None:
     hub = make_hub()
     apply(hub, hub.set_auth(DEV, 7, "h7"))
     sub = ListSubscriber(1, DEV)
-    apply(hub, open_session(hub, sub, user_id, key, NOW, "S"))
+    apply(hub, open_as(hub, sub, user_id, key, NOW, "S"))
     assert sub.user_id == 0
     assert sub.frames == [b'{"authorized":false,"data":"","event":"serverInfo","message_send_time":%d,'
                           b'"pipe":"sys","server":"S"}' % NOW]
@@ -77,10 +77,23 @@ def test_open_session_with_jwt_stores_and_reports_a_hash() -> None:
     hub = make_hub()
     token = jwt.encode({"user_id": 9, "exp": NOW + 60}, f"{PASSWORD}{DEV}", algorithm="HS256")
     sub = ListSubscriber(1, DEV)
-    records = apply(hub, open_session(hub, sub, 9, token, NOW, "S"))
+    records = apply(hub, open_as(hub, sub, 9, token, NOW, "S"))
     stored = hub.state.auth_hash(DEV, 9)
     assert stored is not None and len(stored) == 32 and records
     assert decoded(sub)[0]["data"] == stored and decoded(sub)[0]["authorized"] is True
+
+
+def test_the_login_decides_the_user_and_the_hub_leaves_the_session_alone() -> None:
+    """The hub answers a login without a session; ``open_session`` never changes the caller's object and
+    refuses one whose user id is not the login's (a transport that forgot to take the hub's answer)."""
+    hub = make_hub()
+    apply(hub, hub.set_auth(DEV, 7, "h7"))
+    assert (browser_login(hub, DEV, 7, "h7", NOW).user_id, browser_login(hub, DEV, 7, "wrong", NOW).user_id) == (7, 0)
+    refused = browser_login(hub, DEV, 7, "wrong", NOW)
+    sub = ListSubscriber(1, DEV, user_id=7)
+    with pytest.raises(ValueError, match="login decided 0"):
+        open_session(hub, sub, refused, NOW, "S")
+    assert sub.user_id == 7 and sub.frames == [] and hub.user_time(DEV, 7) == -1
 
 
 # -------------------------------------------------------------- subscription

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from cometql.hub import ListSubscriber
-from cometql.hub._browser import open_session
 
-from ._helpers import NOW, apply, make_hub
+from ._helpers import NOW, apply, make_hub, open_as
 
 TIMING = {"interval": 25.0, "timeout": 10.0}
 
@@ -16,7 +15,7 @@ def hello(caps: frozenset[str]) -> dict[str, object]:
     hub = make_hub()
     sub = ListSubscriber(1, 3)
     sub.caps = caps
-    apply(hub, open_session(hub, sub, 0, "", NOW, "S", heartbeat=TIMING))
+    apply(hub, open_as(hub, sub, 0, "", NOW, "S", heartbeat=TIMING))
     return dict(json.loads(sub.frames[0]))
 
 

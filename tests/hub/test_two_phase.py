@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from cometql.hub import ConnInfo, Deliver, Effect, Hub, ListSubscriber, LoadQueue, Persist, Record, open_session
+from cometql.hub import ConnInfo, Deliver, Effect, Hub, ListSubscriber, LoadQueue, Persist, Record
 from cometql.hub._auth import jwt_secret
 from cometql.hub.records import AppendHistory, DeleteQueued, SetAuth
 
-from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, queued, queues
+from ._helpers import NOW, PASSWORD, apply, decoded, make_hub, open_as, queued, queues
 from .test_auth import token
 
 _conn_ids = itertools.count(1000)
@@ -193,7 +193,7 @@ def test_a_refused_publish_with_history_delivers_nothing_before_its_record() -> 
 def test_first_jwt_login_greets_with_the_hash_it_is_storing() -> None:
     hub = make_hub()
     tab = session()
-    effects = open_session(hub, tab, 9, token({"user_id": 9, "exp": NOW + 60}, jwt_secret(PASSWORD, 1)), NOW, "S")
+    effects = open_as(hub, tab, 9, token({"user_id": 9, "exp": NOW + 60}, jwt_secret(PASSWORD, 1)), NOW, "S")
     [rec] = records(effects)
     assert isinstance(rec, SetAuth) and hub.state.auth_hash(1, 9) is None
     apply(hub, effects)
