@@ -5,6 +5,7 @@
     cq:node:<node>                 HASH conn id -> that node's live session (expires)
     cq:nodes                       ZSET node -> last heartbeat (ms)
     cq:bus                         STREAM of batches: records and cluster events, in order
+    cq:v:<node>                    STRING that node's version (expires with its hash; ``_compat``)
 
 Written by the bus writer (``bus``), read by the follower (``follower``).
 """
@@ -18,9 +19,10 @@ from ..hub import SessionOpened
 from ..store import codec
 from ..store.redis import hash_pairs
 from ..store.resp import RedisConnection, Reply
+from ._compat import version_key
 
 __all__ = ["BUS", "NODES", "NODES_FORGET_MS", "STREAM_MAXLEN", "last_bus_id", "node_key", "read_node",
-           "read_nodes"]
+           "read_nodes", "read_versions"]
 
 log = logging.getLogger("cometql.redis")
 
@@ -61,8 +63,16 @@ async def read_nodes(conn: RedisConnection, own: str, ttl_ms: int) -> dict[str, 
     return {n: _sessions(n, r) for n, r in zip(ids, replies, strict=True)}
 
 
-async def read_node(conn: RedisConnection, node: str) -> list[SessionOpened]:
-    return _sessions(node, await conn.call("HGETALL", node_key(node)))
+async def read_node(conn: RedisConnection, node: str) -> tuple[list[SessionOpened], Reply]:
+    """A node's sessions and its version (None: a node of the previous version, ``_compat``)."""
+    sessions, version = await conn.pipeline([["HGETALL", node_key(node)], ["GET", version_key(node)]])
+    return _sessions(node, sessions), version
+
+
+async def read_versions(conn: RedisConnection, nodes: list[str]) -> dict[str, Reply]:
+    """Each node's version (None: of the previous version)."""
+    replies = await conn.pipeline([["GET", version_key(n)] for n in nodes]) if nodes else []
+    return dict(zip(nodes, replies, strict=True))
 
 
 async def last_bus_id(conn: RedisConnection) -> str:

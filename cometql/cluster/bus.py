@@ -58,6 +58,7 @@ from ..redisurl import RedisAddress
 from ..store import QueueSize, Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
+from . import _compat
 from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
 
 __all__ = ["MAX_UNSENT", "Bus", "open_bus"]
@@ -135,6 +136,8 @@ class Bus:
         self._in_flight: _Batch | None = None
         self._reader: RedisConnection | None = None  # queue pages
         self._reading = trio.Lock()
+        #: Live nodes of the previous version (a rolling upgrade): the follower keeps it, entries follow it.
+        self.compat = _compat.Compat()
 
     # ------------------------------------------------------------- Store API
 
@@ -318,6 +321,7 @@ class Bus:
                 fields += [cid, codec.encode(ev)]
             cmds.append(["HSET", key, *fields])
         cmds.append(["PEXPIRE", key, self.node_ttl_ms])
+        cmds.append(["SET", _compat.version_key(self.node_id), _compat.VERSION, "PX", self.node_ttl_ms])
         cmds.append(["ZADD", NODES, int(time.time() * 1000), self.node_id])
         return cmds
 
@@ -360,6 +364,7 @@ class Bus:
             cmds.extend(self._announce()[:-1])  # the hash, as this node holds it now; ZADD below
         if touched or beat:
             cmds.append(["PEXPIRE", node_key(self.node_id), self.node_ttl_ms])
+            cmds.append(["PEXPIRE", _compat.version_key(self.node_id), self.node_ttl_ms])
             self._refreshed = time.monotonic()
         if beat:
             now_ms = int(time.time() * 1000)
@@ -367,7 +372,7 @@ class Bus:
             cmds.append(["ZREMRANGEBYSCORE", NODES, "-inf", now_ms - NODES_FORGET_MS])  # long-gone nodes
         marks: list[Arg] = ["sync", 1] if resync else []
         xadd: list[Arg] = [BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id, *marks,
-                           "d", codec.encode_many([v for w in writes for v in w.values])]
+                           *_compat.encode([v for w in writes for v in w.values], self.compat.active)]
         if any(span.appends for span in spans):  # the entry carries the offsets assigned in this MULTI
             cmds.append(["EVAL", _XADD_ASSIGNED, 2, BUS, keys.ASSIGNED, *xadd[1:]])
         else:
@@ -393,7 +398,8 @@ class Bus:
             try:  # a fresh connection: the writer's may have been cut in the middle of a batch
                 conn = await self.connect("goodbye")
                 try:
-                    await conn.pipeline([["DEL", node_key(self.node_id)], ["ZREM", NODES, self.node_id],
+                    await conn.pipeline([["DEL", node_key(self.node_id), _compat.version_key(self.node_id)],
+                                         ["ZREM", NODES, self.node_id],
                                          ["XADD", BUS, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", self.node_id,
                                           "bye", "1"]])
                 finally:

@@ -30,9 +30,9 @@ import trio
 from ..errors import StoreError
 from ..hub import Change, Effect, Hub
 from ..hub.records import AppendHistory
-from ..store import codec
 from ..store.resp import RedisConnection, RedisDown, ReplyError
-from ._keys import BUS, last_bus_id, read_node, read_nodes
+from . import _compat
+from ._keys import BUS, last_bus_id, read_node, read_nodes, read_versions
 from .bus import Bus
 
 __all__ = ["Applier", "Cluster"]
@@ -157,31 +157,46 @@ class Cluster:
         if node == self.node_id:
             self.own_last_id = entry_id
             if b"o" in data:  # this node's messages kept in history: fanned out now, in stream order
-                await self._apply(self._hub.own_stored(_assigned(codec.decode_many(data[b"d"]), data[b"o"])))
+                await self._apply(self._hub.own_stored(_assigned(_compat.decode(data), data[b"o"])))
             return
         now = self._now()
+        compat = self.store.compat
         if b"bye" in data:
             self.heard.pop(node, None)
+            compat.gone(node)
             log.info("node %s left the cluster", node)
             await self._apply(self._hub.drop_node(node, now))
             return
         if node not in self.heard or b"sync" in data:  # new, or rewrote its hash after a pause
             log.info("node %s %s the cluster", node, "joined" if node not in self.heard else "re-synced with")
             self.heard[node] = time.monotonic()
-            await self._apply(self._hub.sync_node(node, await read_node(conn, node), now))
+            sessions, version = await read_node(conn, node)
+            compat.seen(node, version)
+            await self._apply(self._hub.sync_node(node, sessions, now))
         self.heard[node] = time.monotonic()
         try:
-            values = codec.decode_many(data[b"d"])
+            values = _compat.decode(data)
             if b"o" in data:
                 values = _assigned(values, data[b"o"])
         except ValueError as exc:
             log.error("skipped bus entry %s from node %s: %s", entry_id, node, exc)
             return
+        if node in compat.old and values:  # its keys in the previous version's layout: put them right first
+            try:
+                values = await _compat.upgrade_old(conn, values)
+            except ReplyError as exc:  # applied as they are: a page or the next start puts the queues right
+                log.error("could not upgrade the keys of entry %s from node %s: %s", entry_id, node, exc)
         await self._apply(self._hub.remote_changes(node, values, now))  # in stream order
 
     async def _resync(self, conn: RedisConnection) -> None:
         """Make the view of every node equal to what Redis holds now."""
         nodes = await read_nodes(conn, self.node_id, self.store.node_ttl_ms)
+        versions = await read_versions(conn, list(nodes))
+        compat = self.store.compat
+        for node in set(compat.old) - set(nodes):
+            compat.gone(node)
+        for node, version in versions.items():
+            compat.seen(node, version)
         now = self._now()
         effects: list[Effect] = []
         for node in set(self._hub.remote_nodes()) - set(nodes):
@@ -218,6 +233,7 @@ class Cluster:
                 if self.heard.get(node, limit) >= limit:  # heard again, or gone, during an earlier await
                     continue
                 del self.heard[node]
+                self.store.compat.gone(node)
                 log.warning("node %s silent for %.0f s: its sessions are gone", node, self.node_timeout)
                 await self._apply(self._hub.drop_node(node, self._now()))
 

@@ -30,6 +30,7 @@ to the other nodes (the keys the cluster itself uses are described there).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from ..hub import records as r
 from ..hub.records import HistoryEntry, QueuedMessage, Record
 from .resp import Arg, Command, RedisConnection, Reply
 
-__all__ = ["hash_pairs", "load", "queue_page", "queue_sizes", "record_commands"]
+__all__ = ["hash_pairs", "load", "old_node_commands", "queue_page", "queue_sizes", "record_commands"]
 
 _DELETE_HISTORY_IDS = """
 local prefix = ARGV[1]
@@ -61,16 +62,40 @@ return removed
 """
 
 
+#: Lua: a history list's entries without an offset, at its end, get the channel's next offsets, in list
+#: order (a channel without an epoch starts one, named ``new_epoch``). Such entries are written by a node of
+#: the previous version (before offsets) during a rolling upgrade, or were kept before it; numbering them
+#: wherever a list is appended to or read keeps offsets in list order, which is the bus's order. An entry
+#: is numbered when it ends with two integers (user id, offset): an old one ends with its message's string.
+_NUMBER_TAIL = """
+local function numbered(item) return string.find(string.sub(item, -48), '%d,%d+%]$') ~= nil end
+local function number_tail(key, member, new_epoch)
+  local epoch = redis.call('HGET', 'cq:epoch', member)
+  if not epoch then
+    epoch = new_epoch
+    redis.call('HSET', 'cq:epoch', member, epoch)
+    redis.call('HSET', 'cq:off', member, 0)
+  end
+  local last = redis.call('LINDEX', key, -1)
+  if last and not numbered(last) then
+    local items = redis.call('LRANGE', key, 0, -1)
+    local i = #items
+    while i > 0 and not numbered(items[i]) do i = i - 1 end
+    for j = i + 1, #items do
+      local offset = redis.call('HINCRBY', 'cq:off', member, 1)
+      redis.call('LSET', key, j - 1, string.sub(items[j], 1, -2) .. ',' .. offset .. ']')
+    end
+  end
+  return epoch
+end
+"""
+
 #: Appends one history entry with the channel's next offset (and epoch: a channel without one starts
 #: an epoch named after the entry), assigned here, by the one authority of a cluster, and returns both.
-_APPEND_HISTORY = """
+#: Entries of a node of the previous version at the list's end are numbered first (``_NUMBER_TAIL``).
+_APPEND_HISTORY = _NUMBER_TAIL + """
 local member, id = ARGV[1], ARGV[2]
-local epoch = redis.call('HGET', 'cq:epoch', member)
-if not epoch then
-  epoch = id
-  redis.call('HSET', 'cq:epoch', member, epoch)
-  redis.call('HSET', 'cq:off', member, 0)
-end
+local epoch = number_tail(KEYS[1], member, id)
 local offset = redis.call('HINCRBY', 'cq:off', member, 1)
 redis.call('RPUSH', KEYS[1], string.sub(ARGV[3], 1, -2) .. ',' .. offset .. ']')
 redis.call('SADD', 'cq:hkeys', member)
@@ -78,6 +103,19 @@ local keep = tonumber(ARGV[4])
 if keep > 0 then redis.call('LTRIM', KEYS[1], -keep, -1) end
 redis.call('RPUSH', KEYS[2], id, epoch, offset)
 return {epoch, offset}
+"""
+
+#: An append of a node of the previous version (its bus entry has no offsets): number the list's tail,
+#: then answer the (epoch, offset) of entry ARGV[2]; nil if it is no longer kept (trimmed meanwhile).
+_NUMBER_OLD = _NUMBER_TAIL + """
+local epoch = number_tail(KEYS[1], ARGV[1], ARGV[2])
+local prefix = '["' .. ARGV[2] .. '",'
+local len = redis.call('LLEN', KEYS[1])
+for i = 1, len do
+  local item = redis.call('LINDEX', KEYS[1], -i)
+  if string.sub(item, 1, #prefix) == prefix then return {epoch, tonumber(string.match(item, ',(%d+)%]$'))} end
+end
+return false
 """
 
 #: The list where the appends of one MULTI leave what they assigned, for its bus entry (``cluster.bus``).
@@ -107,15 +145,53 @@ end
 return removed
 """
 
+#: Lua: make a queue's order (``cq:qo``) match its messages (``cq:q``) and recount its bytes. In step
+#: they always are, but for data of earlier versions: a queue written before positions existed (no order),
+#: or messages queued (``HSET`` only) or deleted (``HDEL`` only) by a node of the previous version during a
+#: rolling upgrade. Positions whose message is gone are dropped; messages without one get the next
+#: positions in the order they were queued (each value starts with its queueing time in ns).
+_RECONCILE_FN = """
+local function reconcile(q, qo, member)
+  for _, id in ipairs(redis.call('ZRANGE', qo, 0, -1)) do
+    if redis.call('HEXISTS', q, id) == 0 then redis.call('ZREM', qo, id) end
+  end
+  local orphans, bytes = {}, 0
+  local all = redis.call('HGETALL', q)
+  for i = 1, #all, 2 do
+    bytes = bytes + #cjson.decode(all[i + 1])[5]
+    if not redis.call('ZSCORE', qo, all[i]) then
+      orphans[#orphans + 1] = {string.match(all[i + 1], '^%[(%d+)'), all[i]}
+    end
+  end
+  table.sort(orphans, function(a, b)
+    if #a[1] ~= #b[1] then return #a[1] < #b[1] end
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for _, o in ipairs(orphans) do redis.call('ZADD', qo, redis.call('HINCRBY', 'cq:qseq', member, 1), o[2]) end
+  if #all > 0 then
+    redis.call('HSET', 'cq:qbytes', member, bytes)
+    redis.call('SADD', 'cq:qkeys', member)
+  else
+    redis.call('DEL', qo)
+    redis.call('HDEL', 'cq:qbytes', member)
+    redis.call('SREM', 'cq:qkeys', member)
+  end
+  return bytes
+end
+"""
+
 #: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...]. With a node (ARGV[3]), the
 #: user's lease (KEYS[3]) is taken or renewed for ARGV[4] ms first; held by another node: {-1, ms left}.
 #: An empty page hands nothing out: the lease is let go at once (a login with nothing queued holds none).
-_PAGE = """
+#: A queue whose order does not match its messages (``_RECONCILE_FN``) is put right first.
+_PAGE = _RECONCILE_FN + """
 if ARGV[3] ~= '' then
   local holder = redis.call('GET', KEYS[3])
   if holder and holder ~= ARGV[3] then return {-1, redis.call('PTTL', KEYS[3])} end
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 end
+if redis.call('HLEN', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then reconcile(KEYS[1], KEYS[2], ARGV[5]) end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local out = {}
 for i = 1, #ids, 2 do
@@ -129,14 +205,23 @@ if #out == 0 and ARGV[3] ~= '' then redis.call('DEL', KEYS[3]) end
 return out
 """
 
-#: Give an old queue (no order yet) positions 1..n in the order computed by the caller; once only.
-_MIGRATE = """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  for i = 3, #ARGV do redis.call('ZADD', KEYS[2], i - 2, ARGV[i]) end
-  redis.call('HSET', 'cq:qseq', ARGV[1], #ARGV - 2)
-  redis.call('HSET', 'cq:qbytes', ARGV[1], ARGV[2])
+#: Put one queue's order right (``_RECONCILE_FN``); returns its bytes.
+_RECONCILE = _RECONCILE_FN + "return reconcile(KEYS[1], KEYS[2], ARGV[1])"
+
+#: A message a node of the previous version queued (``HSET`` only): give it the next position, once.
+_ADOPT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 and not redis.call('ZSCORE', KEYS[2], ARGV[2]) then
+  redis.call('ZADD', KEYS[2], redis.call('HINCRBY', 'cq:qseq', ARGV[1], 1), ARGV[2])
+  redis.call('HINCRBY', 'cq:qbytes', ARGV[1], ARGV[3])
 end
 return 1
+"""
+
+#: Messages a node of the previous version deleted (``HDEL`` only, or ``DEL`` of the whole queue): their
+#: positions go too; the bytes are recounted, unless the queue is now empty (then it leaves no key).
+_FORGET = _RECONCILE_FN + """
+if #ARGV > 1 then redis.call('ZREM', KEYS[2], unpack(ARGV, 2)) end
+return reconcile(KEYS[1], KEYS[2], ARGV[1])
 """
 
 
@@ -210,19 +295,9 @@ def _dev_and(member: str) -> tuple[int, str]:
     return int(dev), rest
 
 
-#: Data of the version before channel offsets: number a channel's kept entries 1, 2, ... in order and
-#: give it a fresh epoch (ARGV[2]); nothing for a channel that has an epoch (run by every node: once).
-_NUMBER_HISTORY = """
-local member = ARGV[1]
-if redis.call('HEXISTS', 'cq:epoch', member) == 1 then return 0 end
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for i, item in ipairs(items) do
-  redis.call('LSET', KEYS[1], i - 1, string.sub(item, 1, -2) .. ',' .. i .. ']')
-end
-redis.call('HSET', 'cq:epoch', member, ARGV[2])
-redis.call('HSET', 'cq:off', member, #items)
-return #items
-"""
+#: Data of the previous version (before channel offsets): a channel's kept entries without an offset are
+#: numbered in order, after its last offset, or 1, 2, ... in a fresh epoch (ARGV[2]) if it has none.
+_NUMBER_HISTORY = _NUMBER_TAIL + "number_tail(KEYS[1], ARGV[1], ARGV[2]) return 1"
 
 
 async def load(conn: RedisConnection, *, migrate: bool = True) -> list[Record]:
@@ -231,18 +306,25 @@ async def load(conn: RedisConnection, *, migrate: bool = True) -> list[Record]:
     reads: list[Command] = [["HGETALL", k] for k in names]
     replies = await conn.pipeline([*reads, ["SMEMBERS", "cq:hkeys"]])
     hkeys = [m.decode() for m in replies[7]]
-    numbered = {m for m, _ in hash_pairs(replies[5])}
-    if migrate and any(m not in numbered for m in hkeys):  # written before channel offsets: number, read again
-        await conn.pipeline([["EVAL", _NUMBER_HISTORY, 1, f"cq:h:{m}", m, uuid.uuid4().hex[:16]]
-                             for m in hkeys if m not in numbered])
-        return await load(conn, migrate=False)
     lists: list[Command] = [["LRANGE", f"cq:h:{m}", 0, -1] for m in hkeys]
     more = await conn.pipeline(lists)
+    numbered = {m for m, _ in hash_pairs(replies[5])}
+    old = [m for m, items in zip(hkeys, more, strict=True)
+           if m not in numbered or (items and not _has_offset(items[-1]))]
+    if migrate and old:  # written before channel offsets (or by a node of that version): number, read again
+        await conn.pipeline([["EVAL", _NUMBER_HISTORY, 1, f"cq:h:{m}", m, uuid.uuid4().hex[:16]] for m in old])
+        return await load(conn, migrate=False)
     return _records_from_keys(replies[:7], dict(zip(hkeys, more, strict=True)))
 
 
+def _has_offset(item: bytes) -> bool:
+    """A history entry of this version: [id, time, event, message, user id, offset]."""
+    return len(orjson.loads(item)) == len(dataclasses.fields(HistoryEntry))
+
+
 async def queue_sizes(conn: RedisConnection) -> list[tuple[int, int, int, int]]:
-    """Each queue's (dev, user, messages, bytes); gives a queue of an earlier version its order first."""
+    """Each queue's (dev, user, messages, bytes); a queue whose order does not match its messages (data of
+    an earlier version, or of a node of the previous version during a rolling upgrade) is put right first."""
     (members,) = await conn.pipeline([["SMEMBERS", "cq:qkeys"]])
     qkeys = [m.decode() for m in members or ()]
     cmds: list[Command] = []
@@ -253,20 +335,34 @@ async def queue_sizes(conn: RedisConnection) -> list[tuple[int, int, int, int]]:
     for i, member in enumerate(qkeys):
         count, ordered, nbytes = replies[3 * i: 3 * i + 3]
         if count and ordered != count:
-            nbytes = await _migrate(conn, member)
+            (nbytes,) = await conn.pipeline([["EVAL", _RECONCILE, *_queue_keys(member), member]])
         dev, uid = _dev_and(member)
         if count:
             sizes.append((dev, int(uid), int(count), int(nbytes or 0)))
     return sizes
 
 
-async def _migrate(conn: RedisConnection, member: str) -> int:
-    """An earlier version's queue (a hash, ordered by the time in each value): give it positions."""
-    (reply,) = await conn.pipeline([["HGETALL", f"cq:q:{member}"]])
-    entries = sorted(orjson.loads(v) for _, v in hash_pairs(reply))
-    nbytes = sum(len(e[4].encode()) for e in entries)
-    await conn.pipeline([["EVAL", _MIGRATE, *_queue_keys(member), member, nbytes, *(e[1] for e in entries)]])
-    return nbytes
+def old_node_commands(rec: Record) -> list[Command]:
+    """What a node of this version runs for a record a node of the previous version wrote (its keys in that
+    version's layout), so that the keys are as this version would have left them: a queued message gets
+    its position, deleted ones lose theirs, a cleared channel its epoch. An ``AppendHistory``'s one command
+    answers the (epoch, offset) the entry was given (``_NUMBER_OLD``). Nothing for other records: their keys
+    are the same in both versions."""
+    match rec:
+        case r.QueueMessage():
+            member = f"{rec.dev_id}:{rec.user_id}"
+            return [["EVAL", _ADOPT, *_queue_keys(member), member, rec.entry.id, rec.entry.nbytes]]
+        case r.DeleteQueued():
+            member = f"{rec.dev_id}:{rec.user_id}"
+            return [["EVAL", _FORGET, *_queue_keys(member), member, *(rec.ids or ())]]
+        case r.AppendHistory():
+            member = f"{rec.dev_id}:{rec.channel}"
+            return [["EVAL", _NUMBER_OLD, 1, f"cq:h:{member}", member, rec.entry.id]]
+        case r.ClearHistory() | r.DeletePipeSettings():
+            member = f"{rec.dev_id}:{rec.channel}"
+            return [["HDEL", "cq:epoch", member], ["HDEL", "cq:off", member]]
+        case _:
+            return []
 
 
 #: How long a node holds a user's lease after reading a page of the user's queue.
@@ -281,7 +377,7 @@ async def queue_page(conn: RedisConnection, dev_id: int, user_id: int, after: in
     nodes never hand out the same backlog at once; raises ``QueueClaimed`` otherwise."""
     member = f"{dev_id}:{user_id}"
     keys: list[Arg] = [3, f"cq:q:{member}", f"cq:qo:{member}", f"cq:ql:{member}"]
-    (reply,) = await conn.pipeline([["EVAL", _PAGE, *keys, after, limit, node, LEASE_MS]])
+    (reply,) = await conn.pipeline([["EVAL", _PAGE, *keys, after, limit, node, LEASE_MS, member]])
     if isinstance(reply, Exception):
         raise reply
     items = reply or []
