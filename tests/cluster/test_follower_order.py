@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any, cast
 
+from cometql.cluster._compat import Compat
 from cometql.cluster.bus import Bus
 from cometql.cluster.follower import Cluster
 from cometql.hub import Effect, Hub, ListSubscriber, Published, QueuedMessage
@@ -37,7 +38,7 @@ async def test_a_bus_entry_reaches_sessions_in_the_order_its_node_produced_it() 
     user = ListSubscriber(1, 1, 5)
     apply(hub, hub.connect(user, NOW))  # (its login's page read of the queue, empty)
     hub.subscribe(user, ["news"], NOW)
-    follower = Cluster(cast(Bus, SimpleNamespace(node_id="B")))
+    follower = Cluster(cast(Bus, SimpleNamespace(node_id="B", compat=Compat())))
     follower.engine = Applier(hub)
     follower.heard["A"] = time.monotonic()
     values: list[Any] = [Published(1, "news", "e", "one", NOW, None),
