@@ -18,8 +18,13 @@ Layout of the durable state (all keys start with ``cq:``)::
 Queues are never loaded whole: ``queue_sizes`` reads each queue's count and
 bytes, ``queue_page`` one page after a position (a Lua script: one round trip,
 atomic). Data written before positions existed (a queue hash without its
-``cq:qo`` order) is given positions in its old order on the first start
-(``queue_sizes``), so it loads as it is.
+``cq:qo`` order), or by a node of the previous version during a rolling upgrade
+(``HSET``/``HDEL`` of the hash only; history entries without an offset), is put
+into this layout: by ``queue_sizes`` at start-up, by a page that finds a queue's
+order out of step, by every history append and ``load`` (entries without an
+offset at a list's end are numbered in order), and by ``old_node_commands``,
+which a node runs for each record a node of the previous version wrote
+(``cometql.cluster._compat``).
 
 Nothing here sends a write: ``record_commands`` only translates a record into
 commands, and the bus writer (``cometql.cluster.bus``) puts them in its
