@@ -22,7 +22,7 @@ from ..store.resp import RedisConnection, Reply
 from ._compat import version_key
 
 __all__ = ["BUS", "NODES", "NODES_FORGET_MS", "STREAM_MAXLEN", "last_bus_id", "node_key", "read_node",
-           "read_nodes", "read_versions"]
+           "old_nodes_live", "read_nodes", "read_versions"]
 
 log = logging.getLogger("cometql.redis")
 
@@ -67,6 +67,13 @@ async def read_node(conn: RedisConnection, node: str) -> tuple[list[SessionOpene
     """A node's sessions and its version (None: a node of the previous version, ``_compat``)."""
     sessions, version = await conn.pipeline([["HGETALL", node_key(node)], ["GET", version_key(node)]])
     return _sessions(node, sessions), version
+
+
+async def old_nodes_live(conn: RedisConnection, own: str, ttl_ms: int) -> bool:
+    """Whether a live node (other than ``own``) is of the previous version (``_compat``)."""
+    since = int(time.time() * 1000) - ttl_ms
+    ids = [n.decode() for n in await conn.call("ZRANGEBYSCORE", NODES, since, "+inf")]
+    return any(v is None for v in (await read_versions(conn, [n for n in ids if n != own])).values())
 
 
 async def read_versions(conn: RedisConnection, nodes: list[str]) -> dict[str, Reply]:

@@ -59,7 +59,7 @@ from ..store import QueueSize, Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
 from . import _compat
-from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key
+from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key, old_nodes_live
 
 __all__ = ["MAX_UNSENT", "Bus", "open_bus"]
 
@@ -154,7 +154,7 @@ class Bus:
     async def queue_sizes(self) -> list[QueueSize]:
         conn = await self.connect("load")
         try:
-            return await keys.queue_sizes(conn)
+            return await keys.queue_sizes(conn, check_all=await old_nodes_live(conn, self.node_id, self.node_ttl_ms))
         finally:
             await conn.aclose()
 

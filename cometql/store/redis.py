@@ -189,22 +189,30 @@ end
 #: Up to ARGV[2] messages after position ARGV[1]: [position, message, ...]. With a node (ARGV[3]), the
 #: user's lease (KEYS[3]) is taken or renewed for ARGV[4] ms first; held by another node: {-1, ms left}.
 #: An empty page hands nothing out: the lease is let go at once (a login with nothing queued holds none).
-#: A queue whose order does not match its messages (``_RECONCILE_FN``) is put right first.
+#: A queue whose order does not match its messages (``_RECONCILE_FN``: the counts differ, or the page meets
+#: a position whose message is gone) is put right first.
 _PAGE = _RECONCILE_FN + """
 if ARGV[3] ~= '' then
   local holder = redis.call('GET', KEYS[3])
   if holder and holder ~= ARGV[3] then return {-1, redis.call('PTTL', KEYS[3])} end
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 end
-if redis.call('HLEN', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then reconcile(KEYS[1], KEYS[2], ARGV[5]) end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
-for i = 1, #ids, 2 do
-  local value = redis.call('HGET', KEYS[1], ids[i])
-  if value then
+local function read()
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+  local out = {}
+  for i = 1, #ids, 2 do
+    local value = redis.call('HGET', KEYS[1], ids[i])
+    if not value then return nil end
     out[#out + 1] = ids[i + 1]
     out[#out + 1] = value
   end
+  return out
+end
+local out = nil
+if redis.call('HLEN', KEYS[1]) == redis.call('ZCARD', KEYS[2]) then out = read() end
+if not out then  -- out of step: a message without a position, or a position without its message
+  reconcile(KEYS[1], KEYS[2], ARGV[5])
+  out = read()
 end
 if #out == 0 and ARGV[3] ~= '' then redis.call('DEL', KEYS[3]) end
 return out
@@ -327,9 +335,11 @@ def _has_offset(item: bytes) -> bool:
     return len(orjson.loads(item)) == len(dataclasses.fields(HistoryEntry))
 
 
-async def queue_sizes(conn: RedisConnection) -> list[tuple[int, int, int, int]]:
+async def queue_sizes(conn: RedisConnection, *, check_all: bool = False) -> list[tuple[int, int, int, int]]:
     """Each queue's (dev, user, messages, bytes); a queue whose order does not match its messages (data of
-    an earlier version, or of a node of the previous version during a rolling upgrade) is put right first."""
+    an earlier version, or of a node of the previous version during a rolling upgrade) is put right first.
+    Found by its counts; ``check_all`` (a node of the previous version is live: it may have queued one
+    message and deleted another of the same queue, counts equal) puts every queue right."""
     (members,) = await conn.pipeline([["SMEMBERS", "cq:qkeys"]])
     qkeys = [m.decode() for m in members or ()]
     cmds: list[Command] = []
@@ -339,7 +349,7 @@ async def queue_sizes(conn: RedisConnection) -> list[tuple[int, int, int, int]]:
     sizes: list[tuple[int, int, int, int]] = []
     for i, member in enumerate(qkeys):
         count, ordered, nbytes = replies[3 * i: 3 * i + 3]
-        if count and ordered != count:
+        if (count or ordered) and (ordered != count or check_all):
             (nbytes,) = await conn.pipeline([["EVAL", _RECONCILE, *_queue_keys(member), member]])
         dev, uid = _dev_and(member)
         if count:
