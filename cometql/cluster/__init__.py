@@ -5,7 +5,9 @@
   order, with one XADD per batch onto the ``cq:bus`` stream, and decides
   whether a commit waits for Redis;
 * ``follower``: ``Cluster`` reads the stream and applies other nodes' records
-  and events through the engine, and its reaper drops nodes gone silent.
+  and events through the engine, and its reaper drops nodes gone silent;
+* ``_compat``: a rolling upgrade, nodes of the previous version beside this
+  one (the entry format they read, their keys put in this layout).
 
 Imports ``hub``, ``store``, ``redisurl`` and ``errors``; never the engine or a front.
 """

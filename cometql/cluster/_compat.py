@@ -24,8 +24,10 @@ epochs, paged queues with positions, acknowledgements and leases). What differs:
   runs ``store.redis.old_node_commands`` before applying it: the message gets
   its position (a page would not see it otherwise), deleted ones lose theirs,
   and a history entry gets the channel's next offset in list order, which every
-  node of this version then uses. Start-up and pages put right whatever was
-  written while no node of this version was following (``store.redis``).
+  node of this version then uses. What was written while no node of this
+  version was following is put right by a page that finds a queue out of step,
+  and at start-up (every queue, if a node of the previous version is live:
+  ``_keys.old_nodes_live``; see ``store.redis``).
 
 How a node of the previous version is recognised: every node of this version
 keeps ``cq:v:<node>`` (its version, expiring with its session hash); a live node
