@@ -26,6 +26,9 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed
 
+from cometql.redisurl import RedisAddress
+from cometql.store.resp import RedisConnection
+
 from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from ..web._wire import Browser, open_browser
@@ -227,6 +230,20 @@ def version_keys(redis: RedisServer) -> list[str]:
     return redis.lines("KEYS", "cq:v:*")
 
 
+async def appends_on_the_bus(redis: RedisServer) -> list[list[object]]:
+    """The ``AppendHistory`` values of the newest bus entries, as written (the format a writer chose)."""
+    conn = await RedisConnection.open(RedisAddress.parse(redis.url))
+    try:
+        entries = await conn.call("XREVRANGE", "cq:bus", "+", "-", "COUNT", 200)
+    finally:
+        await conn.aclose()
+    out = []
+    for _, fields in entries:
+        data = dict(zip(fields[::2], fields[1::2], strict=True))
+        out += [v for v in orjson.loads(data.get(b"d", b"[]")) if v[0] == "AppendHistory"]
+    return out
+
+
 def history(frames: list[dict[str, object]]) -> list[tuple[str, int]]:
     return [(str(f["data"]), int(str(f["offset"]))) for f in frames]
 
@@ -305,6 +322,7 @@ async def test_a_rolling_upgrade_of_two_nodes_loses_nothing(tmp_path: Path, dev:
             await cl.session(a, "U111", user=111, caps="ack")
             await cl.session(b, "U112", user=112)
             await cl.publish([a, b], "p1fence")
+            assert all(len(v) == 5 for v in await appends_on_the_bus(redis))  # the old format, for B
             mixed = [101, 102, 103, 111, 112, 202, 211, 212, 213]
             await cl.delivered(mixed)
             await cl.nothing_queued(a, mixed)
@@ -330,6 +348,8 @@ async def test_a_rolling_upgrade_of_two_nodes_loses_nothing(tmp_path: Path, dev:
             for node in (a, b):
                 await cl.send(node, [221, 222], "live2")
             await cl.publish([a, b], "p2fence")
+            newest = (await appends_on_the_bus(redis))[:10]  # no old node left: this version's format again
+            assert len(newest) == 10 and all(len(v) == 6 for v in newest)
             await cl.delivered(users)
             await cl.nothing_queued(a, users)
             await cl.nothing_queued(b, users)
