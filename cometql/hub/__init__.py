@@ -39,7 +39,7 @@ from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._personal import QueueFull
-from ._remote import RemoteSession
+from ._remote import RemoteSession, info_of
 from ._state import MAX_HISTORY, DurableState, Position
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 from ._traffic import Counts, Traffic
@@ -108,6 +108,7 @@ __all__ = [
     "event_problem",
     "handle_command",
     "hash_problem",
+    "info_of",
     "is_record",
     "is_valid_channel",
     "open_session",

@@ -128,12 +128,13 @@ class Presence:
 
     def channel_count(self, dev_id: int, channel: str) -> int:
         """Subscribers of a channel on every node."""
-        return len(self.channels.get((dev_id, channel), ())) + len(self.remote.channels.get((dev_id, channel), ()))
+        return len(self.channels.get((dev_id, channel), ())) + self.remote.channels.get((dev_id, channel), 0)
 
     def channel_members(self, dev_id: int, channel: str) -> list[Subscriber]:
-        """Sessions subscribed to a channel on every node (remote ones as ``RemoteSession``)."""
+        """Sessions subscribed to a channel on every node: this node's, then the others' (as ``RemoteSession``;
+        one not ``described`` has its ``ConnInfo`` in its node's session hash only)."""
         members: list[Subscriber] = list(self.channels.get((dev_id, channel), {}).values())
-        members.extend(self.remote.channels.get((dev_id, channel), {}).values())
+        members.extend(self.remote.members(dev_id, (channel,)).get(channel, ()))
         return members
 
     def channel_names(self, dev_id: int) -> list[str]:
