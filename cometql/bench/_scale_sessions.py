@@ -100,7 +100,7 @@ def scale_sessions(reporter: Reporter, sessions: int = 100_000, workers: int = D
         try:
             wait_until(lambda: cluster_ready(ctx, workers), f"{workers} workers did not all join", 60)
             assert supervisor is not None
-            pids = child_pids(supervisor)
+            pids = child_pids(supervisor) or [supervisor]  # one worker: `serve --workers 1` is the server itself
             if len(pids) != workers:
                 raise BenchError(f"expected {workers} worker processes, found {len(pids)}")
             _run(ctx, result, sessions, procs, pids, redis.pid)

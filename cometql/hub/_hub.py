@@ -291,7 +291,7 @@ class Hub(HubQueries):
         wanted = tuple(c for c in dict.fromkeys(channels) if sub.user_id > 0 or not c.startswith("private_"))
         left = self.presence.leave(sub)
         effects = self._tracked(sub, left, wanted, now)  # before joining: ``sub`` is told nothing
-        self.presence.join(sub, wanted)
+        wanted = self.presence.join(sub, wanted)
         if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
             effects.extend(position_frames(self.state, self._echo.values(), sub, (c for c in wanted if c not in left),
                                            now))

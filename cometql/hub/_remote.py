@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ._frames import NO_CAPS
+from ._shared import Shared
 from ._subscriber import ConnInfo
 from .events import SessionOpened, UserMessage
 
@@ -129,7 +130,7 @@ class RemoteSessions:
 
     def __init__(self) -> None:
         self._nodes: dict[str, dict[int, _Rec]] = {}  # node -> conn_id -> record
-        self._shared: dict[_Rec, list[_Rec | int]] = {}  # record -> [the one shared copy, sessions holding it]
+        self._shared: Shared[_Rec] = Shared()  # the one copy of each record
         self._info: dict[tuple[str, int], ConnInfo] = {}  # (node, conn_id) -> info, while in a track_ channel
         #: (dev_id, channel) -> subscribers on the other nodes; never 0; read-only outside this class.
         self.channels: dict[tuple[int, str], int] = {}
@@ -201,7 +202,7 @@ class RemoteSessions:
             # channels may differ
             return self._rechannel(node, ev.conn_id, known, ev.channels, ev)
         changes = self.close(node, ev.conn_id) if known is not None else []
-        sessions[ev.conn_id] = self._hold((ev.dev_id, ev.user_id, ()))
+        sessions[ev.conn_id] = self._shared.hold((ev.dev_id, ev.user_id, ()))
         if ev.user_id > 0:
             key = (ev.dev_id, ev.user_id)
             per_node = self.users.get(key)
@@ -223,7 +224,7 @@ class RemoteSessions:
         if sessions is None or rec is None:
             return []
         changes = self._rechannel(node, conn_id, rec, (), None) if rec[2] else []
-        self._release(sessions.pop(conn_id))
+        self._shared.release(sessions.pop(conn_id))
         dev, uid, _ = rec
         if uid <= 0:
             return changes
@@ -262,20 +263,6 @@ class RemoteSessions:
 
     # --------------------------------------------------------------- internals
 
-    def _hold(self, rec: _Rec) -> _Rec:
-        """The shared copy of ``rec``, counted once more."""
-        shared = self._shared.get(rec)
-        if shared is None:
-            shared = self._shared[rec] = [rec, 0]
-        shared[1] += 1  # type: ignore[operator]
-        return shared[0]  # type: ignore[return-value]
-
-    def _release(self, rec: _Rec) -> None:
-        shared = self._shared[rec]
-        shared[1] -= 1  # type: ignore[operator]
-        if not shared[1]:
-            del self._shared[rec]
-
     def _rechannel(self, node: str, conn_id: int, rec: _Rec, channels: tuple[str, ...],
                    ev: SessionOpened | None) -> list[Transition]:
         """Move a held session from its channels to ``channels`` (``ev``: its full description, if sent)."""
@@ -303,8 +290,8 @@ class RemoteSessions:
             counts[ckey] = counts.get(ckey, 0) + 1
         sessions = self._nodes[node]
         if sessions.get(conn_id) is rec:
-            sessions[conn_id] = self._hold((dev, uid, channels))
-            self._release(rec)
+            sessions[conn_id] = self._shared.hold((dev, uid, channels))
+            self._shared.release(rec)
         if not (before or after):
             return []
         session = RemoteSession(node, conn_id, dev, uid, info or _NO_INFO, channels, info is not None)
