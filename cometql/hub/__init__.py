@@ -16,7 +16,9 @@ The state is split by who owns it, and only its owner changes it:
   history, queues, last-seen), changed only by applying records; ``hub.state``
   is where callers read it;
 - ``_remote``: ``RemoteSessions``, the view of other nodes' sessions (``presence.remote``), changed
-  only by their bus entries; it returns transitions the hub turns into effects;
+  only by their bus entries; it returns transitions the hub turns into effects. It keeps counts and
+  users, one shared record per session (``_shared``), not who each session is: ``users_in_pipes``
+  reads that from the node's session hash;
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``);
 - ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
