@@ -131,7 +131,8 @@ class RemoteSessions:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[int, _Rec]] = {}  # node -> conn_id -> record
         self._shared: Shared[_Rec] = Shared()  # the one copy of each record
-        self._info: dict[tuple[str, int], ConnInfo] = {}  # (node, conn_id) -> info, while in a track_ channel
+        #: (node, conn_id) -> info (None: not sent, by a node that predates this), while in a track_ channel.
+        self._info: dict[tuple[str, int], ConnInfo | None] = {}
         #: (dev_id, channel) -> subscribers on the other nodes; never 0; read-only outside this class.
         self.channels: dict[tuple[int, str], int] = {}
         #: (dev_id, user_id) -> {node: how many of the user's sessions it holds}; never an empty dict.
@@ -162,22 +163,28 @@ class RemoteSessions:
         return out
 
     def members(self, dev_id: int, channels: Collection[str]) -> dict[str, list[RemoteSession]]:
-        """Other nodes' subscribers of ``channels``, by channel, in node order then opening order (one walk
-        over the records; no per-channel index is kept: it would cost as much as the records)."""
+        """Other nodes' subscribers of ``channels``, by channel, in node order then opening order. Only
+        ``track_`` channels: a walk over the sessions in one (``track_pipe_users``, a browser command); else
+        a walk over every record (``users_in_pipes``): a per-channel index would cost as much as the records."""
         wanted = {c for c in channels if (dev_id, c) in self.channels}
         out: dict[str, list[RemoteSession]] = {}
         if not wanted:
             return out
         info = self._info
-        for node, sessions in self._nodes.items():
-            for cid, (dev, uid, held) in sessions.items():
-                if dev != dev_id:
-                    continue
-                for channel in held:
-                    if channel in wanted:
-                        known = info.get((node, cid))
-                        out.setdefault(channel, []).append(
-                            RemoteSession(node, cid, dev, uid, known or _NO_INFO, held, known is not None))
+        if all(c.startswith("track_") for c in wanted):  # a browser may ask often: no walk over every record
+            held_by = [(key, self._nodes[key[0]][key[1]]) for key in info]
+        else:  # the few shared records that match, then the sessions holding one of them (by identity)
+            hits = {id(rec) for rec in self._shared.values() if rec[0] == dev_id and not wanted.isdisjoint(rec[2])}
+            held_by = [((node, cid), rec) for node, sessions in self._nodes.items()
+                       for cid, rec in sessions.items() if id(rec) in hits]
+        for (node, cid), (dev, uid, held) in held_by:
+            if dev != dev_id:
+                continue
+            for channel in held:
+                if channel in wanted:
+                    known = info.get((node, cid))
+                    out.setdefault(channel, []).append(
+                        RemoteSession(node, cid, dev, uid, known or _NO_INFO, held, known is not None))
         return out
 
     def reroutes(self, ev: UserMessage, me: str | None) -> bool:
@@ -271,7 +278,7 @@ class RemoteSessions:
         before = tracks(old)
         after = tracks(channels)
         info = info_of(ev) if ev is not None and (before or after) else self._info.get(key)
-        if after and info is not None:
+        if after:
             self._info[key] = info
         else:
             self._info.pop(key, None)

@@ -24,6 +24,10 @@ class Shared(Generic[T]):
     def __len__(self) -> int:
         return len(self._held)
 
+    def values(self) -> list[T]:
+        """Every value held, once."""
+        return [entry[0] for entry in self._held.values()]  # type: ignore[misc]
+
     def hold(self, value: T) -> T:
         """The shared copy of ``value``, counted once more."""
         entry = self._held.get(value)

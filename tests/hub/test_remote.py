@@ -77,6 +77,8 @@ def _check(view: RemoteSessions, model: dict[str, dict[int, SessionOpened]]) -> 
             want = sorted((node, ev.conn_id, ev.user_id) for node, ev in sessions
                           if ev.dev_id == dev and channel in ev.channels)
             got = members.get(channel, [])
+            alone = view.members(dev, (channel,)).get(channel, [])  # track_ channels alone: the short walk
+            assert sorted((s.node, s.conn_id, s.user_id) for s in alone) == want
             assert sorted((s.node, s.conn_id, s.user_id) for s in got) == want
             for s in got:  # who a session is: held while it is in a track_ channel, else read from Redis
                 if channel.startswith("track_"):
