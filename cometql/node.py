@@ -22,7 +22,7 @@ from .canary import Canary
 from .cluster import Bus, Cluster, open_bus
 from .config import Config
 from .engine import Engine
-from .hub import Hub, QueuedMessage, Record
+from .hub import ConnInfo, Hub, QueuedMessage, Record
 from .metrics import Metrics
 from .observe import NULL_OBSERVER, ClusterStatistics, MysqlCounters, Observer, Statistics
 from .redisurl import RedisAddress
@@ -120,6 +120,13 @@ class Node:
                 break
             after = page[-1][0]
         return out
+
+    async def remote_sessions(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], ConnInfo]:
+        """Who other nodes' sessions are ((node, conn id) -> ``ConnInfo``), read from their session hashes:
+        this node's hub keeps only counts and users of them (``hub._remote``). One gone meanwhile is absent."""
+        if self.cluster is None:
+            return {}
+        return await self.cluster.store.sessions(wanted)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The node's own tasks: deliveries, the observer's sampling, the cluster follower."""

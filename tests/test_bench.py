@@ -31,9 +31,11 @@ from cometql.bench import (
     start_server,
 )
 from cometql.bench._cli import SCENARIOS, chosen
-from cometql.bench._report import BLOCK_END, BLOCK_START, write_performance_md
+from cometql.bench._loadgen import BenchError
+from cometql.bench._report import BLOCK_END, BLOCK_START, Reporter, write_performance_md
 from cometql.bench._results import Result, Target
 from cometql.bench._runner import _plan
+from cometql.bench._scale_sessions import DEFAULT_WORKERS, _check_limits, scale_sessions, workers_needed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,3 +197,18 @@ def test_write_performance_md_appends_then_replaces_its_block(tmp_path: Path) ->
     second = docs.read_text()
     assert second.count(BLOCK_START) == 1 and "| 9,000 /s | ≥ 12,000 /s | **missed** |" in second
     assert second.startswith("# Performance\n\nHand-written text.\n")
+
+
+def test_scale_sessions_reaches_every_session_once_across_workers() -> None:
+    """``bench scale -n``, small: 2 workers on a redis-server of its own, one INSERT to every session."""
+    result = scale_sessions(Reporter(quiet=True), sessions=300, workers=2)
+    assert _value(result, "sessions online (cluster)") == 300
+    assert _value(result, "received exactly once") == 100 and _value(result, "duplicates") == 0
+    assert sum(result.details["sessions_per_worker"]) >= 300  # every worker's descriptors, read from /proc
+    assert _value(result, "workers' RSS growth per session") > 0
+
+
+def test_scale_sessions_refuses_more_than_the_open_files_limit_holds() -> None:
+    assert workers_needed(100_000, 20_000) <= DEFAULT_WORKERS < workers_needed(140_000, 20_000)
+    with pytest.raises(BenchError, match="need at least 6 workers"):  # checked before anything starts
+        _check_limits(100_000, 3, 20_000)

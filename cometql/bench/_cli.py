@@ -41,6 +41,9 @@ scenarios (default: all of them, the standard set):
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
            INSERT/s; then cross-node vs local publish latency       (--workers, --subscribers, --clients)
+           with -n N: N subscribed sessions on W workers (--workers,
+           default 7), then one INSERT to all of them: workers' RSS
+           growth per session, connect time, last delivery           (e.g. scale -n 100000)
 """
 
 

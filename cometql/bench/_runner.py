@@ -25,6 +25,7 @@ from ._loadgen import BenchError, uvloop_available
 from ._report import Reporter, print_json, print_table, write_performance_md
 from ._results import Result
 from ._scale import scale
+from ._scale_sessions import DEFAULT_WORKERS, scale_sessions
 from ._server import Server, start_server
 from ._sessions import connect, idle
 
@@ -49,10 +50,18 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "heavy": lambda c: heavy(c, duration=args.duration),
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
-        "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
-                                 clients=args.clients or 8, dev_id=args.dev),
+        "scale": lambda c: _scale(c, args),
     }
     return [(name, steps[name]) for name in names]
+
+
+def _scale(ctx: Context, args: argparse.Namespace) -> list[Result]:
+    """``scale``: throughput at 1/2/4 workers; with ``-n``, N sessions on W workers (``_scale_sessions``)."""
+    if args.n:
+        return [scale_sessions(ctx.reporter, sessions=n, workers=(args.workers or [DEFAULT_WORKERS])[0],
+                               dev_id=args.dev, client_procs=args.client_procs) for n in args.n]
+    return scale(ctx.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
+                 clients=args.clients or 8, dev_id=args.dev)
 
 
 def _server(args: argparse.Namespace, plan: Sequence[str]) -> Server | None:

@@ -20,8 +20,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ._context import Context
@@ -33,15 +35,21 @@ from ._report import Reporter
 from ._results import Result, Target
 from ._server import Server, free_port, start_server
 
-__all__ = ["scale"]
+__all__ = ["RedisProcess", "cluster_ready", "redis_server", "scale", "wait_until"]
 
 #: What the issue asks of 2 workers, relative to 1, and of a cross-node hop.
 SPEEDUP_TARGET = 1.6
 HOP_TARGET_MS = 2.0
 
 
+@dataclass(frozen=True)
+class RedisProcess:
+    url: str
+    pid: int
+
+
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server() -> Iterator[RedisProcess]:
     """A throw-away redis-server on a free loopback port (no persistence: speed is measured, not safety)."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -51,8 +59,8 @@ def redis_server() -> Iterator[str]:
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: _redis_ping(port), "redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
+        wait_until(lambda: _redis_ping(port), "redis-server did not start")
+        yield RedisProcess(f"redis://127.0.0.1:{port}/0", proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -70,9 +78,9 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def _wait(check: object, message: str, timeout: float = 20.0) -> None:
+def wait_until(check: Callable[[], bool], message: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             raise BenchError(message)
         time.sleep(0.05)
@@ -82,7 +90,7 @@ def _nodes(ctx: Context) -> int:
     return int(ctx.admin.status().get("cluster_nodes", 1))
 
 
-def _cluster_ready(ctx: Context, nodes: int) -> bool:
+def cluster_ready(ctx: Context, nodes: int) -> bool:
     try:
         return _nodes(ctx) >= nodes
     except (OSError, BenchError):
@@ -92,14 +100,15 @@ def _cluster_ready(ctx: Context, nodes: int) -> bool:
 def scale(reporter: Reporter, workers: Sequence[int] = (1, 2, 4), subscribers: int = 2000, messages: int = 200,
           clients: int = 8, inserts: int = 3000, dev_id: int = 77) -> list[Result]:
     results: list[Result] = []
-    with redis_server() as url:
+    with redis_server() as redis:
+        url = redis.url
         fanout_by_workers: dict[int, float] = {}
         for w in workers:
             server = start_server(extra_args=("--store", url, "--workers", str(w)))
             supervisor, server.pid = server.pid, None  # the supervisor's memory and CPU are not the workers'
             ctx = Context(server, reporter, dev_id=dev_id)
             try:
-                _wait(lambda ctx=ctx, w=w: _cluster_ready(ctx, w), f"{w} workers did not all join")
+                wait_until(partial(cluster_ready, ctx, w), f"{w} workers did not all join")
                 assert supervisor is not None
                 # one worker: `serve --workers 1` is the server itself, no supervisor
                 workers_cpu = CpuMeter(*(child_pids(supervisor) or [supervisor]))
@@ -144,7 +153,7 @@ def _cross_node(reporter: Reporter, url: str, dev_id: int) -> Result:
             target = Server(b.host, via.mysql_port, b.ws_port, b.password)  # publish via ``via``, browsers on B
             ctx = Context(target, reporter, dev_id=dev_id)
             try:
-                _wait(lambda ctx=ctx: _cluster_ready(ctx, 2), "the two nodes did not see each other")
+                wait_until(partial(cluster_ready, ctx, 2), "the two nodes did not see each other")
                 run = latency(ctx, rate=100, duration=5, channels=10, subscribers=1000)
             finally:
                 ctx.close()

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
-from ..hub import SessionOpened
+from ..hub import ConnInfo, SessionOpened, info_of
 from ..store import codec
 from ..store.redis import hash_pairs
 from ..store.resp import RedisConnection, Reply
 from ._compat import version_key
 
 __all__ = ["BUS", "NODES", "NODES_FORGET_MS", "STREAM_MAXLEN", "last_bus_id", "node_key", "read_node",
-           "old_nodes_live", "read_nodes", "read_versions"]
+           "old_nodes_live", "read_nodes", "read_sessions", "read_versions"]
 
 log = logging.getLogger("cometql.redis")
 
@@ -86,3 +87,25 @@ async def last_bus_id(conn: RedisConnection) -> str:
     """Where a follower starts: after the newest entry now (earlier ones are in the keys)."""
     newest = await conn.call("XREVRANGE", BUS, "+", "-", "COUNT", 1)
     return str(newest[0][0].decode()) if newest else "0-0"
+
+
+async def read_sessions(conn: RedisConnection, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ConnInfo]:
+    """Who some of the other nodes' sessions are ((node, conn id) -> ``ConnInfo``): one HMGET per node,
+    pipelined. Each node keeps only counts and users of the others' sessions (``hub._remote``); a
+    ``users_in_pipes`` SELECT reads the rest here. A session gone meanwhile is absent."""
+    by_node: dict[str, list[int]] = {}
+    for node, conn_id in wanted:
+        by_node.setdefault(node, []).append(conn_id)
+    nodes = list(by_node)
+    replies = await conn.pipeline([["HMGET", node_key(n), *by_node[n]] for n in nodes])
+    out: dict[tuple[str, int], ConnInfo] = {}
+    for node, reply in zip(nodes, replies, strict=True):
+        for conn_id, value in zip(by_node[node], reply, strict=True):
+            try:
+                ev = codec.decode(value) if value is not None else None
+            except ValueError as exc:  # not written by a node: left out, as ``read_node`` does
+                log.error("skipped session %s of node %s: %s", conn_id, node, exc)
+                continue
+            if isinstance(ev, SessionOpened):
+                out[(node, conn_id)] = info_of(ev)
+    return out

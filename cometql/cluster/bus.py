@@ -42,6 +42,7 @@ import trio
 from ..errors import StoreError
 from ..hub import (
     Change,
+    ConnInfo,
     Kick,
     Position,
     Published,
@@ -59,7 +60,7 @@ from ..store import QueueSize, Settle, codec, no_settle
 from ..store import redis as keys
 from ..store.resp import Arg, Command, RedisConnection, RedisDown, Reply, ReplyError
 from . import _compat
-from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key, old_nodes_live
+from ._keys import BUS, NODES, NODES_FORGET_MS, STREAM_MAXLEN, node_key, old_nodes_live, read_sessions
 
 __all__ = ["MAX_UNSENT", "Bus", "open_bus"]
 
@@ -163,18 +164,41 @@ class Bus:
         """A page of a user's queue, on this node's reading connection (opened again after an outage),
         under the user's lease: ``QueueClaimed`` while another node hands out the same backlog."""
         async with self._reading:
+            reader = await self._read_connection()
             try:
                 with trio.fail_after(self.timeout):
-                    if self._reader is None:
-                        self._reader = await self.connect("read")
-                    return await keys.queue_page(self._reader, dev_id, user_id, after, limit,
-                                                 self.node_id if claim else "")
+                    return await keys.queue_page(reader, dev_id, user_id, after, limit, self.node_id if claim else "")
             except (RedisDown, ReplyError, OSError, trio.TooSlowError) as exc:
-                if self._reader is not None:
-                    with trio.CancelScope(shield=True):
-                        await self._reader.aclose()
-                    self._reader = None
+                await self._reader_lost()
                 raise StoreError(f"Redis: cannot read a queue: {exc}") from exc
+
+    async def sessions(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ConnInfo]:
+        """Who other nodes' sessions are, from their session hashes (``read_sessions``), on the reading
+        connection: (node, conn id) -> ``ConnInfo``; a session gone meanwhile is absent."""
+        async with self._reading:
+            reader = await self._read_connection()
+            try:
+                with trio.fail_after(self.timeout):
+                    return await read_sessions(reader, wanted)
+            except (RedisDown, ReplyError, OSError, trio.TooSlowError) as exc:
+                await self._reader_lost()
+                raise StoreError(f"Redis: cannot read the other nodes' sessions: {exc}") from exc
+
+    async def _read_connection(self) -> RedisConnection:
+        """The reading connection (queue pages, session hashes), opened again after an outage."""
+        if self._reader is None:
+            try:
+                with trio.fail_after(self.timeout):
+                    self._reader = await self.connect("read")
+            except (RedisDown, OSError, trio.TooSlowError) as exc:
+                raise StoreError(f"Redis: cannot connect to read: {exc}") from exc
+        return self._reader
+
+    async def _reader_lost(self) -> None:
+        if self._reader is not None:
+            with trio.CancelScope(shield=True):
+                await self._reader.aclose()
+            self._reader = None
 
     async def commit(self, changes: Sequence[Change], settle: Settle = no_settle, *, lazy: bool = False) -> None:
         """Records (and the events around them): wait until Redis has them. Events alone: queue them."""

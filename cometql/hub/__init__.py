@@ -16,7 +16,9 @@ The state is split by who owns it, and only its owner changes it:
   history, queues, last-seen), changed only by applying records; ``hub.state``
   is where callers read it;
 - ``_remote``: ``RemoteSessions``, the view of other nodes' sessions (``presence.remote``), changed
-  only by their bus entries; it returns transitions the hub turns into effects;
+  only by their bus entries; it returns transitions the hub turns into effects. It keeps counts and
+  users, one shared record per session (``_shared``), not who each session is: ``users_in_pipes``
+  reads that from the node's session hash;
 - ``_inflight``: ``InFlight``, what records decided but not stored yet have
   reserved (records reach ``state`` only once stored: ``Hub.settle``);
 - ``_traffic`` and ``_census``: ``stats_history``'s sans-IO half: per-channel
@@ -39,7 +41,7 @@ from ._frames import KNOWN_CAPS, NO_CAPS, Frames, encode_frame, error_frame, sys
 from ._hub import MAX_USER_CONNECTIONS, Hub, HubStatistics
 from ._names import channel_problem, event_problem, hash_problem, is_valid_channel
 from ._personal import QueueFull
-from ._remote import RemoteSession
+from ._remote import RemoteSession, info_of
 from ._state import MAX_HISTORY, DurableState, Position
 from ._subscriber import ConnInfo, ListSubscriber, Subscriber
 from ._traffic import Counts, Traffic
@@ -108,6 +110,7 @@ __all__ = [
     "event_problem",
     "handle_command",
     "hash_problem",
+    "info_of",
     "is_record",
     "is_valid_channel",
     "open_session",

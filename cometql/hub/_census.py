@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 
 from ._hub import Hub
-from ._subscriber import Subscriber
 
 __all__ = ["ChannelCensus", "DevCensus", "StatsRow", "sample_rows", "take_census"]
 
@@ -63,33 +62,30 @@ class DevCensus:
     complete: bool
 
 
-def _users(members: Iterable[Collection[Subscriber]]) -> int:
-    return len({s.user_id for group in members for s in group if s.user_id > 0})
-
-
 def take_census(hub: Hub, top: int) -> list[DevCensus]:
     """Presence per dev from the hub's ``Presence``: this node's indexes (sessions, the (dev, user) keys of
     its user index, its channel index) and the other nodes' (``RemoteSessions``). Read-only; costs a walk
     over sessions and channels: once per sample, never on a hot path."""
     presence = hub.presence
     sessions, users, channels, remote = presence.sessions.values(), presence.users, presence.channels, presence.remote
-    session_count = Counter(s.dev_id for s in chain(sessions, remote.sessions()))
+    session_count = Counter(s.dev_id for s in sessions) + remote.dev_sessions()
     user_count = Counter(dev for dev, _ in set(chain(users, remote.users)))
-    members: dict[tuple[int, str], list[Collection[Subscriber]]] = {}
-    for index in (channels, remote.channels):
-        for key, group in index.items():
-            if group:
-                members.setdefault(key, []).append(group.values())
+    counts: dict[tuple[int, str], int] = dict(remote.channels)  # the other nodes' subscribers, then ours
+    members = remote.channel_users()  # logged-in users per channel, each counted once
+    for key, group in channels.items():
+        if group:
+            counts[key] = counts.get(key, 0) + len(group)
+            members.setdefault(key, set()).update(s.user_id for s in group.values() if s.user_id > 0)
     by_dev: dict[int, list[tuple[int, str]]] = {}
-    for (dev, channel), groups in members.items():
-        by_dev.setdefault(dev, []).append((sum(len(g) for g in groups), channel))
+    for (dev, channel), n in counts.items():
+        by_dev.setdefault(dev, []).append((n, channel))
     out = []
     for dev in sorted(session_count.keys() | user_count.keys() | by_dev.keys()):
         listed = by_dev.get(dev, [])
         busiest = heapq.nsmallest(top, listed, key=lambda item: (-item[0], item[1]))
         out.append(DevCensus(
             dev, session_count[dev], user_count[dev],
-            tuple(ChannelCensus(c, n, _users(members[(dev, c)])) for n, c in busiest),
+            tuple(ChannelCensus(c, n, len(members.get((dev, c), ()))) for n, c in busiest),
             complete=len(busiest) == len(listed),
         ))
     return out

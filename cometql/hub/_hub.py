@@ -36,7 +36,7 @@ from ._inflight import InFlight
 from ._personal import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Personal
 from ._presence import Presence
 from ._queries import HubQueries, HubStatistics
-from ._remote import ChannelsChanged, Transition, UserAppeared, UserGone, opened_event
+from ._remote import ChannelsChanged, Transition, UserAppeared, UserGone, opened_event, tracks
 from ._state import MAX_HISTORY, DurableState, Position
 from ._streams import Echo, position_frames
 from ._subscriber import Subscriber
@@ -211,7 +211,7 @@ class Hub(HubQueries):
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
         presence = self.presence
         here = len(_targets(presence.channels.get((sender.dev_id, channel)), sender.conn_id))
-        return here + len(presence.remote.channels.get((sender.dev_id, channel), ())), effects
+        return here + presence.remote.channels.get((sender.dev_id, channel), 0), effects
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int,
               user_id: int | None, skip: int | None) -> Persist:
@@ -291,12 +291,14 @@ class Hub(HubQueries):
         wanted = tuple(c for c in dict.fromkeys(channels) if sub.user_id > 0 or not c.startswith("private_"))
         left = self.presence.leave(sub)
         effects = self._tracked(sub, left, wanted, now)  # before joining: ``sub`` is told nothing
-        self.presence.join(sub, wanted)
+        wanted = self.presence.join(sub, wanted)
         if "offset" in sub.caps:  # where each newly joined channel's stream is: what recovery starts from
             effects.extend(position_frames(self.state, self._echo.values(), sub, (c for c in wanted if c not in left),
                                            now))
-        if self.node_id is not None:
-            effects.append(Broadcast((SessionSubscribed(sub.conn_id, wanted),)))
+        if self.node_id is not None:  # joining a track_ channel: the others keep who it is (``_remote``)
+            event = (opened_event(sub.conn_id, sub.dev_id, sub.user_id, sub.info, wanted) if tracks(wanted)
+                     else SessionSubscribed(sub.conn_id, wanted))
+            effects.append(Broadcast((event,)))
         return effects
 
     def _tracked(self, sub: Subscriber, left: Iterable[str], joined: Iterable[str], now: int) -> list[Effect]:

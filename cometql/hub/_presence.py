@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 
 from ._remote import RemoteSessions
+from ._shared import Shared
 from ._subscriber import Subscriber
 
 __all__ = ["Presence"]
@@ -30,7 +31,7 @@ __all__ = ["Presence"]
 class Presence:
     """This node's session, channel and user indexes, and the other nodes' sessions (``remote``)."""
 
-    __slots__ = ("_sub_channels", "channels", "remote", "sessions", "users")
+    __slots__ = ("_lists", "_sub_channels", "channels", "remote", "sessions", "users")
 
     def __init__(self) -> None:
         #: conn_id -> session, every session of this node.
@@ -40,6 +41,7 @@ class Presence:
         #: (dev_id, user_id) -> {conn_id: session}, this node's sessions linked to each user.
         self.users: dict[tuple[int, int], dict[int, Subscriber]] = {}
         self._sub_channels: dict[int, tuple[str, ...]] = {}  # tuples: idle sessions are many
+        self._lists: Shared[tuple[str, ...]] = Shared()  # one copy of each channel list, for all sessions alike
         #: Other nodes' sessions (empty without a cluster).
         self.remote = RemoteSessions()
 
@@ -58,19 +60,24 @@ class Presence:
         left = self._sub_channels.pop(sub.conn_id, ())
         if left:
             self._unindex(sub, left)
+            self._lists.release(left)
         return left
 
     def leave(self, sub: Subscriber) -> tuple[str, ...]:
         """Take a session out of its channels' index, before ``join`` lists its new ones; returns the old ones."""
         left = self._sub_channels.get(sub.conn_id, ())
         self._unindex(sub, left)
+        self._lists.release(left)
         return left
 
-    def join(self, sub: Subscriber, channels: tuple[str, ...]) -> None:
-        """Index a session in ``channels``, now its channel list (after ``leave``)."""
+    def join(self, sub: Subscriber, channels: tuple[str, ...]) -> tuple[str, ...]:
+        """Index a session in ``channels``, now its channel list (after ``leave``); returns the list as held,
+        one copy shared by every session with an equal one (its names too: the first session's)."""
+        channels = self._lists.hold(channels) if channels else ()
         for channel in channels:
             self.channels.setdefault((sub.dev_id, channel), {})[sub.conn_id] = sub
         self._sub_channels[sub.conn_id] = channels
+        return channels
 
     def _unindex(self, sub: Subscriber, channels: tuple[str, ...]) -> None:
         index = self.channels
@@ -128,12 +135,13 @@ class Presence:
 
     def channel_count(self, dev_id: int, channel: str) -> int:
         """Subscribers of a channel on every node."""
-        return len(self.channels.get((dev_id, channel), ())) + len(self.remote.channels.get((dev_id, channel), ()))
+        return len(self.channels.get((dev_id, channel), ())) + self.remote.channels.get((dev_id, channel), 0)
 
     def channel_members(self, dev_id: int, channel: str) -> list[Subscriber]:
-        """Sessions subscribed to a channel on every node (remote ones as ``RemoteSession``)."""
+        """Sessions subscribed to a channel on every node: this node's, then the others' (as ``RemoteSession``;
+        one not ``described`` has its ``ConnInfo`` in its node's session hash only)."""
         members: list[Subscriber] = list(self.channels.get((dev_id, channel), {}).values())
-        members.extend(self.remote.channels.get((dev_id, channel), {}).values())
+        members.extend(self.remote.members(dev_id, (channel,)).get(channel, ()))
         return members
 
     def channel_names(self, dev_id: int) -> list[str]:

@@ -53,6 +53,7 @@ from ..sql import (
     Statement,
     Steps,
     codes,
+    described_elsewhere,
     execute,
     fast_insert,
     parse_piece,
@@ -352,6 +353,9 @@ class CometSession(Session):
                 return await history_result(node, stmt, self.dev_id)
             for uid in queued_users(stmt):  # memory holds no queued message: read them from the store
                 ctx.queued[uid] = await node.queued(self.dev_id, uid)
+            elsewhere = described_elsewhere(stmt, node.hub, self.dev_id)
+            if elsewhere:  # the other nodes' sessions: who they are is in their nodes' session hashes
+                ctx.sessions = await node.remote_sessions(elsewhere)
             if type(stmt) is Select and stmt.query is not None:
                 rows = query_rows(stmt, node.hub, ctx)
                 result = await _executor(self.cost + len(rows), run_query, stmt, rows)

@@ -1,6 +1,19 @@
 """CometQL: SQL text -> statements -> hub calls, with CppComet's error codes."""
 
-from ._execute import BATCH, Context, Ok, Result, Rows, Steps, execute, query_rows, queued_users, run_query, steps
+from ._execute import (
+    BATCH,
+    Context,
+    Ok,
+    Result,
+    Rows,
+    Steps,
+    described_elsewhere,
+    execute,
+    query_rows,
+    queued_users,
+    run_query,
+    steps,
+)
 from ._fastpath import fast_insert
 from ._history import Bounds, TypedRows, bounds, evaluate
 from ._parse import parse, parse_piece
@@ -49,6 +62,7 @@ __all__ = [
     "Table",
     "TypedRows",
     "bounds",
+    "described_elsewhere",
     "evaluate",
     "execute",
     "fast_insert",

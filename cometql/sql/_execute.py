@@ -25,11 +25,13 @@ from sqlglot.executor.table import Table as DataTable
 
 from ..errors import SQLError
 from ..hub import (
+    ConnInfo,
     Effect,
     Hub,
     Persist,
     QueuedMessage,
     QueueFull,
+    RemoteSession,
     channel_problem,
     event_problem,
     hash_problem,
@@ -54,8 +56,8 @@ from ._statements import (
 from ._tables import DATABASE, LISTED_TABLES, Table
 from ._values import Value, as_int, as_text
 
-__all__ = ["BATCH", "Context", "Ok", "Result", "Rows", "Steps", "execute", "query_rows", "queued_users", "run_query",
-           "steps"]
+__all__ = ["BATCH", "Context", "Ok", "Result", "Rows", "Steps", "described_elsewhere", "execute", "query_rows",
+           "queued_users", "run_query", "steps"]
 
 Row = tuple[Value, ...]
 
@@ -83,6 +85,8 @@ class Context:
     now: int
     #: users_messages rows read from the store before the statement ran (``queued_users`` says whose).
     queued: dict[int, list[QueuedMessage]] = field(default_factory=dict)
+    #: Other nodes' sessions read from their session hashes (``described_elsewhere`` says which).
+    sessions: dict[tuple[str, int], ConnInfo] = field(default_factory=dict)
 
 
 def queued_users(stmt: Statement) -> list[int]:
@@ -91,6 +95,17 @@ def queued_users(stmt: Statement) -> list[int]:
     if isinstance(stmt, Select) and stmt.table.name == "users_messages":
         return _ids(stmt.keys or (), allow_zero=True)
     return []
+
+
+def described_elsewhere(stmt: Statement, hub: Hub, dev_id: int) -> list[tuple[str, int]]:
+    """The other nodes' sessions (node, conn id) a statement lists whose ``ConnInfo`` this node does not hold
+    (a SELECT on users_in_pipes): the caller reads them from their nodes' session hashes into
+    ``Context.sessions``; one gone meanwhile is left out."""
+    if not (isinstance(stmt, Select) and stmt.table.name == "users_in_pipes"):
+        return []
+    channels = hub.channels(dev_id) if stmt.keys is None else _names(stmt.keys)
+    return [s.key for c in channels for s in hub.channel_members(dev_id, c)
+            if isinstance(s, RemoteSession) and not s.described]
 
 
 #: Rows of an INSERT validated, or applied, between two pauses of ``steps``.
@@ -336,11 +351,13 @@ def _table_rows(table: Table, hub: Hub, ctx: Context, keys: tuple[Value, ...] | 
         return [(c, hub.channel_count(dev, c)) for c in channels]
     if name == "users_in_pipes":
         channels = hub.channels(dev) if keys is None else _names(keys)
-        return [
-            (c, s.user_id, s.info.uuid, s.info.user_agent, s.info.ip, s.info.origin, s.info.language)
-            for c in channels
-            for s in hub.channel_members(dev, c)
-        ]
+        rows = []
+        for c in channels:
+            for s in hub.channel_members(dev, c):
+                info = ctx.sessions.get(s.key) if isinstance(s, RemoteSession) and not s.described else s.info
+                if info is not None:
+                    rows.append((c, s.user_id, info.uuid, info.user_agent, info.ip, info.origin, info.language))
+        return rows
     if name == "pipes_settings":
         settings = ((c, hub.state.pipe_settings(dev, c)) for c in _names(keys or ()))
         return [(c, n) for c, n in settings if n is not None]
