@@ -160,10 +160,16 @@ def _ids(*messages: tuple[int, int]) -> array[int]:
 def test_room_order_check_finds_loss_duplicates_and_disagreement() -> None:
     # three sessions, one message each: everyone sees the others' in the order 0, 1, 2
     good = {0: _ids((1, 0), (2, 0)), 1: _ids((0, 0), (2, 0)), 2: _ids((0, 0), (1, 0))}
-    assert check_orders(good, 3, 1) == {"exact": 3, "in_sending_order": 3, "common_order": True, "receivers": 3}
+    assert check_orders(good, 3, 1) == {"exact": 3, "in_sending_order": 3, "common_order": True,
+                                        "agree_with_first": 3, "receivers": 3}
     # 0 saw 2 before 1, 1 saw 0 before 2, 2 saw 1 before 0: each pair agrees, but no single order fits all
     circular = {0: _ids((2, 0), (1, 0)), 1: _ids((0, 0), (2, 0)), 2: _ids((1, 0), (0, 0))}
     assert check_orders(circular, 3, 1)["common_order"] is False
+    assert check_orders(circular, 3, 1)["agree_with_first"] == 3  # they share one message pairwise: no pair differs
+    reordered = {0: _ids((1, 0), (2, 0), (3, 0)), 1: _ids((0, 0), (2, 0), (3, 0)), 2: _ids((0, 0), (1, 0), (3, 0)),
+                 3: _ids((0, 0), (2, 0), (1, 0))}  # 3 saw 2 before 1, unlike 0
+    assert check_orders(reordered, 4, 1)["common_order"] is False
+    assert check_orders(reordered, 4, 1)["agree_with_first"] == 3
     assert check_orders({**good, 0: _ids((2, 0), (1, 0))}, 3, 1)["common_order"] is True  # fits 0, 2, 1
     doubled = {**good, 1: _ids((0, 0), (2, 0), (2, 0))}
     assert check_orders(doubled, 3, 1)["exact"] == 2
