@@ -51,11 +51,12 @@ _WARM = re.compile(rb'"event":"w(\d+)"')
 class RoomClient(WsClient):
     """A session of the room: records every relayed message and every answer to its own sends."""
 
-    __slots__ = ("order", "lat", "answers", "warm")
+    __slots__ = ("order", "lat", "sent", "answers", "warm")
 
     def __init__(self, request: bytes, channel: str, ready: asyncio.Future[None], tally: Tally) -> None:
         self.order = array("q")  # message ids in arrival order
         self.lat = array("q")  # ns from the send to the arrival, same order
+        self.sent = array("q")  # the send times (CLOCK_MONOTONIC ns), same order
         self.answers = array("q")  # number_messages of each answer to this session's sends
         self.warm: set[int] = set()  # the warm-up probes that reached this session
         super().__init__(request, channel, ready, tally)
@@ -64,6 +65,7 @@ class RoomClient(WsClient):
         super().reset(match, latencies)
         self.order = array("q")
         self.lat = array("q")
+        self.sent = array("q")
         self.answers = array("q")
 
     def _frame(self, opcode: int, payload: bytes) -> None:
@@ -72,7 +74,9 @@ class RoomClient(WsClient):
             found = _MESSAGE.search(payload)
             if found is not None:
                 self.order.append(int(found[1]) << SEQ_BITS | int(found[2]))
-                self.lat.append(now - int(found[3]))
+                sent = int(found[3])
+                self.sent.append(sent)
+                self.lat.append(now - sent)
             elif _ANSWER in payload:
                 delivered = _DELIVERED.search(payload)
                 self.answers.append(int(delivered[1]) if delivered else -1)
@@ -140,6 +144,7 @@ class RoomWorker(_Worker):
         return {
             "orders": {index: client.order.tobytes() for index, client in slots},
             "latencies": b"".join(client.lat.tobytes() for _, client in slots),
+            "sent": b"".join(client.sent.tobytes() for _, client in slots),
             "answers": {index: client.answers.tobytes() for index, client in slots},
             "other": sum(c.other for c in clients),
             "lost": sum(c.lost for c in clients),
@@ -253,10 +258,16 @@ def room_once(ctx: Context, sessions: int = 50, rate: float = 10, duration: floa
 def _report(result: Result, replies: Sequence[dict], sessions: int, count: int, rate: float, duration: float,
             start_ns: int, server: tuple[float, float] | None) -> None:
     orders = {int(r): array("q", raw) for reply in replies for r, raw in reply["orders"].items()}
-    lat = array("q")
+    lat, sent = array("q"), array("q")
     for reply in replies:
         lat.frombytes(reply["latencies"])
+        sent.frombytes(reply["sent"])
     ordered = sorted(lat)
+    worst: dict[int, int] = {}  # second of the run -> the slowest delivery of a message sent in it
+    for t, latency in zip(sent, lat, strict=True):
+        second = (t - start_ns) // 1_000_000_000
+        if latency > worst.get(second, 0):
+            worst[second] = latency
     checks = check_orders(orders, sessions, count)
     answers = [n for reply in replies for raw in reply["answers"].values() for n in array("q", raw)]
     expected = sessions * count * (sessions - 1)
@@ -287,6 +298,7 @@ def _report(result: Result, replies: Sequence[dict], sessions: int, count: int, 
         "other_frames": sum(r["other"] for r in replies), "lost": sum(r["lost"] for r in replies),
         "send_late_max_ms": round(late_ms, 2), "span_s": round(span_s, 3),
         "server_cpu_s": None if server is None else round(server[0], 3),
+        "max_ms_by_second": [round(ms(worst.get(s, 0)), 1) for s in range(max(worst, default=-1) + 1)],
     })
     if len(answers) != sessions * count or result.details["answers_reporting_all"] != len(answers):
         counts = sorted(set(answers))[:5]
