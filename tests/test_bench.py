@@ -11,6 +11,7 @@ import argparse
 import json
 import subprocess
 import sys
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cometql.bench import (
     idle,
     insert,
     latency,
+    room,
     run,
     start_server,
 )
@@ -34,6 +36,7 @@ from cometql.bench._cli import SCENARIOS, chosen
 from cometql.bench._loadgen import BenchError
 from cometql.bench._report import BLOCK_END, BLOCK_START, Reporter, write_performance_md
 from cometql.bench._results import Result, Target
+from cometql.bench._room import SEQ_BITS, check_orders
 from cometql.bench._runner import _plan
 from cometql.bench._scale_sessions import DEFAULT_WORKERS, _check_limits, scale_sessions, workers_needed
 
@@ -132,6 +135,53 @@ def test_heavy_probes_others_while_heavy_statements_run(ctx: Context) -> None:
         assert 0 < _value(result, f"{probe} p99 under load") <= _value(result, f"{probe} max under load")
 
 
+def test_room_every_session_sees_every_message_once_in_one_order(ctx: Context) -> None:
+    # a sweep of two rates: each run checks itself, the summary says where p99 passed 20 ms (if it did)
+    runs = room(ctx, sessions=5, rates=[4, 8], duration=1.5)
+    *rooms, sweep = runs
+    assert sweep.label.startswith("room sweep")
+    assert 1 <= len(rooms) <= 2 and rooms[0].params["rate"] == 4  # the second runs unless the first missed
+    for result, rate in zip(rooms, (4, 8), strict=False):
+        count = round(rate * 1.5)
+        details = result.details
+        assert details["expected_deliveries"] == details["received"] == 5 * count * 4  # the sender is excluded
+        assert (details["exact"], details["in_sending_order"], details["common_order"]) == (5, 5, True)
+        assert details["answers"] == details["answers_reporting_all"] == 5 * count  # each answer: 4 reached
+        assert details["lost"] == 0
+        assert _value(result, "sessions with every message exactly once") == 100
+        assert _value(result, "sessions in one common order") == 100
+        assert 0 < _value(result, "browser-to-browser p50") <= _value(result, "browser-to-browser p99") \
+            <= _value(result, "browser-to-browser max") < 5000
+        assert _value(result, "server CPU per relayed delivery") > 0
+
+
+def _ids(*messages: tuple[int, int]) -> array[int]:
+    return array("q", [s << SEQ_BITS | q for s, q in messages])
+
+
+def test_room_order_check_finds_loss_duplicates_and_disagreement() -> None:
+    # three sessions, one message each: everyone sees the others' in the order 0, 1, 2
+    good = {0: _ids((1, 0), (2, 0)), 1: _ids((0, 0), (2, 0)), 2: _ids((0, 0), (1, 0))}
+    assert check_orders(good, 3, 1) == {"exact": 3, "in_sending_order": 3, "common_order": True,
+                                        "agree_with_first": 3, "receivers": 3}
+    # 0 saw 2 before 1, 1 saw 0 before 2, 2 saw 1 before 0: each pair agrees, but no single order fits all
+    circular = {0: _ids((2, 0), (1, 0)), 1: _ids((0, 0), (2, 0)), 2: _ids((1, 0), (0, 0))}
+    assert check_orders(circular, 3, 1)["common_order"] is False
+    assert check_orders(circular, 3, 1)["agree_with_first"] == 3  # they share one message pairwise: no pair differs
+    reordered = {0: _ids((1, 0), (2, 0), (3, 0)), 1: _ids((0, 0), (2, 0), (3, 0)), 2: _ids((0, 0), (1, 0), (3, 0)),
+                 3: _ids((0, 0), (2, 0), (1, 0))}  # 3 saw 2 before 1, unlike 0
+    assert check_orders(reordered, 4, 1)["common_order"] is False
+    assert check_orders(reordered, 4, 1)["agree_with_first"] == 3
+    assert check_orders({**good, 0: _ids((2, 0), (1, 0))}, 3, 1)["common_order"] is True  # fits 0, 2, 1
+    doubled = {**good, 1: _ids((0, 0), (2, 0), (2, 0))}
+    assert check_orders(doubled, 3, 1)["exact"] == 2
+    missing = {**good, 2: _ids((0, 0))}
+    assert check_orders(missing, 3, 1)["exact"] == 2
+    # one sender's two messages arrive reversed at session 1 (and only there)
+    fifo = {0: _ids((1, 0), (1, 1)), 1: _ids((0, 1), (0, 0))}
+    assert check_orders(fifo, 2, 2)["in_sending_order"] == 1
+
+
 def test_cli_json_against_a_running_server(bench_server: Server, dev: int, tmp_path: Path) -> None:
     docs = tmp_path / "performance.md"
     docs.write_text(f"# Performance\n\nprose before\n\n{BLOCK_START}\nold table\n{BLOCK_END}\n\nprose after\n")
@@ -167,6 +217,8 @@ def test_add_parser_registers_bench_with_run() -> None:
     assert [name for name, _ in _plan(args, chosen(args))] == list(SCENARIOS)  # no scenario = the standard set
     args = parser.parse_args(["bench", "insert", "idle", "-n", "10,20"])
     assert [name for name, _ in _plan(args, chosen(args))] == ["idle", "insert"] and args.n == [10, 20]
+    args = parser.parse_args(["bench", "room", "latency", "--rate", "10,20.5"])
+    assert [name for name, _ in _plan(args, chosen(args))] == ["latency", "room"] and args.rate == [10, 20.5]
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "nosuch"])
 

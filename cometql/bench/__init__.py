@@ -1,4 +1,5 @@
-"""``cometql bench``: load scenarios against a CometQL server (idle, fanout, latency, connect, insert, heavy, ack).
+"""``cometql bench``: load scenarios against a CometQL server (idle, fanout, latency, connect, insert, heavy, ack,
+room).
 
 ``add_parser(subparsers)`` registers the subcommand on ``cometql``'s parser;
 ``python -m cometql.bench`` runs it on its own. The load clients are separate
@@ -24,15 +25,16 @@ if TYPE_CHECKING:
     from ._heavy import heavy
     from ._insert import insert
     from ._results import Figure, Result, Target
+    from ._room import room
     from ._server import Server, start_server
     from ._sessions import connect, idle
 
 __all__ = ["Context", "Figure", "Result", "Server", "Target", "ack", "add_parser", "connect", "fanout", "heavy",
-           "idle", "insert", "latency", "main", "run", "start_server"]
+           "idle", "insert", "latency", "main", "room", "run", "start_server"]
 
 _LAZY = {
     "ack": "_ack", "Context": "_context", "fanout": "_delivery", "latency": "_delivery", "insert": "_insert",
-    "heavy": "_heavy",
+    "heavy": "_heavy", "room": "_room",
     "Figure": "_results", "Result": "_results", "Target": "_results", "Server": "_server",
     "start_server": "_server", "connect": "_sessions", "idle": "_sessions",
 }

@@ -4,7 +4,7 @@
 everything this module imports is paid by every server start; the scenarios,
 the client processes and rich are imported only when ``run`` is called
 (``_runner``). With no scenario (or ``all``) the standard set runs: idle,
-fanout, latency, connect, insert, heavy, ack with their default sizes. Against a server it
+fanout, latency, connect, insert, heavy, ack, room with their default sizes. Against a server it
 starts itself unless ``--mysql-port`` (and ``--ws-port`` for browser scenarios)
 name a running one; ``--pid`` then enables the memory and server-CPU figures.
 """
@@ -19,7 +19,7 @@ from ..config import EXAMPLE_PASSWORD
 
 __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chosen", "main", "run"]
 
-SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack")
+SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack", "room")
 #: Run only when named: it starts its own redis-server and servers.
 EXTRA_SCENARIOS = ("scale",)
 DESCRIPTION = """\
@@ -37,6 +37,10 @@ scenarios (default: all of them, the standard set):
   ack      personal messages to N online users who acknowledge them
            (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients 32,
                                                                        20,000 messages in all)
+  room     N sessions in one web_ channel, each sending R messages/s
+           with web_pipe2: browser-to-browser p50/p99, server CPU per
+           relayed delivery, every message once in one order          (-n 50, --rate 10 [,R…: a sweep that
+                                                                       stops where p99 passes 20 ms], --duration 30)
 
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
@@ -53,6 +57,16 @@ def _int_list(text: str) -> list[int]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from exc
     if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive numbers")
+    return values
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from exc
+    if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError("expected positive numbers")
     return values
 
@@ -86,8 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="sessions for idle/fanout/connect (idle and fanout take a list)")
     load.add_argument("--channels", type=int, help="channels (idle 100, latency 10, insert with subscribers 100)")
     load.add_argument("--subscribers", type=int, help="subscribers (latency 1000, insert 0)")
-    load.add_argument("--rate", type=float, default=100, help="latency: INSERTs per second (100)")
-    load.add_argument("--duration", type=float, default=10, help="latency, heavy: seconds (10)")
+    load.add_argument("--rate", type=_float_list, metavar="R[,R…]", help="latency: INSERTs per second (100); "
+                      "room: messages per session per second (10; several: a sweep)")
+    load.add_argument("--duration", type=float, help="latency, heavy: seconds (10); room: seconds per rate (30)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
@@ -98,7 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bench`` on ``cometql``'s subcommands (``func=run``)."""
-    p = subparsers.add_parser("bench", help="benchmark a server (idle, fanout, latency, connect, insert, heavy, ack)",
+    p = subparsers.add_parser("bench", help="benchmark a server (" + ", ".join(SCENARIOS) + ")",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)

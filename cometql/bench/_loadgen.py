@@ -60,6 +60,13 @@ def split(items: Sequence[str], parts: int) -> list[list[str]]:
 
 
 class _Worker:
+    """A worker's sessions and the commands the parent sends it (``do_<command>``); a scenario with
+    other sessions subclasses it (``client_class``, ``caps``) and adds its own commands."""
+
+    client_class: type[WsClient] = WsClient
+    #: the capabilities the sessions announce (``caps=``), none by default: CppComet's client
+    caps = ""
+
     def __init__(self, conn: Connection, spec: WorkerSpec) -> None:
         self.conn = conn
         self.spec = spec
@@ -107,10 +114,10 @@ class _Worker:
             nonlocal done
             for number, channel in todo:
                 uuid = f"bench{spec.index:03d}x{number:024d}"[-32:]
-                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid)
+                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid, caps=self.caps)
                 sock = open_socket(spec.source)
                 ready: asyncio.Future[None] = loop.create_future()
-                client = WsClient(request, channel, ready, self.tally)
+                client = self.client_class(request, channel, ready, self.tally)
                 try:
                     await loop.sock_connect(sock, (spec.host, spec.ws_port))
                     await loop.create_connection(lambda: client, sock=sock)  # noqa: B023 (used at once)
@@ -201,13 +208,13 @@ def _expire(ready: asyncio.Future[None]) -> None:
         ready.set_exception(TimeoutError("no serverInfo in time"))
 
 
-def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
+def _worker_main(conn: Connection, spec: WorkerSpec, worker: type[_Worker] = _Worker) -> None:
     if uvloop_available():
         import uvloop
 
         uvloop.install()
     try:
-        asyncio.run(_Worker(conn, spec).serve())
+        asyncio.run(worker(conn, spec).serve())
     except (EOFError, KeyboardInterrupt):  # the parent went away
         pass
 
@@ -224,9 +231,9 @@ def uvloop_available() -> bool:
 
 
 class ClientPool:
-    """``procs`` worker processes, all sending to one server's browser port."""
+    """``procs`` worker processes, all sending to one server's browser port (``worker``: their class)."""
 
-    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int) -> None:
+    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker) -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -234,7 +241,7 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source)),
+            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source), worker),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()
             child.close()

@@ -24,6 +24,7 @@ from ._insert import insert
 from ._loadgen import BenchError, uvloop_available
 from ._report import Reporter, print_json, print_table, write_performance_md
 from ._results import Result
+from ._room import room
 from ._scale import scale
 from ._scale_sessions import DEFAULT_WORKERS, scale_sessions
 from ._server import Server, start_server
@@ -42,14 +43,16 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
     steps: dict[str, Step] = {
         "idle": lambda c: idle(c, ns or (1000, 10000), channels=args.channels or 100),
         "fanout": lambda c: fanout(c, ns or (1000, 5000), rounds=args.rounds),
-        "latency": lambda c: latency(c, rate=args.rate, duration=args.duration, channels=args.channels or 10,
+        "latency": lambda c: latency(c, rate=(args.rate or [100])[0], duration=args.duration or 10,
+                                     channels=args.channels or 10,
                                      subscribers=1000 if args.subscribers is None else args.subscribers),
         "connect": lambda c: connect(c, (ns or [5000])[0]),
         "insert": lambda c: insert(c, clients=args.clients or 8, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
-        "heavy": lambda c: heavy(c, duration=args.duration),
+        "heavy": lambda c: heavy(c, duration=args.duration or 10),
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
+        "room": lambda c: room(c, sessions=(ns or [50])[0], rates=args.rate or [10], duration=args.duration or 30),
         "scale": lambda c: _scale(c, args),
     }
     return [(name, steps[name]) for name in names]

@@ -210,7 +210,8 @@ class Hub(HubQueries):
         with the sender's user id. Returns how many sessions it was delivered to."""
         effects = self.publish(sender.dev_id, channel, event, message, now, user_id=user_id, skip=sender.conn_id)
         presence = self.presence
-        here = len(_targets(presence.channels.get((sender.dev_id, channel)), sender.conn_id))
+        subs = presence.channels.get((sender.dev_id, channel)) or {}  # counted, not walked again
+        here = len(subs) - (sender.conn_id in subs)
         return here + presence.remote.channels.get((sender.dev_id, channel), 0), effects
 
     def _keep(self, dev_id: int, channel: str, keep: int, event: str, message: str, now: int,

@@ -170,6 +170,23 @@ def test_web_pipe2_relays_unescaped_to_others_and_keeps_history() -> None:
     assert [(e.message, e.user_id) for e in hub.state.history(DEV, "web_h")] == [("line1\nit's", 4)]
 
 
+def test_web_pipe2_reports_how_many_other_sessions_it_reached() -> None:
+    hub = make_hub()
+    sender, a, b = browser(hub), browser(hub), browser(hub)
+
+    def reached(command: str) -> int:
+        (report,) = run(hub, sender, command)
+        return int(json.loads(report)["data"]["number_messages"])
+
+    assert reached("web_pipe2\nweb_room\nev\n*\n1") == 0  # nobody in the room
+    run(hub, a, "subscription\nweb_room")
+    run(hub, b, "subscription\nweb_room")
+    assert reached("web_pipe2\nweb_room\nev\n*\n2") == 2  # the sender is not subscribed
+    run(hub, sender, "subscription\nweb_room")
+    assert reached("web_pipe2\nweb_room\nev\n*\n3") == 2  # subscribed, it is still not sent its own
+    assert [m["data"] for m in decoded(a)] == ["2", "3"]  # relayed once each, the sender never got its own
+
+
 def test_web_pipe2_at_web_hides_the_sender() -> None:
     hub = make_hub()
     apply(hub, hub.set_auth(DEV, 4, "k"))
