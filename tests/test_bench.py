@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from random import Random
 
 import pytest
 
@@ -34,6 +35,7 @@ from cometql.bench._cli import SCENARIOS, chosen
 from cometql.bench._report import BLOCK_END, BLOCK_START, write_performance_md
 from cometql.bench._results import Result, Target
 from cometql.bench._runner import _plan
+from cometql.bench._storm import library_policy, storm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,3 +197,41 @@ def test_write_performance_md_appends_then_replaces_its_block(tmp_path: Path) ->
     second = docs.read_text()
     assert second.count(BLOCK_START) == 1 and "| 9,000 /s | ≥ 12,000 /s | **missed** |" in second
     assert second.startswith("# Performance\n\nHand-written text.\n")
+
+
+def test_insert_counts_oks_where_the_server_has_no_messages_published(ctx: Context,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx, "published", lambda: None)  # as on CppComet
+    result = insert(ctx, clients=2, inserts=100)
+    assert result.details["ok"] == 200 and result.details["reached_hub"] is None
+    assert _value(result, "answered OK") == 100
+    assert [f.name for f in result.figures if f.name == "reached the hub"] == []
+    assert any("counted by their OKs" in note for note in ctx.peer_notes)
+
+
+def test_storm_policy_is_the_librarys() -> None:
+    policy = library_policy()
+    js = (ROOT / "cometql/web/static/cometql.js").read_text()
+    for name, value in (("BACKOFF_BASE_MS", policy.base_ms), ("BACKOFF_CAP_MS", policy.cap_ms),
+                        ("STABLE_CONNECTION_MS", policy.stable_ms), ("CONNECT_TIMEOUT_MS", policy.connect_timeout_ms)):
+        assert f"var {name} = {value};" in js
+    rng = Random(1)
+    for attempt in range(15):
+        ceiling = min(policy.cap_ms, policy.base_ms * 2 ** attempt) / 1000
+        assert all(ceiling / 2 - 0.001 <= policy.delay(attempt, rng) <= ceiling for _ in range(50))
+
+
+def test_storm_every_session_comes_back_subscribed(dev: int) -> None:
+    server = start_server()  # its own: the storm restarts it
+    context = Context(server, dev_id=dev)
+    try:
+        result = storm(context, 1000, channels=10)
+    finally:
+        context.close()
+        server.stop()
+    # storm itself fails unless the server counts every subscription and session again after the restart
+    assert _value(result, "sessions back") == 1000
+    assert _value(result, "refused, not by a configured limit") == 0
+    assert result.details["refusals_by_reason"] == {}
+    assert result.details["events_before_listening"]["closed: close 1001 server shutting down"] == 1000
+    assert not any("not checked" in note for note in result.notes)

@@ -21,7 +21,7 @@ __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chose
 
 SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack")
 #: Run only when named: it starts its own redis-server and servers.
-EXTRA_SCENARIOS = ("scale",)
+EXTRA_SCENARIOS = ("scale", "storm")
 DESCRIPTION = """\
 Benchmark a CometQL server with browser-like WebSocket sessions and CometQL INSERTs.
 
@@ -41,6 +41,10 @@ scenarios (default: all of them, the standard set):
 only when named:
   scale    one redis-server, 1/2/4 workers: fan-out deliveries/s and
            INSERT/s; then cross-node vs local publish latency       (--workers, --subscribers, --clients)
+  storm    N subscribed sessions (half logged in), the server restarted:
+           all back with the library's backoff, CPU, peak RSS,
+           refusals by reason (a running server: --pid, its
+           supervisor must start it again)                          (-n, default 19000; --channels 100)
 """
 
 

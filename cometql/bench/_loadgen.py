@@ -25,12 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ._procfs import CpuMeter
 from ._ws_client import Tally, WsClient, client_frame, handshake_request, open_socket
 
 __all__ = ["BenchError", "ClientPool", "WorkerSpec", "split"]
+
+T = TypeVar("T")
 
 #: Sessions per worker process at most: well below the per-process open-files limit.
 MAX_PER_WORKER = 6000
@@ -51,7 +53,7 @@ class WorkerSpec:
     source: str | None
 
 
-def split(items: Sequence[str], parts: int) -> list[list[str]]:
+def split(items: Sequence[T], parts: int) -> list[list[T]]:
     """``items`` dealt round-robin into ``parts`` lists (so channels spread evenly over workers)."""
     return [list(items[i::parts]) for i in range(parts)]
 
@@ -201,13 +203,13 @@ def _expire(ready: asyncio.Future[None]) -> None:
         ready.set_exception(TimeoutError("no serverInfo in time"))
 
 
-def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
+def _worker_main(conn: Connection, spec: WorkerSpec, worker: type[_Worker] = _Worker) -> None:
     if uvloop_available():
         import uvloop
 
         uvloop.install()
     try:
-        asyncio.run(_Worker(conn, spec).serve())
+        asyncio.run(worker(conn, spec).serve())
     except (EOFError, KeyboardInterrupt):  # the parent went away
         pass
 
@@ -224,9 +226,10 @@ def uvloop_available() -> bool:
 
 
 class ClientPool:
-    """``procs`` worker processes, all sending to one server's browser port."""
+    """``procs`` worker processes, all sending to one server's browser port. ``worker`` is the class
+    the processes run (a subclass adds commands: ``do_<name>`` methods), importable by name."""
 
-    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int) -> None:
+    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker) -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -234,7 +237,8 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source)),
+            proc = ctx.Process(target=_worker_main,
+                               args=(child, WorkerSpec(i, host, ws_port, dev_id, source), worker),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()
             child.close()

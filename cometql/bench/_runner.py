@@ -27,11 +27,17 @@ from ._results import Result
 from ._scale import scale
 from ._server import Server, start_server
 from ._sessions import connect, idle
+from ._storm import storm
 
 __all__ = ["execute"]
 
 #: Scenarios that start their own servers: none is started for them.
 OWN_SERVERS = frozenset({"scale"})
+#: Scenarios that measure CometQL's own features: against a peer (CppComet) they are skipped, saying why.
+COMETQL_ONLY = {
+    "heavy": "its statements and their refusals are CometQL's bounds and error codes",
+    "ack": "acknowledged personal messages (caps=ack) are CometQL's",
+}
 
 Step = Callable[[Context], Result | list[Result]]
 
@@ -49,6 +55,7 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "heavy": lambda c: heavy(c, duration=args.duration),
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
+        "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
                                  clients=args.clients or 8, dev_id=args.dev),
     }
@@ -83,6 +90,9 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
     try:
         with reporter.running():
             for name, step in plan:
+                if name in COMETQL_ONLY and server is not None and not ctx.is_cometql:
+                    results.append(Result(name, name, {}, notes=[f"skipped on this server: {COMETQL_ONLY[name]}"]))
+                    continue
                 try:
                     outcome = step(ctx)
                 except (BenchError, OSError, RuntimeError) as exc:
@@ -93,7 +103,11 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
                         results[-1].notes.append(f"the server exited ({server.proc.returncode}):\n{server.log_tail()}")
                         break
                     continue
-                results.extend(outcome if isinstance(outcome, list) else [outcome])
+                outcomes = outcome if isinstance(outcome, list) else [outcome]
+                for result in outcomes:  # what a peer server could not show
+                    result.notes.extend(ctx.peer_notes)
+                ctx.peer_notes.clear()
+                results.extend(outcomes)
     finally:
         ctx.close()
         if server is not None:

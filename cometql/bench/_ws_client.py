@@ -19,17 +19,20 @@ from array import array
 
 from ..wsframes import frame_header
 
-__all__ = ["Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
+__all__ = ["LINGER_RESET", "Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-_LINGER_RESET = struct.pack("ii", 1, 0)
+LINGER_RESET = struct.pack("ii", 1, 0)
 _DATA = b'"data":"'
 
 
 def handshake_request(host: str, port: int, dev_id: int, uuid: str, user_id: str = "0",
-                      session: str = "bench") -> bytes:
-    """The HTTP upgrade request CppComet's JS client sends (URL parameters in the path, no "?")."""
+                      session: str = "bench", caps: str = "") -> bytes:
+    """The HTTP upgrade request CppComet's JS client sends (URL parameters in the path, no "?");
+    ``caps`` as our library announces them (``ack,offset,hb``)."""
     path = f"/ws/sesion={session}&myid={user_id}&devid={dev_id}&v=4.08&uuid={uuid}&api=js"
+    if caps:
+        path += f"&caps={caps}"
     return (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             "User-Agent: cometql-bench\r\n\r\n").encode()
@@ -58,7 +61,7 @@ def open_socket(source: str | None) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
     if source:
         sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind((source, 0))
