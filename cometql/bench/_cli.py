@@ -21,7 +21,7 @@ __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chose
 
 SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack")
 #: Run only when named: it starts its own redis-server and servers.
-EXTRA_SCENARIOS = ("scale", "storm")
+EXTRA_SCENARIOS = ("scale", "storm", "soak")
 DESCRIPTION = """\
 Benchmark a CometQL server with browser-like WebSocket sessions and CometQL INSERTs.
 
@@ -45,6 +45,9 @@ only when named:
            all back with the library's backoff, CPU, peak RSS,
            refusals by reason (a running server: --pid, its
            supervisor must start it again)                          (-n, default 19000; --channels 100)
+  soak     N pages of cometql.js in Chromium behind a fault proxy
+           (cuts, black-holes), channel + personal messages: exactly
+           once and in order per page, delivery p50/p99             (-n pages, default 50; --duration 60)
 """
 
 
@@ -88,7 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--channels", type=int, help="channels (idle 100, latency 10, insert with subscribers 100)")
     load.add_argument("--subscribers", type=int, help="subscribers (latency 1000, insert 0)")
     load.add_argument("--rate", type=float, default=100, help="latency: INSERTs per second (100)")
-    load.add_argument("--duration", type=float, default=10, help="latency, heavy: seconds (10)")
+    load.add_argument("--duration", type=float, help="latency, heavy: seconds (10); soak (60)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")

@@ -27,12 +27,13 @@ from ._results import Result
 from ._scale import scale
 from ._server import Server, start_server
 from ._sessions import connect, idle
+from ._soak import soak
 from ._storm import storm
 
 __all__ = ["execute"]
 
 #: Scenarios that start their own servers: none is started for them.
-OWN_SERVERS = frozenset({"scale"})
+OWN_SERVERS = frozenset({"scale", "soak"})
 #: Scenarios that measure CometQL's own features: against a peer (CppComet) they are skipped, saying why.
 COMETQL_ONLY = {
     "heavy": "its statements and their refusals are CometQL's bounds and error codes",
@@ -47,14 +48,15 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
     steps: dict[str, Step] = {
         "idle": lambda c: idle(c, ns or (1000, 10000), channels=args.channels or 100),
         "fanout": lambda c: fanout(c, ns or (1000, 5000), rounds=args.rounds),
-        "latency": lambda c: latency(c, rate=args.rate, duration=args.duration, channels=args.channels or 10,
+        "latency": lambda c: latency(c, rate=args.rate, duration=args.duration or 10, channels=args.channels or 10,
                                      subscribers=1000 if args.subscribers is None else args.subscribers),
         "connect": lambda c: connect(c, (ns or [5000])[0]),
         "insert": lambda c: insert(c, clients=args.clients or 8, inserts=args.inserts,
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
-        "heavy": lambda c: heavy(c, duration=args.duration),
+        "heavy": lambda c: heavy(c, duration=args.duration or 10),
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
+        "soak": lambda c: soak(c.reporter, pages=(ns or [50])[0], seconds=args.duration or 60, dev_id=args.dev),
         "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
                                  clients=args.clients or 8, dev_id=args.dev),
