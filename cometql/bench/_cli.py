@@ -84,6 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     srv.add_argument("--ws-port", type=int, help="browser (WebSocket) port of a running server")
     srv.add_argument("--password", default=EXAMPLE_PASSWORD, help="CometQL password")
     srv.add_argument("--pid", type=int, help="pid of the running server, for RSS and server CPU")
+    srv.add_argument("--restart-signal", default="TERM", choices=("TERM", "INT", "KILL"),
+                     help="storm: how the server is stopped (KILL for one that ignores SIGTERM, e.g. CppComet)")
     srv.add_argument("--dev", type=int, default=77, help="dev_id the benchmark logs in as (default 77)")
     load = p.add_argument_group("load")
     load.add_argument("-n", "--n", type=_int_list, metavar="N[,N…]",

@@ -85,11 +85,12 @@ class Context:
 
     @property
     def is_cometql(self) -> bool:
-        """Whether the server is CometQL (its ``SHOW STATUS`` counts browser sessions); a peer such as
-        CppComet is measured with what every compatible server answers."""
+        """Whether the server is CometQL (its ``SHOW STATUS`` has ``messages_published``); a peer such as
+        CppComet is measured with what every compatible server answers (CppComet's ``frontend_online``
+        is a statistics counter, 0 unless its statistics are on, so it is not trusted)."""
         if self._status_keys is None:
             self._status()
-        return "frontend_online" in (self._status_keys or ())
+        return "messages_published" in (self._status_keys or ())
 
     def peer_note(self, text: str) -> None:
         if text not in self.peer_notes:
@@ -98,8 +99,8 @@ class Context:
     def online(self) -> int | None:
         """Browser sessions the server counts; None on a peer without the counter."""
         status = self._status()  # a cluster node also counts the other nodes' sessions
-        if "frontend_online" not in status:
-            self.peer_note("sessions online not checked: the server has no SHOW STATUS frontend_online")
+        if not self.is_cometql:
+            self.peer_note("sessions online not checked: the server's SHOW STATUS does not count them")
             return None
         return int(status.get("cluster_frontend_online", status["frontend_online"]))
 
@@ -164,13 +165,13 @@ class Context:
         online = self.online()
         return None if online is None or base is None else online - base
 
-    def wait_online(self, target: int | None, timeout: float = 30.0) -> float:
+    def wait_online(self, target: int | None, timeout: float = 30.0) -> float | None:
         """Seconds until the server counts ``target`` browser sessions (closed ones have left); on a
-        peer that cannot count them, 1 s of grace instead (and NaN)."""
+        peer that cannot count them, 1 s of grace instead (and None)."""
         start = time.monotonic()
         if target is None or self.online() is None:
             time.sleep(1.0)
-            return math.nan
+            return None
         while self.online() != target:
             if time.monotonic() - start > timeout:
                 raise BenchError(f"the server still counts {self.online()} sessions, expected {target}")

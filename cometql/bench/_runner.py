@@ -11,6 +11,7 @@ their own servers (``scale``) get none. Imported only when a benchmark runs
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from ._delivery import fanout, latency
 from ._heavy import heavy
 from ._insert import insert
 from ._loadgen import BenchError, uvloop_available
+from ._mysql_client import MySQLError
 from ._report import Reporter, print_json, print_table, write_performance_md
 from ._results import Result
 from ._scale import scale
@@ -57,7 +59,8 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
         "soak": lambda c: soak(c.reporter, pages=(ns or [50])[0], seconds=args.duration or 60, dev_id=args.dev),
-        "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100),
+        "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100,
+                                 sig=signal.Signals[f"SIG{args.restart_signal.upper()}"]),
         "scale": lambda c: scale(c.reporter, workers=args.workers or (1, 2, 4), subscribers=args.subscribers or 2000,
                                  clients=args.clients or 8, dev_id=args.dev),
     }
@@ -97,7 +100,7 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
                     continue
                 try:
                     outcome = step(ctx)
-                except (BenchError, OSError, RuntimeError) as exc:
+                except (BenchError, MySQLError, OSError, RuntimeError) as exc:
                     failed = True
                     results.append(Result(name, name, {}, notes=[f"failed: {exc}"]))
                     reporter.log(f"[red]{name} failed:[/] {exc}")

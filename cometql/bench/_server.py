@@ -94,17 +94,19 @@ class Server:
         if self.started_here and self.data_dir is not None:
             shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
-    def restart(self, timeout: float = 30.0, poll: float = 0.002) -> Restart:
+    def restart(self, timeout: float = 30.0, poll: float = 0.002, sig: signal.Signals = signal.SIGTERM) -> Restart:
         """SIGTERM, wait for the exit, start the same command on the same ports and data directory,
         wait until both ports accept again (polled every ``poll`` s).
 
         A running server not started here is stopped by its ``pid`` and must be brought back by its
-        supervisor (systemd, CppComet's watchdog); its new pid is looked up by the listening socket."""
+        supervisor (systemd, CppComet's watchdog); its new pid is looked up by the listening socket.
+        ``sig`` replaces SIGTERM for a server that ignores it (CppComet logs it and goes on: SIGKILL, and
+        its watchdog starts it again)."""
         if self.pid is None:
             raise RuntimeError("restarting a running server needs its --pid")
         old = self.pid
         sigterm = time.monotonic_ns()
-        os.kill(old, signal.SIGTERM)
+        os.kill(old, sig)
         shutdown_cpu = self._wait_exit(old, timeout, poll)
         exited = time.monotonic_ns()
         if self.proc is not None:

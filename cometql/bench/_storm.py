@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import re
+import signal
 import socket
 import struct
 import time
@@ -338,7 +339,7 @@ class StormWorker(_Worker):
 def _users(ctx: Context, count: int) -> list[tuple[int, str]]:
     """``count`` logged-in users, their ``users_auth`` keys inserted by SQL (many rows per INSERT where
     the server takes them, one by one where it does not)."""
-    base = int(ctx.token, 16) * 100_000  # users of other runs on a shared server stay apart
+    base = (int(ctx.token, 16) % 20_000) * 100_000  # runs on a shared server stay apart (ids < 2^31)
     users = [(base + i + 1, f"storm{ctx.token}k{i}") for i in range(count)]
     with ctx.reporter.phase("storm: users_auth keys", total=count) as phase:
         for i in range(0, count, 500):
@@ -367,7 +368,8 @@ def _poll_back(ctx: Context, pool: Any, n: int, timeout: float) -> tuple[int, fl
             time.sleep(0.05)
 
 
-def storm(ctx: Context, n: int = 19_000, channels: int = 100, timeout: float = 120.0) -> Result:
+def storm(ctx: Context, n: int = 19_000, channels: int = 100, timeout: float = 120.0,
+          sig: signal.Signals = signal.SIGTERM) -> Result:
     """Restart the server under N subscribed sessions; time until all are back, what it cost, what was refused."""
     notes: list[str] = []
     n = ctx.cap(n, notes)
@@ -393,7 +395,7 @@ def storm(ctx: Context, n: int = 19_000, channels: int = 100, timeout: float = 1
         rss_before = ctx.server.rss_kb()
         pool.broadcast(("storm_mark",), 30)
         ctx.close()  # the admin connection dies with the server
-        restart = ctx.server.restart(timeout=60)
+        restart = ctx.server.restart(timeout=60, sig=sig)
         listening_ns = restart.listening_ns
         cpu_listen = cpu_seconds(ctx.server.pid) if ctx.server.pid else None
         back, cpu_back = _poll_back(ctx, pool, n, timeout)
@@ -415,6 +417,8 @@ def storm(ctx: Context, n: int = 19_000, channels: int = 100, timeout: float = 1
         reconnects.update({int(k): v for k, v in r["reconnects"].items()})
     refusals = {k: v for k, v in after.items() if k.startswith("refused") or k == "connect: ECONNREFUSED"}
     unexplained = sum(v for k, v in refusals.items() if not any(s in k for s in LIMIT_STATUSES))
+    if sig != signal.SIGTERM:
+        notes.append(f"the server was stopped with {sig.name}, not SIGTERM")
     result.add("old server's shutdown (SIGTERM to exit)", (restart.exited_ns - restart.sigterm_ns) / 1e9, "s")
     result.add("old server's CPU to shut down", restart.shutdown_cpu, "s")
     result.add("new server's start (exec to listening)", (listening_ns - restart.exited_ns) / 1e9, "s")
