@@ -21,7 +21,13 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cometql.bench._soak import PAGES
+
+__all__ = ["PAGES", "TIMEOUT", "TRANSPORT_PARAMS", "Browser", "Query", "make_query", "wait_online",
+           "wait_subscribed", "wait_until"]
+
 TIMEOUT = 10.0
+#: ``PAGES`` (cometql/bench/pages/) is served by the server under test (--base-dir).
 
 
 Query = Callable[[str], list[tuple[str, ...]]]  # the ``query`` fixture: SQL -> rows of strings
