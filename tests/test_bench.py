@@ -14,6 +14,7 @@ import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from random import Random
 
 import pytest
 
@@ -39,6 +40,7 @@ from cometql.bench._results import Result, Target
 from cometql.bench._room import SEQ_BITS, check_orders
 from cometql.bench._runner import _plan
 from cometql.bench._scale_sessions import DEFAULT_WORKERS, _check_limits, scale_sessions, workers_needed
+from cometql.bench._storm import library_policy, storm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -264,3 +266,39 @@ def test_scale_sessions_refuses_more_than_the_open_files_limit_holds() -> None:
     assert workers_needed(100_000, 20_000) <= DEFAULT_WORKERS < workers_needed(140_000, 20_000)
     with pytest.raises(BenchError, match="need at least 6 workers"):  # checked before anything starts
         _check_limits(100_000, 3, 20_000)
+def test_insert_counts_oks_where_the_server_has_no_messages_published(ctx: Context,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ctx, "published", lambda: None)  # as on CppComet
+    result = insert(ctx, clients=2, inserts=100)
+    assert result.details["ok"] == 200 and result.details["reached_hub"] is None
+    assert _value(result, "answered OK") == 100
+    assert [f.name for f in result.figures if f.name == "reached the hub"] == []
+    assert any("counted by their OKs" in note for note in ctx.peer_notes)
+
+
+def test_storm_policy_is_the_librarys() -> None:
+    policy = library_policy()
+    js = (ROOT / "cometql/web/static/cometql.js").read_text()
+    for name, value in (("BACKOFF_BASE_MS", policy.base_ms), ("BACKOFF_CAP_MS", policy.cap_ms),
+                        ("STABLE_CONNECTION_MS", policy.stable_ms), ("CONNECT_TIMEOUT_MS", policy.connect_timeout_ms)):
+        assert f"var {name} = {value};" in js
+    rng = Random(1)
+    for attempt in range(15):
+        ceiling = min(policy.cap_ms, policy.base_ms * 2 ** attempt) / 1000
+        assert all(ceiling / 2 - 0.001 <= policy.delay(attempt, rng) <= ceiling for _ in range(50))
+
+
+def test_storm_every_session_comes_back_subscribed(dev: int) -> None:
+    server = start_server()  # its own: the storm restarts it
+    context = Context(server, dev_id=dev)
+    try:
+        result = storm(context, 1000, channels=10)
+    finally:
+        context.close()
+        server.stop()
+    # storm itself fails unless the server counts every subscription and session again after the restart
+    assert _value(result, "sessions back") == 1000
+    assert _value(result, "refused, not by a configured limit") == 0
+    assert result.details["refusals_by_reason"] == {}
+    assert result.details["events_before_listening"]["closed: close 1001 server shutting down"] == 1000
+    assert not any("not checked" in note for note in result.notes)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .faultproxy import FaultProxy
+from cometql.bench._faultproxy import FaultProxy
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """``cometql bench``: load scenarios against a CometQL server (idle, fanout, latency, connect, insert, heavy, ack,
-room).
+room; when named: scale, storm, soak).
 
 ``add_parser(subparsers)`` registers the subcommand on ``cometql``'s parser;
 ``python -m cometql.bench`` runs it on its own. The load clients are separate

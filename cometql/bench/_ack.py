@@ -192,7 +192,7 @@ def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) 
             if not parent.poll(120):
                 raise BenchError("the ack sessions did not open")
             parent.recv()
-        ctx.wait_online(base + users)
+        ctx.wait_online(None if base is None else base + users)
         inserters.start()
         if not mine.poll(60):
             raise BenchError("the INSERT clients did not log in")

@@ -21,7 +21,7 @@ __all__ = ["EXTRA_SCENARIOS", "SCENARIOS", "add_arguments", "add_parser", "chose
 
 SCENARIOS = ("idle", "fanout", "latency", "connect", "insert", "heavy", "ack", "room")
 #: Run only when named: it starts its own redis-server and servers.
-EXTRA_SCENARIOS = ("scale",)
+EXTRA_SCENARIOS = ("scale", "storm", "soak")
 DESCRIPTION = """\
 Benchmark a CometQL server with browser-like WebSocket sessions and CometQL INSERTs.
 
@@ -48,6 +48,13 @@ only when named:
            with -n N: N subscribed sessions on W workers (--workers,
            default 7), then one INSERT to all of them: workers' RSS
            growth per session, connect time, last delivery           (e.g. scale -n 100000)
+  storm    N subscribed sessions (half logged in), the server restarted:
+           all back with the library's backoff, CPU, peak RSS,
+           refusals by reason (a running server: --pid, its
+           supervisor must start it again)                          (-n, default 19000; --channels 100)
+  soak     N pages of cometql.js in Chromium behind a fault proxy
+           (cuts, black-holes), channel + personal messages: exactly
+           once and in order per page, delivery p50/p99             (-n pages, default 50; --duration 60)
 """
 
 
@@ -94,6 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     srv.add_argument("--ws-port", type=int, help="browser (WebSocket) port of a running server")
     srv.add_argument("--password", default=EXAMPLE_PASSWORD, help="CometQL password")
     srv.add_argument("--pid", type=int, help="pid of the running server, for RSS and server CPU")
+    srv.add_argument("--restart-signal", default="TERM", choices=("TERM", "INT", "KILL"),
+                     help="storm: how the server is stopped (KILL for one that ignores SIGTERM, e.g. CppComet)")
     srv.add_argument("--dev", type=int, default=77, help="dev_id the benchmark logs in as (default 77)")
     load = p.add_argument_group("load")
     load.add_argument("-n", "--n", type=_int_list, metavar="N[,N…]",
@@ -102,7 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--subscribers", type=int, help="subscribers (latency 1000, insert 0)")
     load.add_argument("--rate", type=_float_list, metavar="R[,R…]", help="latency: INSERTs per second (100); "
                       "room: messages per session per second (10; several: a sweep)")
-    load.add_argument("--duration", type=float, help="latency, heavy: seconds (10); room: seconds per rate (30)")
+    load.add_argument("--duration", type=float, help="latency, heavy: seconds (10); room: seconds per rate (30); "
+                      "soak (60)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")

@@ -23,9 +23,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._loadgen import MAX_PER_WORKER, BenchError, ClientPool
-from ._mysql_client import MySQLClient, sql_quote
+from ._mysql_client import MySQLClient, MySQLError, sql_quote
 from ._procfs import CpuMeter
 from ._report import Reporter
 from ._results import Result
@@ -51,7 +52,10 @@ class Context:
     #: worker processes per pool (None: enough for the open-files limit, at least 2)
     client_procs: int | None = None
     token: str = field(default_factory=lambda: secrets.token_hex(3))
+    #: what a peer server (CppComet and the like) could not show, said once per run in the output
+    peer_notes: list[str] = field(default_factory=list)
     _admin: MySQLClient | None = None
+    _status_keys: frozenset[str] | None = None
 
     @property
     def admin(self) -> MySQLClient:
@@ -63,16 +67,47 @@ class Context:
     def channel(self, kind: str, index: int | str) -> str:
         return f"{kind}_{self.token}_{index}"
 
-    def pool(self, sessions: int) -> ClientPool:
+    def pool(self, sessions: int, **kwargs: Any) -> ClientPool:
+        """Enough client processes for ``sessions`` (``kwargs`` go to ``ClientPool``: its worker class)."""
         needed = max(1, math.ceil(sessions / MAX_PER_WORKER))
-        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2))
+        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2),
+                          **kwargs)
 
-    def online(self) -> int:
-        status = self.admin.status()  # a cluster node also counts the other nodes' sessions
+    def _status(self) -> dict[str, str]:
+        """``SHOW STATUS`` as a dict; empty on a peer that does not have it."""
+        try:
+            status = self.admin.status()
+        except MySQLError:
+            status = {}
+        if self._status_keys is None:
+            self._status_keys = frozenset(status)
+        return status
+
+    @property
+    def is_cometql(self) -> bool:
+        """Whether the server is CometQL (its ``SHOW STATUS`` has ``messages_published``); a peer such as
+        CppComet is measured with what every compatible server answers (CppComet's ``frontend_online``
+        is a statistics counter, 0 unless its statistics are on, so it is not trusted)."""
+        if self._status_keys is None:
+            self._status()
+        return "messages_published" in (self._status_keys or ())
+
+    def peer_note(self, text: str) -> None:
+        if text not in self.peer_notes:
+            self.peer_notes.append(text)
+
+    def online(self) -> int | None:
+        """Browser sessions the server counts; None on a peer without the counter."""
+        status = self._status()  # a cluster node also counts the other nodes' sessions
+        if not self.is_cometql:
+            self.peer_note("sessions online not checked: the server's SHOW STATUS does not count them")
+            return None
         return int(status.get("cluster_frontend_online", status["frontend_online"]))
 
-    def published(self) -> int:
-        return int(self.admin.status()["messages_published"])
+    def published(self) -> int | None:
+        """``messages_published``; None on a peer without it (CppComet)."""
+        value = self._status().get("messages_published")
+        return None if value is None else int(value)
 
     def server_meter(self) -> CpuMeter | None:
         """The server's CPU from now on (None when its pid is unknown)."""
@@ -110,7 +145,13 @@ class Context:
             seen: dict[str, int] = {}
             for i in range(0, len(names), 200):
                 batch = ", ".join(sql_quote(n) for n in names[i:i + 200])
-                for name, users in self.admin.query(f"SELECT name, users FROM pipes WHERE name IN ({batch})"):
+                try:
+                    rows = self.admin.query(f"SELECT name, users FROM pipes WHERE name IN ({batch})")
+                except MySQLError as exc:  # a peer without the pipes table: give the subscriptions time
+                    self.peer_note(f"subscriptions not checked on the server ({exc}): waited 2 s instead")
+                    time.sleep(2.0)
+                    return
+                for name, users in rows:
                     seen[str(name)] = int(users or 0)
             if all(seen.get(n, 0) >= expected[n] for n in names):
                 return
@@ -119,9 +160,18 @@ class Context:
                 raise BenchError(f"{short} subscriptions had not landed after {timeout:.0f} s")
             time.sleep(0.05)
 
-    def wait_online(self, target: int, timeout: float = 30.0) -> float:
-        """Seconds until the server counts ``target`` browser sessions (closed ones have left)."""
+    def online_since(self, base: int | None) -> int | None:
+        """Sessions online beyond ``base`` (None when the server cannot count them)."""
+        online = self.online()
+        return None if online is None or base is None else online - base
+
+    def wait_online(self, target: int | None, timeout: float = 30.0) -> float | None:
+        """Seconds until the server counts ``target`` browser sessions (closed ones have left); on a
+        peer that cannot count them, 1 s of grace instead (and None)."""
         start = time.monotonic()
+        if target is None or self.online() is None:
+            time.sleep(1.0)
+            return None
         while self.online() != target:
             if time.monotonic() - start > timeout:
                 raise BenchError(f"the server still counts {self.online()} sessions, expected {target}")

@@ -25,12 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ._procfs import CpuMeter
 from ._ws_client import Tally, WsClient, client_frame, handshake_request, open_socket
 
 __all__ = ["BenchError", "ClientPool", "WorkerSpec", "split"]
+
+T = TypeVar("T")
 
 #: Sessions per worker process at most: well below the per-process open-files limit.
 MAX_PER_WORKER = 6000
@@ -51,7 +53,7 @@ class WorkerSpec:
     source: str | None
 
 
-def split(items: Sequence[str], parts: int) -> list[list[str]]:
+def split(items: Sequence[T], parts: int) -> list[list[T]]:
     """``items`` dealt round-robin into ``parts`` lists (so channels spread evenly over workers)."""
     return [list(items[i::parts]) for i in range(parts)]
 
@@ -231,7 +233,8 @@ def uvloop_available() -> bool:
 
 
 class ClientPool:
-    """``procs`` worker processes, all sending to one server's browser port (``worker``: their class)."""
+    """``procs`` worker processes, all sending to one server's browser port. ``worker`` is the class
+    the processes run (a subclass adds commands: ``do_<name>`` methods), importable by name."""
 
     def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker) -> None:
         ctx = mp.get_context("spawn")

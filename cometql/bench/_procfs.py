@@ -11,18 +11,53 @@ import os
 import resource
 import time
 
-__all__ = ["CpuMeter", "child_pids", "cpu_seconds", "nofile_limit", "rss_kb"]
+__all__ = ["CpuMeter", "child_pids", "cpu_seconds", "listener_pid", "nofile_limit", "peak_rss_kb", "rss_kb"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int) -> int:
     """VmRSS of ``pid`` in KiB (what the kernel counts as resident)."""
+    return _status_kb(pid, "VmRSS:")
+
+
+def peak_rss_kb(pid: int) -> int:
+    """VmHWM of ``pid`` in KiB: the highest RSS it ever had (no sampling can miss a peak)."""
+    return _status_kb(pid, "VmHWM:")
+
+
+def _status_kb(pid: int, key: str) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {key} for pid {pid}")
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid holding a listening TCP socket on ``port`` (any address), None when none of ours does:
+    the socket's inode from /proc/net/tcp{,6}, then the process whose fd links to it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        except OSError:
+            continue
+    for entry in os.listdir("/proc") if inodes else ():
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                    return int(entry)
+        except OSError:  # not ours, or gone meanwhile
+            continue
+    return None
 
 
 def cpu_seconds(pid: int | str = "self") -> float:

@@ -11,6 +11,7 @@ their own servers (``scale``) get none. Imported only when a benchmark runs
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from ._delivery import fanout, latency
 from ._heavy import heavy
 from ._insert import insert
 from ._loadgen import BenchError, uvloop_available
+from ._mysql_client import MySQLError
 from ._report import Reporter, print_json, print_table, write_performance_md
 from ._results import Result
 from ._room import room
@@ -29,11 +31,18 @@ from ._scale import scale
 from ._scale_sessions import DEFAULT_WORKERS, scale_sessions
 from ._server import Server, start_server
 from ._sessions import connect, idle
+from ._soak import soak
+from ._storm import storm
 
 __all__ = ["execute"]
 
 #: Scenarios that start their own servers: none is started for them.
-OWN_SERVERS = frozenset({"scale"})
+OWN_SERVERS = frozenset({"scale", "soak"})
+#: Scenarios that measure CometQL's own features: against a peer (CppComet) they are skipped, saying why.
+COMETQL_ONLY = {
+    "heavy": "its statements and their refusals are CometQL's bounds and error codes",
+    "ack": "acknowledged personal messages (caps=ack) are CometQL's",
+}
 
 Step = Callable[[Context], Result | list[Result]]
 
@@ -53,6 +62,9 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
                              inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
         "room": lambda c: room(c, sessions=(ns or [50])[0], rates=args.rate or [10], duration=args.duration or 30),
+        "soak": lambda c: soak(c.reporter, pages=(ns or [50])[0], seconds=args.duration or 60, dev_id=args.dev),
+        "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100,
+                                 sig=signal.Signals[f"SIG{args.restart_signal.upper()}"]),
         "scale": lambda c: _scale(c, args),
     }
     return [(name, steps[name]) for name in names]
@@ -95,9 +107,12 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
     try:
         with reporter.running():
             for name, step in plan:
+                if name in COMETQL_ONLY and server is not None and not ctx.is_cometql:
+                    results.append(Result(name, name, {}, notes=[f"skipped on this server: {COMETQL_ONLY[name]}"]))
+                    continue
                 try:
                     outcome = step(ctx)
-                except (BenchError, OSError, RuntimeError) as exc:
+                except (BenchError, MySQLError, OSError, RuntimeError) as exc:
                     failed = True
                     results.append(Result(name, name, {}, notes=[f"failed: {exc}"]))
                     reporter.log(f"[red]{name} failed:[/] {exc}")
@@ -105,7 +120,11 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
                         results[-1].notes.append(f"the server exited ({server.proc.returncode}):\n{server.log_tail()}")
                         break
                     continue
-                results.extend(outcome if isinstance(outcome, list) else [outcome])
+                outcomes = outcome if isinstance(outcome, list) else [outcome]
+                for result in outcomes:  # what a peer server could not show
+                    result.notes.extend(ctx.peer_notes)
+                ctx.peer_notes.clear()
+                results.extend(outcomes)
     finally:
         ctx.close()
         if server is not None:

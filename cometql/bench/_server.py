@@ -21,15 +21,25 @@ from pathlib import Path
 
 from ..config import EXAMPLE_PASSWORD as DEFAULT_PASSWORD
 from ._mysql_client import MySQLClient
-from ._procfs import CpuMeter, nofile_limit, rss_kb
+from ._procfs import CpuMeter, cpu_seconds, listener_pid, nofile_limit, rss_kb
 
-__all__ = ["DEFAULT_PASSWORD", "Server", "free_port", "start_server"]
+__all__ = ["DEFAULT_PASSWORD", "Restart", "Server", "free_port", "start_server"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Restart:
+    """CLOCK_MONOTONIC ns of a restart's steps, and the CPU the old process spent shutting down."""
+
+    sigterm_ns: int
+    exited_ns: int
+    listening_ns: int
+    shutdown_cpu: float | None
 
 
 @dataclass
@@ -45,6 +55,9 @@ class Server:
     data_dir: Path | None = None
     log_path: Path | None = None
     started_here: bool = field(default=False)
+    #: the command and environment it was started with (``restart`` runs them again)
+    cmd: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def mysql(self, dev_id: int) -> MySQLClient:
         """A CometQL connection logged in as ``dev_id``."""
@@ -81,6 +94,53 @@ class Server:
         if self.started_here and self.data_dir is not None:
             shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
+    def restart(self, timeout: float = 30.0, poll: float = 0.002, sig: signal.Signals = signal.SIGTERM) -> Restart:
+        """SIGTERM, wait for the exit, start the same command on the same ports and data directory,
+        wait until both ports accept again (polled every ``poll`` s).
+
+        A running server not started here is stopped by its ``pid`` and must be brought back by its
+        supervisor (systemd, CppComet's watchdog); its new pid is looked up by the listening socket.
+        ``sig`` replaces SIGTERM for a server that ignores it (CppComet logs it and goes on: SIGKILL, and
+        its watchdog starts it again)."""
+        if self.pid is None:
+            raise RuntimeError("restarting a running server needs its --pid")
+        old = self.pid
+        sigterm = time.monotonic_ns()
+        os.kill(old, sig)
+        shutdown_cpu = self._wait_exit(old, timeout, poll)
+        exited = time.monotonic_ns()
+        if self.proc is not None:
+            with open(self.log_path or os.devnull, "ab") as log:
+                self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            self.pid = self.proc.pid
+            return Restart(sigterm, exited, _wait_listening(self, timeout, poll), shutdown_cpu)
+        listening = _wait_listening(self, timeout, poll)
+        self.pid = listener_pid(self.ws_port)
+        return Restart(sigterm, exited, listening, shutdown_cpu)
+
+    def _wait_exit(self, pid: int, timeout: float, poll: float) -> float | None:
+        """Wait until ``pid`` is gone (or, for a server that is not our child, no longer listens);
+        the CPU seconds it used meanwhile (its last reading: a zombie keeps its counters)."""
+        start = last = cpu_seconds(pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                last = cpu_seconds(pid)
+            except OSError:  # reaped by its own parent
+                pass
+            if self.proc is not None:
+                if self.proc.poll() is not None:
+                    return last - start
+            elif not os.path.exists(f"/proc/{pid}") or listener_pid(self.ws_port) != pid:
+                return last - start
+            if time.monotonic() > deadline:
+                if self.proc is None:
+                    raise RuntimeError(f"pid {pid} still listens {timeout:.0f} s after SIGTERM")
+                self.proc.kill()
+                self.proc.wait()
+                return None
+            time.sleep(poll)
+
     def __enter__(self) -> Server:
         return self
 
@@ -100,6 +160,7 @@ def start_server(password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", time
            "--log-level", "warning", *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMETQL_")}
     env["PYTHONUNBUFFERED"] = "1"
+    server.cmd, server.env = cmd, env
     with open(log_path, "wb") as log:
         server.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     server.pid = server.proc.pid
@@ -111,14 +172,15 @@ def start_server(password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", time
     return server
 
 
-def _wait_listening(server: Server, timeout: float) -> None:
+def _wait_listening(server: Server, timeout: float, poll: float = 0.05) -> int:
+    """The CLOCK_MONOTONIC ns at which both ports accepted a connection."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         server.check_alive()
         try:
             for port in (server.mysql_port, server.ws_port):
                 socket.create_connection((server.host, port), timeout=0.5).close()
-            return
+            return time.monotonic_ns()
         except OSError:
-            time.sleep(0.05)
+            time.sleep(poll)
     raise RuntimeError(f"the server did not listen within {timeout:.0f} s:\n{server.log_tail()}")

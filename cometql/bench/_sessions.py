@@ -58,7 +58,7 @@ def idle(ctx: Context, ns: Sequence[int] = (1000, 10000), channels: int = 100, w
             sampled = sum(seen["counts"].values())
             time.sleep(1.0)  # let the server settle before reading its memory
             rss = ctx.server.rss_kb()
-            online = ctx.online() - base
+            online = ctx.online_since(base)
             per_session = None if rss is None or rss0 is None else (rss - rss0) / n
             result.add("server RSS per session", per_session, "KB", Target("<=", 5))
             result.add("server RSS", None if rss is None else rss / 1024, "MB")
@@ -85,7 +85,7 @@ def connect(ctx: Context, n: int = 5000, concurrency: int = 64) -> Result:
         meter = ctx.server_meter()
         summary = ctx.open(pool, [""] * n, f"connect: {n:,} new sessions", concurrency=concurrency)
         server_cpu = share(meter)
-        online = ctx.online() - base
+        online = ctx.online_since(base)
         seconds = (summary["end_ns"] - summary["start_ns"]) / 1e9
         result.add("sessions/s", summary["ok"] / seconds, "/s", Target(">=", 5000))
         result.add("sessions opened", summary["ok"], "", Target(">=", n))

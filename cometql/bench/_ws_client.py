@@ -19,10 +19,10 @@ from array import array
 
 from ..wsframes import frame_header
 
-__all__ = ["Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
+__all__ = ["LINGER_RESET", "Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-_LINGER_RESET = struct.pack("ii", 1, 0)
+LINGER_RESET = struct.pack("ii", 1, 0)
 _DATA = b'"data":"'
 
 
@@ -61,7 +61,7 @@ def open_socket(source: str | None) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
     if source:
         sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind((source, 0))

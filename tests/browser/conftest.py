@@ -1,6 +1,6 @@
 """Fixtures for the browser tests: real headless Chromium driving real pages.
 
-One `cometql serve --base-dir tests/browser/pages` subprocess serves the test
+One `cometql serve --base-dir cometql/bench/pages` subprocess serves the test
 pages, the library (/cometql.js) and the WebSocket / long-poll endpoints on one
 origin. It overrides the session ``server`` fixture, so the ``dev`` / ``db`` /
 ``query`` fixtures of tests/conftest.py talk to it. Chromium is Debian's
@@ -21,36 +21,21 @@ import pytest
 os.environ.setdefault("SE_OFFLINE", "true")
 
 from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+from cometql.bench._soak import chromium  # noqa: E402
 
 from ..servers import ServerProcess  # noqa: E402
 from .helpers import PAGES, Browser  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--window-size=1280,800",
-)
-
 
 def make_driver(profile: str, extra_flags: tuple[str, ...] = ()) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, *extra_flags):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_script_timeout(10)
-    driver.set_page_load_timeout(10)
-    return driver
+    """Debian's headless Chromium (``cometql bench soak`` drives the same one)."""
+    return chromium(profile, extra_flags)
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The CometQL server of the browser tests, also serving tests/browser/pages."""
+    """The CometQL server of the browser tests, also serving the test pages (cometql/bench/pages)."""
     srv = ServerProcess(tmp_path_factory.mktemp("cometql-browser"), extra_args=("--base-dir", str(PAGES))).start()
     yield srv
     if srv.alive:

@@ -1,6 +1,7 @@
 """Helpers of the browser tests: drive a test page, wait for what it records, wait on the server.
 
-Pages (tests/browser/pages/) load the library with ``<script src="/cometql.js">``
+Pages (cometql/bench/pages/, shipped for ``cometql bench soak``) load the library with
+``<script src="/cometql.js">``
 and record every callback they get into ``window.results.events`` as
 ``{tag, data, server_info}``; the tests read them back. Every wait is bounded
 (10 s by default) and a timeout fails with the page's results and console log,
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,8 +21,14 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cometql.bench._soak import PAGES
+
+__all__ = ["PAGES", "TIMEOUT", "TRANSPORT_PARAMS", "Browser", "Query", "make_query", "wait_online",
+           "wait_subscribed", "wait_until"]
+
 TIMEOUT = 10.0
-PAGES = Path(__file__).parent / "pages"  # served by the server under test (--base-dir)
+#: ``PAGES`` (cometql/bench/pages/) is served by the server under test (--base-dir).
+
 
 Query = Callable[[str], list[tuple[str, ...]]]  # the ``query`` fixture: SQL -> rows of strings
 

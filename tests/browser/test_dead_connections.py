@@ -23,7 +23,8 @@ from collections.abc import Iterator
 import pytest
 from selenium import webdriver
 
-from ..faultproxy import FaultProxy
+from cometql.bench._faultproxy import FaultProxy
+
 from ..servers import ServerProcess
 from .helpers import PAGES, TRANSPORT_PARAMS, Browser, Query, make_query, wait_online, wait_until
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from selenium import webdriver
 
-from ..faultproxy import FaultProxy
+from cometql.bench._faultproxy import FaultProxy
+
 from ..servers import ServerProcess
 from .helpers import TRANSPORT_PARAMS, Browser, Query, wait_subscribed
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 
+from cometql.bench._faultproxy import FaultProxy
+
 from ..cluster.conftest import start_node
-from ..faultproxy import FaultProxy
 from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from .helpers import PAGES, TRANSPORT_PARAMS, Browser, make_query

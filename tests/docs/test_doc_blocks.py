@@ -47,9 +47,10 @@ SKIP: dict[tuple[str, str], str] = {
     ("docs/performance.md", "make bench                                         # the standard set; rewrites "
                             "the table below"):
         "benchmarks run for minutes and rewrite this document; tests/test_bench.py runs the scenarios small",
-    ("docs/delivery.md", "COMETQL_SOAK_PAGES=50 COMETQL_SOAK_SECONDS=120 .venv/bin/python -m pytest -s "
-                         "tests/browser/test_chaos_soak.py"):
-        "the long soak runs for minutes; the same test runs in `make test` at 10 pages for 30 s",
+    ("docs/delivery.md", ".venv/bin/cometql bench soak                       "
+                         "# 50 pages for 60 s (-n pages, --duration s)"):
+        "the long soak runs for minutes in Chromium; the same soak runs in `make test` at 10 pages for 30 s "
+        "(tests/browser/test_chaos_soak.py)",
     ("examples/grafana/README.md", "sudo cp datasource.yaml /etc/grafana/provisioning/datasources/cometql.yaml"):
         "installs into a Grafana server (not on this machine); tests/ops/test_stats_history.py runs the "
         "dashboard's queries as Grafana expands them",

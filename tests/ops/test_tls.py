@@ -15,7 +15,8 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from ..faultproxy import FaultProxy
+from cometql.bench._faultproxy import FaultProxy
+
 from ..mysql._raw import RawClient
 from ..servers import PASSWORD, ServerProcess
 from ..web._wire import TIMEOUT, eventually, mysql_rows, new_uuid

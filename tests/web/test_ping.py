@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import trio
 
+from cometql.bench._faultproxy import FaultProxy
 from cometql.web._admin import issue_token
 
-from ..faultproxy import FaultProxy
 from ..servers import PASSWORD, ServerProcess
 from ._wire import (
     RawWebSocket,
