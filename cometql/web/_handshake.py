@@ -118,12 +118,13 @@ class Handshaker:
                         waiting = self._waiting.pop(fd, None)
                         if waiting is None:
                             continue
-                        self._epoll.unregister(fd)
+                        # no unregister: one-shot, the entry is disabled now, and it goes when the socket
+                        # is closed (a syscall saved per connection; the session's poller has its own set)
                         try:
                             data = waiting.sock.recv(_READ)
                         except (BlockingIOError, InterruptedError):  # a spurious wake-up: wait again
                             self._waiting[fd] = waiting
-                            self._epoll.register(fd, _EVENTS)
+                            self._epoll.modify(fd, _EVENTS)
                             continue
                         except OSError:
                             data = b""
@@ -144,8 +145,7 @@ class Handshaker:
             late = [fd for fd, waiting in self._waiting.items() if waiting.deadline <= now]
             for fd in late:
                 waiting = self._waiting.pop(fd)
-                self._epoll.unregister(fd)
-                waiting.sock.close()
+                waiting.sock.close()  # which takes it out of the epoll set
                 waiting.ticket.close()
 
     def _arrived(self, sock: stdsocket.socket, ticket: Ticket, data: bytes) -> None:

@@ -112,11 +112,7 @@ class IdlePoller:
         """Take the session out of the set and close its socket; False if it was already out."""
         if self._sessions.pop(fd, None) is None:
             return False
-        try:
-            self._epoll.unregister(fd)
-        except OSError:
-            pass
-        session.release()
+        session.release()  # closing the session's socket (its only descriptor) takes it out of the epoll set
         return True
 
     def _end_nowait(self, nursery: trio.Nursery, fd: int, session: WsSession) -> None:
