@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -465,9 +466,15 @@ def reference_markdown() -> str:
     return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=16)
+def _origin_hosts(allowed: str) -> frozenset[str]:
+    """The hosts of a ``[ws] host`` setting (parsed once: it is checked at every handshake)."""
+    return frozenset(h for h in re.split(r"[,\s]+", allowed) if h)
+
+
 def origin_allowed(allowed: str, origin: str | None) -> bool:
     """``[ws] host``: ``*`` (default) allows every page; otherwise the Origin's host must be listed."""
-    hosts = {h for h in re.split(r"[,\s]+", allowed) if h}
+    hosts = _origin_hosts(allowed)
     if not hosts or "*" in hosts or origin is None:
         return True
     host = origin.split("://", 1)[-1].split("/", 1)[0]

@@ -133,6 +133,26 @@ class Engine:
                 finally:
                     self._reading_inline = False
 
+    def apply_nowait(self, effects: Sequence[Effect]) -> bool:
+        """``apply`` without awaiting, when no effect needs the store: no record, no cluster event, no
+        queue page to read inline. True once applied (exactly as ``apply`` would); False, with nothing
+        applied, when the caller must ``await apply(effects)`` instead (in a task of its own).
+
+        The browser port's hot paths (a session opens, subscribes, leaves) nearly always qualify on one
+        node: they then cost no task, no cancel scope and no checkpoint."""
+        deferring = self._deferring
+        for effect in effects:
+            kind = type(effect)
+            if kind is Persist or kind is Broadcast or (kind is LoadQueue and not deferring):
+                return False
+        published = time.perf_counter()
+        for effect in effects:
+            if type(effect) is Refused:
+                self.observer.limit_hit(effect.limit)
+            else:
+                self._hand_out(effect, published)  # type: ignore[arg-type]
+        return True
+
     async def _commit(self, changes: list[Change], records: list[Record], published: float) -> None:
         """One statement's records: the store settles them in its commit order (applied, or refused).
 

@@ -58,3 +58,18 @@ async def test_without_a_loader_task_a_long_backlog_is_read_page_after_page() ->
     await engine.apply(hub.connect(tab, 0))
     assert [f.split(b'"data":"')[1].split(b'"')[0].decode() for f in tab.frames] == [f"m{i}" for i in range(10_000)]
     assert hub.state.queue_size(1, 4) == (0, 0)
+
+
+async def test_apply_nowait_applies_what_needs_no_store_and_refuses_the_rest_untouched() -> None:
+    """The browser port's hot paths: effects without a record or a queue read to load are applied at once,
+    exactly as ``apply`` would; anything that needs the store is left whole for ``apply``."""
+    engine = make_engine()
+    hub = engine.hub
+    tab = ListSubscriber(1, 1, 0, ConnInfo())
+    assert engine.apply_nowait(hub.connect(tab, 0) + [Deliver((tab,), b"hello")])
+    assert tab.frames == [b"hello"]
+    stored = hub.send_to_user(1, 4, "ev", "m", 0)  # a queued personal message: a record
+    assert not engine.apply_nowait(stored)
+    assert hub.state.queue_size(1, 4) == (0, 0)  # nothing of it was applied
+    await engine.apply(stored)
+    assert hub.state.queue_size(1, 4)[0] == 1

@@ -96,7 +96,7 @@ def _heavy_worker(login: tuple[str, int, str, str], channel: str, clients: int, 
 def _ws_open(host: str, port: int, dev_id: int) -> socket.socket:
     sock = socket.create_connection((host, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(handshake_request(host, port, dev_id, "heavyprobe0000000000000000000000"))
+    sock.sendall(handshake_request(host, port, dev_id, "heavyprobe0000000000000000000000", caps=""))
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)

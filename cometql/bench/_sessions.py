@@ -85,10 +85,14 @@ def connect(ctx: Context, n: int = 5000, concurrency: int = 64) -> Result:
         meter = ctx.server_meter()
         summary = ctx.open(pool, [""] * n, f"connect: {n:,} new sessions", concurrency=concurrency)
         server_cpu = share(meter)
+        server_seconds = None if meter is None else meter.seconds()[0]
         online = ctx.online_since(base)
         seconds = (summary["end_ns"] - summary["start_ns"]) / 1e9
         result.add("sessions/s", summary["ok"] / seconds, "/s", Target(">=", 5000))
         result.add("sessions opened", summary["ok"], "", Target(">=", n))
+        # the server's own cost, robust to a loaded machine (the rate is not): /proc ticks over the window
+        result.add("server CPU per session opened", None if server_seconds is None
+                   else 1e6 * server_seconds / max(1, summary["ok"]), "µs")
         result.add("sessions online", online, "", Target(">=", n))
         pool.broadcast(("close",), 30)
     result.add("all closed sessions gone after", ctx.wait_online(base, timeout=60), "s")

@@ -19,17 +19,22 @@ from array import array
 
 from ..wsframes import frame_header
 
-__all__ = ["LINGER_RESET", "Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
+__all__ = ["LIBRARY_CAPS", "LINGER_RESET", "Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 LINGER_RESET = struct.pack("ii", 1, 0)
 _DATA = b'"data":"'
 
 
+#: What ``/cometql.js`` announces: the load clients connect as our library does, with the reliable-delivery
+#: defaults on (acknowledgements, offsets, heartbeats), so the figures hold for them.
+LIBRARY_CAPS = "ack,offset,hb"
+
+
 def handshake_request(host: str, port: int, dev_id: int, uuid: str, user_id: str = "0",
-                      session: str = "bench", caps: str = "") -> bytes:
-    """The HTTP upgrade request CppComet's JS client sends (URL parameters in the path, no "?");
-    ``caps`` as our library announces them (``ack,offset,hb``), none when empty."""
+                      session: str = "bench", caps: str = LIBRARY_CAPS) -> bytes:
+    """The HTTP upgrade request the JS library sends (URL parameters in the path, no "?"); ``caps=""``
+    gives CppComet's own request."""
     path = f"/ws/sesion={session}&myid={user_id}&devid={dev_id}&v=4.08&uuid={uuid}&api=js"
     if caps:
         path += f"&caps={caps}"

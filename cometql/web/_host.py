@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..hub import Subscriber
+from ..hub import Effect, Subscriber
 from ._options import WebOptions
 from ._params import ConnectParams
 from ._session import Session
@@ -39,8 +39,26 @@ class SessionHost(Protocol):
         """Take the session out of the hub and release what the front counted for it."""
         ...
 
+    def detach_nowait(self, session: Session) -> list[Effect] | None:
+        """``detach`` without awaiting when the store is not needed (None: done); else the effects
+        still to apply, with ``finish_detach`` in a task."""
+        ...
+
+    async def finish_detach(self, session: Session, effects: list[Effect]) -> None:
+        """The rest of a ``detach_nowait`` that returned effects."""
+        ...
+
     async def run_command(self, session: Subscriber, text: str) -> None:
         """One browser command, after the rate and size limits."""
+        ...
+
+    def command_nowait(self, session: Subscriber, text: str) -> list[Effect] | None:
+        """``run_command`` without awaiting when the store is not needed (None: done); else the
+        command's effects (already decided by the hub), to apply with ``apply_command`` in a task."""
+        ...
+
+    async def apply_command(self, session: Subscriber, effects: list[Effect]) -> None:
+        """Apply a command's effects (a store failure is told to the page, the session stays)."""
         ...
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:

@@ -98,21 +98,24 @@ def quick_upgrade(received: bytes | bytearray) -> Request | None:
     h11's cost; anything unusual (partial, pipelined, malformed) returns None.
     """
     data = bytes(received)  # no copy: a socket gives bytes (a trio stream may in theory give a bytearray)
-    if not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n") or len(data) > MAX_HEAD:
+    if len(data) > MAX_HEAD or not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n"):
         return None
     lines = data[:-4].split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[2] != b"HTTP/1.1":
         return None
     raw_headers: list[tuple[bytes, bytes]] = []
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep or not name or name != name.strip():
             return None
-        raw_headers.append((name, value.strip()))
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
-    request = Request("GET", parts[1].decode("latin-1"), headers, raw_headers)
-    return request if request.is_websocket else None
+        value = value.strip()
+        raw_headers.append((name, value))
+        headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+    if headers.get("upgrade", "").lower() != "websocket":
+        return None
+    return Request("GET", parts[1].decode("latin-1"), headers, raw_headers)
 
 
 def cors_headers(origin: str | None) -> list[tuple[str, str]]:

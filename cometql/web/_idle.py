@@ -4,10 +4,11 @@ Most browser sessions are idle most of the time. Instead of a task parked per
 session (≈ 3.3 KB each: task, coroutine frames), all their sockets sit in one
 private epoll set; one task waits on that set's descriptor and reads a session
 that has bytes itself, without blocking: control frames (a ping's pong) are
-answered right there. A short task starts only when there are commands to run
-or the session ended (both await the hub's engine). Sockets are registered
-one-shot, so a session being served is not reported again until it is
-re-armed.
+answered right there. Commands and a session's end run right here too when
+they need no store (``Engine.apply_nowait``: a subscription, an anonymous
+session leaving, on one node); a short task starts only for those that must
+await the store. Sockets are registered one-shot, so a session being served is
+not reported again until it is re-armed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import select
 
 import trio
 
+from ..hub import Effect
 from ._host import SessionHost
 from ._wsconn import WsSession
 from ._wsprotocol import CLOSE_GOING_AWAY
@@ -73,12 +75,20 @@ class IdlePoller:
                     session.close("connection older than maxUptime", CLOSE_GOING_AWAY)
 
     def _read(self, nursery: trio.Nursery, fd: int, session: WsSession) -> None:
-        """Read the session here; a task only for its commands or its end."""
+        """Read the session here, and run its commands and its end here when they need no store
+        (a subscription, a session leaving on one node); a task only for what must await it."""
         messages = session.read()
         if messages:
-            nursery.start_soon(self._serve, fd, session, messages)
-        elif messages is None or self._over(session):
-            nursery.start_soon(self._end, fd, session)
+            host = self.host
+            for i, payload in enumerate(messages):
+                effects = host.command_nowait(session, payload.decode())
+                if effects is not None:  # the store is needed: this one and the rest in a task, in order
+                    nursery.start_soon(self._serve, fd, session, effects, messages[i + 1:])
+                    return
+                if session.closing is not None:
+                    break
+        if messages is None or self._over(session):
+            self._end_nowait(nursery, fd, session)
         else:
             self._rearm(session)
 
@@ -87,25 +97,33 @@ class IdlePoller:
         """Closing with nothing left to send (with an outbox, its flusher shuts the socket when done)."""
         return session.closing is not None and not session.flushing
 
-    async def _serve(self, fd: int, session: WsSession, messages: list[bytes]) -> None:
-        for payload in messages:
-            await self.host.run_command(session, payload.decode())
+    async def _serve(self, fd: int, session: WsSession, effects: list[Effect], rest: list[bytes]) -> None:
+        await self.host.apply_command(session, effects)
+        for payload in rest:
             if session.closing is not None:
                 break
+            await self.host.run_command(session, payload.decode())
         if self._over(session):
             await self._end(fd, session)
         else:
             self._rearm(session)
 
-    async def _end(self, fd: int, session: WsSession) -> None:
+    def _forget(self, fd: int, session: WsSession) -> bool:
+        """Take the session out of the set and close its socket; False if it was already out."""
         if self._sessions.pop(fd, None) is None:
-            return
-        try:
-            self._epoll.unregister(fd)
-        except OSError:
-            pass
-        session.release()
-        await self.host.detach(session)
+            return False
+        session.release()  # closing the session's socket (its only descriptor) takes it out of the epoll set
+        return True
+
+    def _end_nowait(self, nursery: trio.Nursery, fd: int, session: WsSession) -> None:
+        if self._forget(fd, session):
+            effects = self.host.detach_nowait(session)
+            if effects is not None:
+                nursery.start_soon(self.host.finish_detach, session, effects)
+
+    async def _end(self, fd: int, session: WsSession) -> None:
+        if self._forget(fd, session):
+            await self.host.detach(session)
 
     async def _close_all(self) -> None:
         """Server shutdown: tell every browser to reconnect (1001), take it offline. Concurrently: with

@@ -7,6 +7,7 @@ report CppComet's error codes for missing parts. Pure functions.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -68,8 +69,10 @@ def parse_params(tail: str, *, dev_index_size: int = 100000) -> ConnectParams:
     for part in tail.split("&"):
         name, sep, value = part.partition("=")
         if sep and name not in fields:
-            fields[name] = unquote(value)
-    key = fields.get("sesion", fields.get("session", tail.split("=", 1)[1].split("&", 1)[0]))
+            fields[name] = unquote(value) if "%" in value else value  # CppComet's client never encodes
+    key = fields.get("sesion")
+    if key is None:
+        key = fields.get("session", tail.split("=", 1)[1].split("&", 1)[0])
     if "myid" not in fields:
         raise ParamsError(401, "Error code 401(Invalid request, the user ID can not be found)")
     if "devid" not in fields:
@@ -88,6 +91,7 @@ def parse_params(tail: str, *, dev_index_size: int = 100000) -> ConnectParams:
     )
 
 
+@functools.lru_cache(maxsize=64)  # a library sends the same list on every connect: parsed once
 def parse_caps(text: str) -> frozenset[str]:
     """The known capabilities in a comma-separated list; unknown ones are ignored (a newer library)."""
     if not text:

@@ -17,6 +17,7 @@ import errno
 import logging
 import math
 import mimetypes
+import socket as stdsocket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -47,6 +48,7 @@ from ..observe import EXPOSITION_CONTENT_TYPE
 from ._admin import LIVE_PATH, REALM, admin_response, authorized, is_admin_path
 from ._adminlive import serve_admin_live
 from ._forwarded import client_address
+from ._handshake import Handshaker
 from ._http import HttpError, Request, Response, quick_upgrade, read_request, send_response
 from ._idle import IdlePoller
 from ._longpoll import LongPoll
@@ -80,6 +82,7 @@ class WebFront:
         self.options = options
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
+        self.handshakes = Handshaker(self)  # plain connections until their request arrives: no task each
         self.tls_sessions: set[TlsWsSession] = set()  # wss:// sessions, for the pinger
         self.pinger = Pinger(options.ping_interval, options.ping_timeout, self._pingable, self.now)
         self._nursery: trio.Nursery | None = None
@@ -115,18 +118,32 @@ class WebFront:
             return None
         return {"interval": self.options.ping_interval, "timeout": self.options.ping_timeout}
 
-    async def attach(self, session: Session, params: ConnectParams) -> None:
-        """Open the session in the hub, as the user its login was authorized as (anonymous if refused).
-        If the store cannot take it (Redis gone, disk full), the session is taken out again and
-        closed: no half-open session stays behind."""
+    def _open_effects(self, session: Session, params: ConnectParams) -> list[Effect]:
+        """Log the session in (anonymous if refused) and decide its opening in the hub."""
         engine = self.engine
         session.caps = params.caps
         now = engine.now()
         login = browser_login(engine.hub, session.dev_id, params.user_id, params.key, now)
         session.user_id = login.user_id  # the hub's answer; the session is nobody's before ``open_session``
+        return open_session(engine.hub, session, login, now, SERVER_NAME,
+                            heartbeat=self.heartbeat(session, params.caps))
+
+    async def attach(self, session: Session, params: ConnectParams) -> None:
+        """Open the session in the hub, as the user its login was authorized as (anonymous if refused).
+        If the store cannot take it (Redis gone, disk full), the session is taken out again and
+        closed: no half-open session stays behind."""
+        await self.opened(session, self._open_effects(session, params))
+
+    def attach_nowait(self, session: Session, params: ConnectParams) -> list[Effect] | None:
+        """``attach`` without awaiting when the opening needs no store (the common case on one node):
+        None once open; else the effects still to apply with ``opened`` (in a task)."""
+        effects = self._open_effects(session, params)
+        return None if self.engine.apply_nowait(effects) else effects
+
+    async def opened(self, session: Session, effects: list[Effect]) -> None:
+        """Apply a session's opening (``attach``'s second half)."""
         try:
-            await engine.apply(open_session(engine.hub, session, login, now, SERVER_NAME,
-                                            heartbeat=self.heartbeat(session, params.caps)))
+            await self.engine.apply(effects)
         except BaseException as exc:
             await self.detach(session)
             if isinstance(exc, StoreError):
@@ -135,14 +152,29 @@ class WebFront:
                 return
             raise
 
-    async def detach(self, session: Session) -> None:
+    def _leave(self, session: Session) -> list[Effect]:
+        """Release what the front counted for the session; the hub's effects of its leaving."""
         ip = self._session_ip.pop(session.conn_id, None)
         if ip is not None:
             self.ip_sessions.release(ip)
         self._limiters.pop(session.conn_id, None)
+        return self.engine.hub.disconnect(session, self.engine.now())
+
+    async def detach(self, session: Session) -> None:
+        with trio.CancelScope(shield=True):
+            await self.finish_detach(session, self._leave(session))
+
+    def detach_nowait(self, session: Session) -> list[Effect] | None:
+        effects = self._leave(session)
+        if not self.engine.apply_nowait(effects):
+            return effects
+        self.observer.session_left(session.transport, session.closing, session.dropped)
+        return None
+
+    async def finish_detach(self, session: Session, effects: list[Effect]) -> None:
         with trio.CancelScope(shield=True):
             try:
-                await self.engine.apply(self.engine.hub.disconnect(session, self.engine.now()))
+                await self.engine.apply(effects)
             except StoreError as exc:  # the session is gone from the hub all the same; only its last-seen is lost
                 log.error("could not store that session %d left: %s", session.conn_id, exc)
         self.observer.session_left(session.transport, session.closing, session.dropped)
@@ -157,8 +189,8 @@ class WebFront:
         self._session_ip[session.conn_id] = ip
         return True
 
-    async def run_command(self, session: Subscriber, text: str) -> None:
-        """One browser command, after the rate and size limits (an error frame when one is hit)."""
+    def _command_effects(self, session: Subscriber, text: str) -> list[Effect]:
+        """One browser command decided, after the rate and size limits (an error frame when one is hit)."""
         engine = self.engine
         options = self.options
         limiter = self._limiters.get(session.conn_id)
@@ -173,19 +205,29 @@ class WebFront:
                                                                     number_messages=-1))]
             if verdict is Verdict.ABUSE:
                 effects.append(Disconnect((session,), "rate limit: too many commands"))
-            await engine.apply(effects)
-        elif web_message_size(text) > options.max_message_size:
+            return effects
+        if web_message_size(text) > options.max_message_size:
             self._limit_hit("message_size")
-            await engine.apply([Deliver((session,), error_frame(
-                "Data is too long", engine.now(), number_messages=-1, max_message_size=options.max_message_size))])
-        else:
-            effects = handle_command(engine.hub, session, text, engine.now())
-            try:
-                await engine.apply(effects)
-            except StoreError as exc:  # one failed command: tell the page, keep the session and the server
-                log.error("browser command failed, the store failed: %s", exc)
-                await engine.apply([Deliver((session,), error_frame("store unavailable", engine.now(),
-                                                                    number_messages=-1))])
+            return [Deliver((session,), error_frame(
+                "Data is too long", engine.now(), number_messages=-1, max_message_size=options.max_message_size))]
+        return handle_command(engine.hub, session, text, engine.now())
+
+    async def run_command(self, session: Subscriber, text: str) -> None:
+        """One browser command, after the rate and size limits (an error frame when one is hit)."""
+        await self.apply_command(session, self._command_effects(session, text))
+
+    def command_nowait(self, session: Subscriber, text: str) -> list[Effect] | None:
+        effects = self._command_effects(session, text)
+        return None if self.engine.apply_nowait(effects) else effects
+
+    async def apply_command(self, session: Subscriber, effects: list[Effect]) -> None:
+        engine = self.engine
+        try:
+            await engine.apply(effects)
+        except StoreError as exc:  # one failed command: tell the page, keep the session and the server
+            log.error("browser command failed, the store failed: %s", exc)
+            await engine.apply([Deliver((session,), error_frame("store unavailable", engine.now(),
+                                                                number_messages=-1))])
 
     def _limit_hit(self, limit: str) -> None:
         self.observer.limit_hit(limit)
@@ -201,6 +243,7 @@ class WebFront:
             self._nursery = nursery
             nursery.start_soon(self.longpoll.reap)
             nursery.start_soon(self.idle.run)
+            nursery.start_soon(self.handshakes.run)
             nursery.start_soon(self.pinger.run)
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
@@ -217,10 +260,16 @@ class WebFront:
 
     async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery, tls: bool = True) -> None:
         """Accept every pending connection per wake-up (trio's listener takes one per scheduler pass,
-        which caps handshakes/s when browsers arrive in bursts)."""
+        which caps handshakes/s when browsers arrive in bursts). Without TLS a connection goes to the
+        handshaker (``_handshake.py``: no task until it proves to need one); with TLS, or from the
+        workers' relay, it gets its task at once."""
         sock = listener.socket
         raw = sock._sock  # type: ignore[attr-defined]
         admission = self.admission
+        quick = tls and self.options.tls is None
+        if quick and raw.family in (stdsocket.AF_INET, stdsocket.AF_INET6):
+            # accepted sockets inherit it (Linux): no setsockopt per connection, as trio's streams do
+            raw.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
         while True:
             await admission.wait_room()
             await trio.lowlevel.wait_readable(sock)
@@ -237,17 +286,25 @@ class WebFront:
                     break
                 self.accept_failures.ok()
                 conn.setblocking(False)
+                if quick:
+                    self.handshakes.take(conn, admission.ticket())
+                    continue
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
                 nursery.start_soon(self.handle, stream, tls, admission.ticket())
 
-    async def handle(self, stream: trio.abc.Stream, tls: bool = True, ticket: Ticket | None = None) -> None:
+    def adopt(self, session: WsSession) -> None:
+        self.idle.add(session)
+
+    async def handle(self, stream: trio.abc.Stream, tls: bool = True, ticket: Ticket | None = None,
+                     first: bytes = b"") -> None:
+        """Serve one connection in its task; ``first``: its first bytes, read already (by the handshaker)."""
         if self.options.tls is not None and tls:
             stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
             if isinstance(stream, trio.SSLStream):
                 with trio.fail_after(self.options.request_timeout):
                     await stream.do_handshake()
-            session = await self._handle(stream, ticket)
+            session = await self._handle(stream, ticket, first)
             if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
                 self.tls_sessions.add(session)
                 try:
@@ -273,7 +330,8 @@ class WebFront:
             return await accept_tls_websocket(self, stream, request, info)
         return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
 
-    async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None) -> WsSession | TlsWsSession | None:
+    async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None,
+                      first: bytes = b"") -> WsSession | TlsWsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket.
 
         The first request (its head and body) must arrive within ``request_timeout``: a silent or
@@ -281,9 +339,9 @@ class WebFront:
         is served with its own time (a long-poll is held ``longpoll_timeout``); a kept-alive
         connection then waits for the next request as long as a browser's poll cycle may take.
         """
-        first = None
-        with trio.move_on_after(self.options.request_timeout):
-            first = await stream.receive_some(65536)
+        if not first:
+            with trio.move_on_after(self.options.request_timeout):
+                first = bytes(await stream.receive_some(65536))
         if not first:  # nothing arrived in time, or the peer left
             return None
         if ticket is not None:
@@ -329,13 +387,16 @@ class WebFront:
                 return None
 
     def _info(self, stream: trio.abc.Stream, request: Request) -> ConnInfo:
-        """What ``users_in_pipes`` shows of this request's browser; its address is the proxy's client when
-        the peer is a trusted proxy (``[ws] trusted_proxies``), else the peer's."""
         raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
             peer = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
         except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
             peer = ""
+        return self.conn_info(peer, request)
+
+    def conn_info(self, peer: str, request: Request) -> ConnInfo:
+        """What ``users_in_pipes`` shows of this request's browser; its address is the proxy's client when
+        the peer (``peer``, the TCP peer's address) is a trusted proxy (``[ws] trusted_proxies``), else the peer's."""
         h = request.headers
         return ConnInfo(
             user_agent=h.get("user-agent", "")[:250],

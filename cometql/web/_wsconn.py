@@ -38,7 +38,7 @@ from ._session import next_conn_id
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
 __all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_websocket",
-           "handshake_response", "refusal_frame"]
+           "handshake_response", "open_websocket", "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
 
@@ -251,7 +251,8 @@ class WsSession:
         """Close the socket (the session has left the hub or is about to)."""
         sock = self._sock
         if sock.fileno() >= 0:
-            trio.lowlevel.notify_closing(sock)
+            if self._outbox is not None:  # only a flusher ever waits on this socket in trio
+                trio.lowlevel.notify_closing(sock)
             sock.close()
 
 
@@ -273,22 +274,23 @@ def refusal_frame(exc: ParamsError, now: int) -> bytes:
     return sys_frame("error", error, now)
 
 
-async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request: Request,
-                           info: ConnInfo) -> WsSession | None:
-    """Finish the handshake and bring the session online; None if it was refused (already answered).
+def open_websocket(host: SessionHost, sock: stdsocket.socket, request: Request,
+                   info: ConnInfo) -> tuple[WsSession, ConnectParams] | None:
+    """The handshake's own work, no I/O that waits: the session on ``sock`` (non-blocking, the session's
+    from now on) and its parameters, or None if it was refused (answered, and ``sock`` closed).
 
-    Nothing of the HTTP request stays referenced once it returns: the session
-    lives on in the idle poller with just its socket.
+    The 101 reply is not sent here: it leaves with serverInfo (or the error frame), which always follows.
     """
     reply = handshake_response(request)
     if reply is None:
-        await stream.send_all(NOT_AN_UPGRADE)
+        try:
+            sock.send(NOT_AN_UPGRADE)  # a fresh socket's buffer takes these few bytes
+        except OSError:
+            pass
+        sock.close()
         return None
-    # Our own descriptor: trio closes the stream when the accepting task ends, the session lives on.
-    sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
-    sock.setblocking(False)
     session = WsSession(next_conn_id(), 0, info, sock, host.spawn, host.options.max_queued_bytes)
-    session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
+    session._prefix = reply
     try:
         params = admit_websocket(host, request, info, session)
     except ParamsError as exc:
@@ -298,5 +300,23 @@ async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request
         return None
     session.dev_id = params.dev_id
     info.uuid = params.uuid
+    return session, params
+
+
+async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request: Request,
+                           info: ConnInfo) -> WsSession | None:
+    """Finish the handshake of a connection served by a task (an upgrade h11 read) and bring the
+    session online; None if it was refused (already answered).
+
+    Nothing of the HTTP request stays referenced once it returns: the session
+    lives on in the idle poller with just its socket.
+    """
+    # Our own descriptor: trio closes the stream when the accepting task ends, the session lives on.
+    sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
+    sock.setblocking(False)
+    opened = open_websocket(host, sock, request, info)
+    if opened is None:
+        return None
+    session, params = opened
     await host.attach(session, params)
     return session
