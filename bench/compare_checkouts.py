@@ -470,7 +470,8 @@ def one_run(h: Harness, dirs: dict[str, Path], order: list[str], args: argparse.
         for label in order:
             server = start_server(dirs[label], h)
             sides.append(Side(label, server, None))
-            sides[-1].pool = h.ClientPool(HOST, server.ws_port, DEV, args.client_procs)
+            sides[-1].pool = h.ClientPool(HOST, server.ws_port, DEV, args.client_procs,
+                                          **({"caps": args.caps} if args.caps else {}))
         for name in args.only:
             for label, result in MEASURE[name](h, sides, args, tag).items():
                 out[label][name] = result
@@ -522,6 +523,8 @@ def main() -> int:
     p.add_argument("--only", nargs="+", choices=METRICS, default=list(METRICS), help="measurements to run")
     p.add_argument("--harness", type=Path, help="checkout whose load clients are used (default: A)")
     p.add_argument("--client-procs", type=int, default=2, help="WebSocket client processes per side (2)")
+    p.add_argument("--caps", default="", help="capabilities the sessions announce, e.g. ack,offset,hb (the "
+                   "library's); needs a --harness whose load clients know them")
     p.add_argument("--fanout-subscribers", type=int, default=1000)
     p.add_argument("--fanout-publishes", type=int, default=500, help="per side and run (500)")
     p.add_argument("--fanout-interval", type=float, default=0.02, help="seconds between publishes (0.02)")

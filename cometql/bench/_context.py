@@ -50,6 +50,8 @@ class Context:
     dev_id: int = 77
     #: worker processes per pool (None: enough for the open-files limit, at least 2)
     client_procs: int | None = None
+    #: capabilities the load clients' sessions announce ("" as CppComet's library; ``--caps``)
+    caps: str = ""
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     _admin: MySQLClient | None = None
 
@@ -65,7 +67,8 @@ class Context:
 
     def pool(self, sessions: int) -> ClientPool:
         needed = max(1, math.ceil(sessions / MAX_PER_WORKER))
-        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2))
+        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2),
+                          self.caps)
 
     def online(self) -> int:
         status = self.admin.status()  # a cluster node also counts the other nodes' sessions

@@ -49,6 +49,8 @@ class WorkerSpec:
     ws_port: int
     dev_id: int
     source: str | None
+    #: Capabilities the sessions announce (``ack,offset,hb`` as the library does; "" as CppComet's).
+    caps: str = ""
 
 
 def split(items: Sequence[str], parts: int) -> list[list[str]]:
@@ -107,7 +109,7 @@ class _Worker:
             nonlocal done
             for number, channel in todo:
                 uuid = f"bench{spec.index:03d}x{number:024d}"[-32:]
-                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid)
+                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid, caps=spec.caps)
                 sock = open_socket(spec.source)
                 ready: asyncio.Future[None] = loop.create_future()
                 client = WsClient(request, channel, ready, self.tally)
@@ -226,7 +228,7 @@ def uvloop_available() -> bool:
 class ClientPool:
     """``procs`` worker processes, all sending to one server's browser port."""
 
-    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int) -> None:
+    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, caps: str = "") -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -234,7 +236,7 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source)),
+            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source, caps)),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()
             child.close()
@@ -253,16 +255,28 @@ class ClientPool:
     def command(self, commands: Sequence[tuple], timeout: float,
                 progress: Callable[[int], None] | None = None) -> list[dict]:
         """Send ``commands[i]`` to worker i (a shorter list leaves the rest out); return their replies."""
+        return self.collect(self.post(commands), commands[0][0], timeout, progress)
+
+    def post(self, commands: Sequence[tuple]) -> dict[Any, int]:
+        """Send ``commands[i]`` to worker i without waiting; ``collect`` takes the replies.
+
+        A measurement that must not have the load clients' parent working in its window
+        (``bench fanout``: the first delivery) posts the workers' ``wait`` before it starts."""
         pending: dict[Any, int] = {}
         for index, (conn, cmd) in enumerate(zip(self.conns, commands, strict=False)):
             conn.send(cmd)
             pending[conn] = index
+        return pending
+
+    def collect(self, pending: dict[Any, int], name: str, timeout: float,
+                progress: Callable[[int], None] | None = None) -> list[dict]:
+        """The replies of the workers ``post`` sent a command to, in worker order."""
         replies: dict[int, dict] = {}
         deadline = time.monotonic() + timeout
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BenchError(f"client processes did not answer {commands[0][0]!r} within {timeout:.0f} s")
+                raise BenchError(f"client processes did not answer {name!r} within {timeout:.0f} s")
             for ready in wait(list(pending), timeout=min(left, 0.5)):
                 try:
                     kind, body = cast(Connection, ready).recv()

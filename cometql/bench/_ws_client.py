@@ -27,9 +27,12 @@ _DATA = b'"data":"'
 
 
 def handshake_request(host: str, port: int, dev_id: int, uuid: str, user_id: str = "0",
-                      session: str = "bench") -> bytes:
-    """The HTTP upgrade request CppComet's JS client sends (URL parameters in the path, no "?")."""
+                      session: str = "bench", caps: str = "") -> bytes:
+    """The HTTP upgrade request CppComet's JS client sends (URL parameters in the path, no "?"); with
+    ``caps``, the capabilities our library announces (``ack,offset,hb``)."""
     path = f"/ws/sesion={session}&myid={user_id}&devid={dev_id}&v=4.08&uuid={uuid}&api=js"
+    if caps:
+        path += f"&caps={caps}"
     return (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             "User-Agent: cometql-bench\r\n\r\n").encode()
