@@ -200,3 +200,13 @@ async def test_a_slow_socket_over_its_bound_is_closed_and_gets_nothing_more() ->
         while chunk := client.recv(1 << 16):  # what the kernel took before the shut, then the end
             data += chunk
         assert b"never" not in data
+
+
+def test_a_large_fan_out_reaches_each_session_once() -> None:
+    """The first few sessions are written before the rest are looked at: still one frame each."""
+    subs = [ListSubscriber(i, caps=CAPS if i % 3 else frozenset()) for i in range(1, 301)]
+    fan_out(tuple(subs), b"to all")
+    assert all(s.frames == [b"to all"] for s in subs)
+    frames = Frames({"event": "e", "pipe": "p"}, {"offset": 2})
+    fan_out(tuple(subs), frames)
+    assert all(s.frames[1] == (frames.capable if s.caps else frames.legacy) for s in subs)
