@@ -4,7 +4,11 @@ The two ask different questions of the same path. ``fanout`` times a single
 INSERT to N subscribers of one channel: whether the INSERT's OK comes back
 before the frames go out, and how long until the first and the last
 subscriber have it; it repeats a few rounds and reports medians, because one
-round on a shared machine is noise. ``latency`` publishes at a steady rate
+round on a shared machine is noise. Its clock starts just before the INSERT
+leaves this process and the clients stamp each frame when their event loop
+reads it (CLOCK_MONOTONIC, shared by all processes), so a client's own
+scheduling is part of "first"; they are told to wait before the INSERT goes
+out, so nothing of the benchmark's own runs in the window. ``latency`` publishes at a steady rate
 from its own process (the message is the send time, so every delivery is
 measured, not a sample) and reports percentiles; the publisher notes when it
 could not keep the rate, since a late publisher flatters the latencies.
