@@ -13,10 +13,11 @@ a session that can take a frame right now exposes its socket
 sends the frame, encoded once per form, to all of them with ``map`` over
 ``socket.send``; the others get it through their ``send``. The OK of the
 statement that decided a fan-out goes first: the MySQL front hands the queue
-out right after the OK left (``hand_out``), in the same task step, so the first
+out right after the OK left (``answered``), in the same task step, so the first
 subscriber has the message without a scheduler round; what piles up meanwhile
-(a multi-row INSERT, several statements in one loop turn) is written with one
-``send()`` per session for all of its frames (``fan_out_many``).
+(a multi-row INSERT, several statements in one loop turn: only the first hands
+out at once) is written with one ``send()`` per session for all of its frames
+(``fan_out_many``).
 
 Statements are two-phase: all records of one ``apply`` go to the store in one
 ``commit``, and the hub applies them to memory (``Hub.settle``) only once the
@@ -102,6 +103,9 @@ class Engine:
         self._loads: deque[LoadQueue] = deque()
         self._reading_inline = False
         self._load_wake = trio.Event()
+        #: ``answered`` may hand out in the caller's task: cleared when it did, set again when the delivery
+        #: task has run (so a second statement in the same loop turn leaves it to the delivery task)
+        self._inline = True
 
     def now(self) -> int:
         return int(self.clock())
@@ -255,13 +259,22 @@ class Engine:
             await self._run_deliveries()
             nursery.cancel_scope.cancel()  # pragma: no cover - deliveries run until cancelled
 
-    def hand_out(self) -> None:
-        """Hand out every deferred delivery now, in order, in the caller's task.
+    def answered(self) -> None:
+        """A statement's answer has left (the MySQL writer calls it): hand out what waits, now.
 
-        The MySQL front calls it as soon as a statement's answer has left, so
-        the fan-out it decided starts in the same task step (no scheduler round
-        for the delivery task); the delivery task then finds nothing to do.
-        Deliveries waiting together go out with one write per session."""
+        So the fan-out a statement decided starts in the same task step as its
+        OK, without a scheduler round for the delivery task. Only the first
+        statement of a loop turn does it: once it has, the others that answer
+        before the delivery task has run (a burst of INSERTs from several
+        connections) leave their deliveries to it, which writes them together,
+        one send per session."""
+        if self._inline and self._outgoing:
+            self._inline = False  # the delivery task was woken by what is queued: it sets this again
+            self.hand_out()
+
+    def hand_out(self) -> None:
+        """Hand out every deferred delivery now, in order, in the caller's task; deliveries waiting
+        together go out with one write per session."""
         outgoing = self._outgoing
         observer = self.observer
         while outgoing:
@@ -291,6 +304,7 @@ class Engine:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 self.hand_out()
+                self._inline = True
         finally:
             self._deferring = False
             while self._outgoing:  # shutting down: still hand out what was decided

@@ -86,7 +86,7 @@ class TrioWriter:
     On a plain socket an answer is written with one non-blocking ``send``, with
     no checkpoint when the kernel takes it all (trio's ``send_all`` is used for
     the rest, and over TLS), and ``after_send`` is called right then: the node
-    hands out the deliveries the statement decided (``Engine.hand_out``) in the
+    hands out the deliveries the statement decided (``Engine.answered``) in the
     same task step, so the OK goes first and the first frame right after it.
     """
 

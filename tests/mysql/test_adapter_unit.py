@@ -14,7 +14,7 @@ async def test_the_answer_is_on_the_wire_when_after_send_runs() -> None:
     peer = b._sock  # type: ignore[attr-defined]  # read without trio: the check runs inside a sync callback
     seen: list[bytes] = []
 
-    def after_send() -> None:  # the engine's hand_out: the OK must be in the peer's buffer already
+    def after_send() -> None:  # the engine's answered(): the OK must be in the peer's buffer already
         seen.append(peer.recv(100, socket.MSG_DONTWAIT))
 
     writer = TrioWriter(trio.SocketStream(a), after_send)

@@ -210,3 +210,40 @@ def test_a_large_fan_out_reaches_each_session_once() -> None:
     frames = Frames({"event": "e", "pipe": "p"}, {"offset": 2})
     fan_out(tuple(subs), frames)
     assert all(s.frames[1] == (frames.capable if s.caps else frames.legacy) for s in subs)
+
+
+async def test_the_first_answer_of_a_turn_hands_out_at_once_later_ones_wait_for_the_delivery_task() -> None:
+    """``Engine.answered``: the first statement's fan-out leaves with its OK, in the same task step;
+    statements answered before the delivery task has run leave theirs to it (written together,
+    ``fan_out_many``), and after it has run the next answer hands out at once again."""
+    hub = Hub(password="p", new_id=lambda: "id", new_secret=lambda: "s")
+    engine = Engine(hub, MemoryStore())
+
+    def waiting(client: socket.socket) -> bytes:  # what has reached the peer so far, without blocking
+        client.setblocking(False)
+        try:
+            return client.recv(1 << 16)
+        except BlockingIOError:
+            return b""
+        finally:
+            client.settimeout(HANG_GUARD)
+
+    with tcp_pair() as (sock, client):
+        async with trio.open_nursery() as nursery:
+            session = session_on(sock, nursery.start_soon)
+            read_frames(client, 1)
+            nursery.start_soon(engine.run_deliveries)
+            await trio.testing.wait_all_tasks_blocked()
+            for frame in (b"a", b"b", b"c"):  # three statements answered in one task step
+                await engine.apply([Deliver((session,), frame)])
+                engine.answered()
+            # a blocking read holds the event loop: no other task can have sent it
+            assert read_frames(client, 1) == [b"a"]
+            assert waiting(client) == b""  # b and c wait for the delivery task
+            await trio.testing.wait_all_tasks_blocked()
+            assert read_frames(client, 2) == [b"b", b"c"]
+            await engine.apply([Deliver((session,), b"d")])
+            engine.answered()
+            assert read_frames(client, 1) == [b"d"]
+            nursery.cancel_scope.cancel()
+    assert engine.delivered == 4
