@@ -17,6 +17,8 @@ stime of /proc/<pid>/stat, all threads) over exactly the slices' windows:
              INSERTs per side and run, one every 20 ms; a window runs from
              just before a slice's first INSERT until every subscriber has
              all its frames (the INSERTs themselves are ~1% of the work).
+             --fanout-rows R: R messages per INSERT (R frames per socket
+             waiting together; fewer INSERTs pay off with --fanout-publishes).
   handshake  server CPU per session (open + subscribe + close): 20,000
              sessions per side and run, 64 opening at a time per client
              process (as ``cometql bench connect``), each subscribing to one
@@ -210,9 +212,9 @@ class Harness:
         self.sql_quote = _mysql_client.sql_quote
 
 
-def insert_sql(h: Harness, channel: str, event: str, message: str) -> str:
-    return (f"INSERT INTO pipes_messages (name, event, message) VALUES "
-            f"({h.sql_quote(channel)}, {h.sql_quote(event)}, {h.sql_quote(message)})")
+def insert_sql(h: Harness, channel: str, event: str, message: str, rows: int = 1) -> str:
+    row = f"({h.sql_quote(channel)}, {h.sql_quote(event)}, {h.sql_quote(message)})"
+    return "INSERT INTO pipes_messages (name, event, message) VALUES " + ", ".join([row] * rows)
 
 
 def online(server: Server) -> int:
@@ -314,7 +316,8 @@ def measure_fanout(h: Harness, sides: list[Side], args: argparse.Namespace, tag:
         open_all(side.pool, [channel] * n)
         wait_subscribed(h, side.server, {channel: n})
     warm = [h.com_query(insert_sql(h, channel, "warm", "fanout"))]
-    packet = [h.com_query(insert_sql(h, channel, "fo", "fanout"))]
+    rows = args.fanout_rows  # > 1: several messages per INSERT, waiting for each socket together
+    packet = [h.com_query(insert_sql(h, channel, "fo", "fanout", rows))]
     for side in sides:
         side.pool.broadcast(("reset", b'"event":"warm"', False), 10)
         _paced(side.server.admin, warm, max(5, per_slice // 2), interval)
@@ -325,10 +328,10 @@ def measure_fanout(h: Harness, sides: list[Side], args: argparse.Namespace, tag:
             side.pool.broadcast(("reset", b'"event":"fo"', False), 10)
             with Window(side.server.pid) as w:
                 _paced(side.server.admin, packet, per_slice, interval)
-                replies = side.pool.broadcast(("wait", {channel: per_slice}, 60.0, 0.0), 70)
-            totals[side.label].add(w, n * per_slice)
-            if (got := frames(replies)) != n * per_slice:
-                totals[side.label].notes.append(f"a slice had {got} of {n * per_slice} deliveries")
+                replies = side.pool.broadcast(("wait", {channel: per_slice * rows}, 60.0, 0.0), 70)
+            totals[side.label].add(w, n * per_slice * rows)
+            if (got := frames(replies)) != n * per_slice * rows:
+                totals[side.label].notes.append(f"a slice had {got} of {n * per_slice * rows} deliveries")
     for side in sides:
         side.pool.broadcast(("close",), 30)
         wait_online(side.server, base[side.label])
@@ -470,7 +473,8 @@ def one_run(h: Harness, dirs: dict[str, Path], order: list[str], args: argparse.
         for label in order:
             server = start_server(dirs[label], h)
             sides.append(Side(label, server, None))
-            sides[-1].pool = h.ClientPool(HOST, server.ws_port, DEV, args.client_procs)
+            sides[-1].pool = h.ClientPool(HOST, server.ws_port, DEV, args.client_procs,
+                                          **({"caps": args.caps} if args.caps else {}))
         for name in args.only:
             for label, result in MEASURE[name](h, sides, args, tag).items():
                 out[label][name] = result
@@ -522,9 +526,13 @@ def main() -> int:
     p.add_argument("--only", nargs="+", choices=METRICS, default=list(METRICS), help="measurements to run")
     p.add_argument("--harness", type=Path, help="checkout whose load clients are used (default: A)")
     p.add_argument("--client-procs", type=int, default=2, help="WebSocket client processes per side (2)")
+    p.add_argument("--caps", default="", help="capabilities the sessions announce, e.g. ack,offset,hb (the "
+                   "library's); needs a --harness whose load clients know them")
     p.add_argument("--fanout-subscribers", type=int, default=1000)
     p.add_argument("--fanout-publishes", type=int, default=500, help="per side and run (500)")
     p.add_argument("--fanout-interval", type=float, default=0.02, help="seconds between publishes (0.02)")
+    p.add_argument("--fanout-rows", type=int, default=1,
+                   help="messages per INSERT (rows; 1): with more, several frames wait for each socket together")
     p.add_argument("--sessions", type=int, default=20000, help="handshake: sessions per side and run (20000)")
     p.add_argument("--handshake-concurrency", type=int, default=64,
                    help="handshake: sessions each client process opens at a time (64)")

@@ -6,6 +6,19 @@ frames are handed to subscribers without blocking by one delivery task (FIFO,
 off the statement's critical path), sessions are closed on request, refusals
 are told to the observer. The ``Node`` builds it; it imports no front.
 
+Fan-out is where the server's CPU goes (one ``send()`` per delivery, most of
+it in the kernel), so the Python work per delivery is kept to C-level loops:
+a session that can take a frame right now exposes its socket
+(``frame_socket``, a plain WebSocket with nothing queued), and one fan-out
+sends the frame, encoded once per form, to all of them with ``map`` over
+``socket.send``; the others get it through their ``send``. The OK of the
+statement that decided a fan-out goes first: the MySQL front hands the queue
+out right after the OK left (``answered``), in the same task step, so the first
+subscriber has the message without a scheduler round; what piles up meanwhile
+(a multi-row INSERT, several statements in one loop turn: only the first hands
+out at once) is written with one ``send()`` per session for all of its frames
+(``fan_out_many``).
+
 Statements are two-phase: all records of one ``apply`` go to the store in one
 ``commit``, and the hub applies them to memory (``Hub.settle``) only once the
 store has them, called by the store in its commit order; a refused commit
@@ -26,10 +39,13 @@ loader waits for the lease while the hub still wants the page).
 from __future__ import annotations
 
 import logging
+import socket as stdsocket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import assert_never
+from itertools import compress, repeat
+from operator import attrgetter, not_
+from typing import Protocol, assert_never
 
 import trio
 
@@ -52,8 +68,9 @@ from .hub import (
 from .hub.records import DeleteQueued
 from .observe import NULL_OBSERVER, Observer
 from .store import Store
+from .wsframes import text_frame
 
-__all__ = ["Engine"]
+__all__ = ["Direct", "Engine", "fan_out", "fan_out_many"]
 
 log = logging.getLogger("cometql.engine")
 
@@ -61,6 +78,11 @@ log = logging.getLogger("cometql.engine")
 DRAIN_BYTES = 64 * 1024
 #: Queue pages read at once (different users).
 LOADERS = 4
+#: Deliveries waiting together are written in one pass (one send per session) up to this many at once.
+BATCH = 64
+#: A fan-out writes to its first this-many sessions before it looks at the others: the first
+#: subscriber has the message without waiting for a walk over thousands of sessions.
+FIRST = 16
 
 
 class Engine:
@@ -81,6 +103,9 @@ class Engine:
         self._loads: deque[LoadQueue] = deque()
         self._reading_inline = False
         self._load_wake = trio.Event()
+        #: ``answered`` may hand out in the caller's task: cleared when it did, set again when the delivery
+        #: task has run (so a second statement in the same loop turn leaves it to the delivery task)
+        self._inline = True
 
     def now(self) -> int:
         return int(self.clock())
@@ -203,13 +228,7 @@ class Engine:
 
     def _deliver(self, effect: Deliver | Disconnect | Callable[[], None]) -> None:
         if type(effect) is Deliver:
-            frame = effect.frame
-            if type(frame) is Frames:  # forms differ by capabilities: each encoded once, when first needed
-                for target in effect.targets:
-                    target.send(frame.form(target.caps))
-            else:  # one frame for everyone (bytes), as CppComet
-                for target in effect.targets:
-                    target.send(frame)
+            fan_out(effect.targets, effect.frame)
             self.delivered += len(effect.targets)
         elif type(effect) is Disconnect:
             for target in effect.targets:
@@ -260,19 +279,52 @@ class Engine:
             await self._run_deliveries()
             nursery.cancel_scope.cancel()  # pragma: no cover - deliveries run until cancelled
 
+    def answered(self) -> None:
+        """A statement's answer has left (the MySQL writer calls it): hand out what waits, now.
+
+        So the fan-out a statement decided starts in the same task step as its
+        OK, without a scheduler round for the delivery task. Only the first
+        statement of a loop turn does it: once it has, the others that answer
+        before the delivery task has run (a burst of INSERTs from several
+        connections) leave their deliveries to it, which writes them together,
+        one send per session."""
+        if self._inline and self._outgoing:
+            self._inline = False  # the delivery task was woken by what is queued: it sets this again
+            self.hand_out()
+
+    def hand_out(self) -> None:
+        """Hand out every deferred delivery now, in order, in the caller's task; deliveries waiting
+        together go out with one write per session."""
+        outgoing = self._outgoing
+        observer = self.observer
+        while outgoing:
+            effect, published = outgoing.popleft()
+            if type(effect) is not Deliver:
+                self._deliver(effect)
+                continue
+            if not outgoing or type(outgoing[0][0]) is not Deliver:
+                self._deliver(effect)
+                observer.delivery_took(time.perf_counter() - published)
+                continue
+            batch, times = [effect], [published]
+            while outgoing and type(outgoing[0][0]) is Deliver and len(batch) < BATCH:
+                more, at = outgoing.popleft()
+                batch.append(more)  # type: ignore[arg-type]
+                times.append(at)
+            fan_out_many(batch)
+            self.delivered += sum(len(d.targets) for d in batch)
+            done = time.perf_counter()
+            for at in times:
+                observer.delivery_took(done - at)
+
     async def _run_deliveries(self) -> None:
         self._deferring = True
         try:
             while True:
                 await self._wake.wait()
                 self._wake = trio.Event()
-                outgoing = self._outgoing
-                observer = self.observer
-                while outgoing:
-                    effect, published = outgoing.popleft()
-                    self._deliver(effect)
-                    if type(effect) is Deliver:
-                        observer.delivery_took(time.perf_counter() - published)
+                self.hand_out()
+                self._inline = True
         finally:
             self._deferring = False
             while self._outgoing:  # shutting down: still hand out what was decided
@@ -284,3 +336,108 @@ def _unsent(target: Subscriber) -> int:
     if getattr(target, "closing", None) is not None:
         return 0
     return int(getattr(target, "queued_bytes", 0))
+
+
+# ------------------------------------------------------------------------------------------ fan-out
+
+
+class Direct(Protocol):
+    """A subscriber the engine may write a fan-out's frame to itself (a plain WebSocket session).
+
+    ``frame_socket`` is its socket while a WebSocket text frame may go to it at
+    once with a non-blocking ``send`` (nothing of the session queued, not
+    closing), else None (then its ``send`` decides). What the socket does not
+    take of a frame is handed back with ``unsent``, which queues it as the
+    session's own writes do (bounded: a slow consumer is closed)."""
+
+    frame_socket: stdsocket.socket | None
+
+    def send(self, frame: bytes) -> None: ...
+
+    def unsent(self, rest: memoryview) -> None: ...
+
+
+_send = stdsocket.socket.send
+_caps = attrgetter("caps")
+
+
+def fan_out(targets: Sequence[Subscriber], frame: bytes | Frames) -> None:
+    """Hand one message to every target: each form encoded once (``Frames``: by capabilities)."""
+    if type(frame) is not Frames:  # one frame for everyone (bytes), as CppComet
+        if len(targets) > 4 * FIRST:
+            _fan_out(targets[:FIRST], frame)
+            targets = targets[FIRST:]
+        _fan_out(targets, frame)
+        return
+    capable = list(map(bool, map(_caps, targets)))
+    if any(capable):
+        _fan_out(list(compress(targets, capable)), frame.capable)
+    if not all(capable):
+        _fan_out(list(compress(targets, map(not_, capable))), frame.legacy)
+
+
+def _fan_out(targets: Sequence[Subscriber], payload: bytes) -> None:
+    """``payload`` to ``targets``: their ``send``, or, for sessions with a ``frame_socket``, one C-level
+    loop of ``socket.send`` with the text frame (an error or a partial send goes back to the session)."""
+    socks: list[stdsocket.socket | None] = list(map(getattr, targets, repeat("frame_socket"), repeat(None)))
+    direct: Sequence[Direct] = targets  # type: ignore[assignment]
+    if None in socks:
+        for target in compress(targets, map(not_, socks)):
+            target.send(payload)
+        direct = list(compress(targets, socks))  # type: ignore[arg-type]
+        socks = list(filter(None, socks))
+        if not socks:
+            return
+    wire = text_frame(payload)
+    size = len(wire)
+    sent: list[int] = []
+    sends = map(_send, socks, repeat(wire))  # type: ignore[arg-type]
+    while True:
+        try:
+            sent.extend(sends)  # stops at an error; what was sent is in ``sent``, the map goes on after it
+            break
+        except OSError:  # full (EAGAIN) or gone: the session's own write meets it again and decides
+            failed = direct[len(sent)]
+            sent.append(size)
+            failed.send(payload)
+    if sent.count(size) != len(sent):
+        view = memoryview(wire)
+        for session, n in zip(direct, sent, strict=True):
+            if n != size:
+                session.unsent(view[n:])
+
+
+def fan_out_many(delivers: Sequence[Deliver]) -> None:
+    """Several deliveries that waited together: each session's frames, in order, in one ``send()``."""
+    queued: dict[int, list] = {}  # id(target) -> [target, payload, payload, ...]
+    for deliver in delivers:
+        frame = deliver.frame
+        for target in deliver.targets:
+            payload = frame.form(target.caps) if type(frame) is Frames else frame
+            entry = queued.get(id(target))
+            if entry is None:
+                queued[id(target)] = [target, payload]
+            else:
+                entry.append(payload)
+    wires: dict[bytes, bytes] = {}
+    for target, *payloads in queued.values():
+        sock = getattr(target, "frame_socket", None)
+        if sock is None:
+            for payload in payloads:
+                target.send(payload)
+            continue
+        parts = []
+        for payload in payloads:
+            wire = wires.get(payload)
+            if wire is None:
+                wire = wires[payload] = text_frame(payload)
+            parts.append(wire)
+        data = b"".join(parts) if len(parts) > 1 else parts[0]
+        try:
+            n = sock.send(data)
+        except OSError:  # as in _fan_out: the session's own writes meet it again and decide
+            for payload in payloads:
+                target.send(payload)
+            continue
+        if n != len(data):
+            target.unsent(memoryview(data)[n:])

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from cometql.engine import Engine
-from cometql.hub import ConnInfo, Deliver, Hub, ListSubscriber
+from cometql.hub import ConnInfo, Deliver, Disconnect, Hub, ListSubscriber
 from cometql.hub._frames import queued_user_frame, queued_user_frames
 from cometql.store import MemoryStore
 
@@ -73,3 +73,32 @@ async def test_apply_nowait_applies_what_needs_no_store_and_refuses_the_rest_unt
     assert hub.state.queue_size(1, 4) == (0, 0)  # nothing of it was applied
     await engine.apply(stored)
     assert hub.state.queue_size(1, 4)[0] == 1
+class _Log:
+    """A subscriber that logs frames and its close in one list, to see their order."""
+
+    def __init__(self, conn_id: int) -> None:
+        self.conn_id, self.dev_id, self.user_id, self.info, self.caps = conn_id, 1, 0, ConnInfo(), frozenset[str]()
+        self.events: list[bytes | str] = []
+
+    def send(self, frame: bytes) -> None:
+        self.events.append(frame)
+
+    def close(self, reason: str) -> None:
+        self.events.append(f"close: {reason}")
+
+
+async def test_deliveries_waiting_together_keep_their_order_around_a_disconnect() -> None:
+    """Coalesced deliveries are written before a Disconnect queued after them, and later ones after it."""
+    engine = make_engine()
+    a, b = _Log(1), _Log(2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(engine.run_deliveries)
+        await trio.testing.wait_all_tasks_blocked()
+        await engine.apply([Deliver((a, b), b"1")])
+        await engine.apply([Deliver((a,), b"2"), Disconnect((a,), "bye"), Deliver((b,), b"3")])
+        await engine.apply([Deliver((a, b), b"4")])
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert a.events == [b"1", b"2", "close: bye", b"4"]
+    assert b.events == [b"1", b"3", b"4"]
+    assert engine.delivered == 6

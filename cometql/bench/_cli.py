@@ -119,6 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "
                       "at least 2, more when the open-files limit needs it)")
+    load.add_argument("--caps", help="capabilities the load clients' sessions announce (default: "
+                      "ack,offset,hb as the library does; \"\" as CppComet's library)")
 
 
 def add_parser(subparsers: Any) -> None:

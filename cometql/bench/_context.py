@@ -51,6 +51,9 @@ class Context:
     dev_id: int = 77
     #: worker processes per pool (None: enough for the open-files limit, at least 2)
     client_procs: int | None = None
+    #: capabilities the load clients' sessions announce (``--caps``; "" as CppComet's library); None: each
+    #: scenario's own (the library's: ``ack,offset,hb``)
+    caps: str | None = None
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     #: what a peer server (CppComet and the like) could not show, said once per run in the output
     peer_notes: list[str] = field(default_factory=list)
@@ -71,7 +74,7 @@ class Context:
         """Enough client processes for ``sessions`` (``kwargs`` go to ``ClientPool``: its worker class)."""
         needed = max(1, math.ceil(sessions / MAX_PER_WORKER))
         return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2),
-                          **kwargs)
+                          caps=self.caps, **kwargs)
 
     def _status(self) -> dict[str, str]:
         """``SHOW STATUS`` as a dict; empty on a peer that does not have it."""

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar, cast
 
 from ._procfs import CpuMeter
-from ._ws_client import Tally, WsClient, client_frame, handshake_request, open_socket
+from ._ws_client import LIBRARY_CAPS, Tally, WsClient, client_frame, handshake_request, open_socket
 
 __all__ = ["BenchError", "ClientPool", "WorkerSpec", "split"]
 
@@ -51,6 +51,9 @@ class WorkerSpec:
     ws_port: int
     dev_id: int
     source: str | None
+    #: Capabilities the sessions announce (``ack,offset,hb`` as the library does; "" as CppComet's);
+    #: None: the worker class's own.
+    caps: str | None = None
 
 
 def split(items: Sequence[T], parts: int) -> list[list[T]]:
@@ -66,8 +69,9 @@ class _Worker:
     other sessions subclasses it (``client_class``, ``caps``) and adds its own commands."""
 
     client_class: type[WsClient] = WsClient
-    #: the capabilities the sessions announce (``caps=``), none by default: CppComet's client
-    caps = ""
+    #: the capabilities the sessions announce (``caps=``): the library's, so figures hold with the
+    #: reliable-delivery defaults on (``--caps ""`` gives CppComet's client)
+    caps = LIBRARY_CAPS
 
     def __init__(self, conn: Connection, spec: WorkerSpec) -> None:
         self.conn = conn
@@ -116,7 +120,8 @@ class _Worker:
             nonlocal done
             for number, channel in todo:
                 uuid = f"bench{spec.index:03d}x{number:024d}"[-32:]
-                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid, caps=self.caps)
+                request = handshake_request(spec.host, spec.ws_port, spec.dev_id, uuid,
+                                            caps=self.caps if spec.caps is None else spec.caps)
                 sock = open_socket(spec.source)
                 ready: asyncio.Future[None] = loop.create_future()
                 client = self.client_class(request, channel, ready, self.tally)
@@ -236,7 +241,8 @@ class ClientPool:
     """``procs`` worker processes, all sending to one server's browser port. ``worker`` is the class
     the processes run (a subclass adds commands: ``do_<name>`` methods), importable by name."""
 
-    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker) -> None:
+    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker,
+                 caps: str | None = None) -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -244,7 +250,8 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source), worker),
+            spec = WorkerSpec(i, host, ws_port, dev_id, source, caps)
+            proc = ctx.Process(target=_worker_main, args=(child, spec, worker),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()
             child.close()
@@ -263,16 +270,28 @@ class ClientPool:
     def command(self, commands: Sequence[tuple], timeout: float,
                 progress: Callable[[int], None] | None = None) -> list[dict]:
         """Send ``commands[i]`` to worker i (a shorter list leaves the rest out); return their replies."""
+        return self.collect(self.post(commands), commands[0][0], timeout, progress)
+
+    def post(self, commands: Sequence[tuple]) -> dict[Any, int]:
+        """Send ``commands[i]`` to worker i without waiting; ``collect`` takes the replies.
+
+        A measurement that must not have the load clients' parent working in its window
+        (``bench fanout``: the first delivery) posts the workers' ``wait`` before it starts."""
         pending: dict[Any, int] = {}
         for index, (conn, cmd) in enumerate(zip(self.conns, commands, strict=False)):
             conn.send(cmd)
             pending[conn] = index
+        return pending
+
+    def collect(self, pending: dict[Any, int], name: str, timeout: float,
+                progress: Callable[[int], None] | None = None) -> list[dict]:
+        """The replies of the workers ``post`` sent a command to, in worker order."""
         replies: dict[int, dict] = {}
         deadline = time.monotonic() + timeout
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BenchError(f"client processes did not answer {commands[0][0]!r} within {timeout:.0f} s")
+                raise BenchError(f"client processes did not answer {name!r} within {timeout:.0f} s")
             for ready in wait(list(pending), timeout=min(left, 0.5)):
                 try:
                     kind, body = cast(Connection, ready).recv()

@@ -103,7 +103,8 @@ def execute(args: argparse.Namespace, names: Sequence[str]) -> int:
         return 1
     if not uvloop_available():
         reporter.log("uvloop is not installed: the WebSocket clients use the default asyncio loop")
-    ctx = Context(server, reporter, dev_id=args.dev, client_procs=args.client_procs)  # type: ignore[arg-type]
+    ctx = Context(server, reporter, dev_id=args.dev, client_procs=args.client_procs,  # type: ignore[arg-type]
+                  caps=args.caps)
     try:
         with reporter.running():
             for name, step in plan:

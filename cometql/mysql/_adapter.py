@@ -10,6 +10,9 @@ sizes, so a client cannot make us buffer an unbounded payload.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import trio
 from mysql_mimic.stream import ConnectionClosed
 
@@ -73,12 +76,27 @@ class TrioReader:
         return self._take(n)
 
 
-class TrioWriter:
-    __slots__ = ("_stream", "_out")
+def _nothing() -> None:
+    pass
 
-    def __init__(self, stream: trio.abc.SendStream) -> None:
+
+class TrioWriter:
+    """mysql-mimic's writer over a trio stream.
+
+    On a plain socket an answer is written with one non-blocking ``send``, with
+    no checkpoint when the kernel takes it all (trio's ``send_all`` is used for
+    the rest, and over TLS), and ``after_send`` is called right then: the node
+    hands out the deliveries the statement decided (``Engine.answered``) in the
+    same task step, so the OK goes first and the first frame right after it.
+    """
+
+    __slots__ = ("_stream", "_out", "_socket", "after_send")
+
+    def __init__(self, stream: trio.abc.SendStream, after_send: Callable[[], None] = _nothing) -> None:
         self._stream = stream
         self._out: list[bytes] = []
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self.after_send = after_send
 
     def write(self, data: bytes | bytearray) -> None:
         self._out.append(data)  # type: ignore[arg-type]  # mysql-mimic hands over a fresh buffer
@@ -86,13 +104,27 @@ class TrioWriter:
     def switch(self, stream: trio.abc.SendStream) -> None:
         """Write to ``stream`` from now on (TLS upgrade)."""
         self._stream = stream
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
 
     async def drain(self) -> None:
         if not self._out:
             return
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         self._out.clear()
+        fd = -1 if self._socket is None else self._socket.fileno()  # -1 once the stream is closed
+        if fd >= 0:
+            try:
+                sent = os.write(fd, data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                raise ConnectionClosed("peer went away") from exc
+            if sent == len(data):
+                self.after_send()
+                return
+            data = data[sent:]
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ConnectionClosed("peer went away") from exc
+        self.after_send()

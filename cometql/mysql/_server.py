@@ -375,6 +375,7 @@ class MysqlFront:
         counters = self.node.mysql
         counters.opened += 1
         trio_side = TlsUpgrade(stream, max_payload=LOGIN_MAX_PACKET)
+        trio_side.writer.after_send = self.node.engine.answered  # the OK first, its fan-out right after
         connection = CometConnection(
             stream=trio_side.mysql_stream,
             session=CometSession(self.node, self.options, self.global_variables),

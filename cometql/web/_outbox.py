@@ -20,9 +20,13 @@ is the transport's: a plain WebSocket shuts its socket and discards them
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
-__all__ = ["SLOW_CONSUMER", "Entry", "Outbox"]
+__all__ = ["IOV_MAX", "SLOW_CONSUMER", "Entry", "Outbox"]
+
+#: Buffers one ``sendmsg`` takes at most (Linux's UIO_MAXIOV).
+IOV_MAX = 1024
 
 #: The reason a session is closed with when its outbox goes over its bound.
 SLOW_CONSUMER = "slow consumer: send queue over its bound"
@@ -84,6 +88,12 @@ class Outbox:
     def head(self) -> bytes | memoryview:
         """The first entry's (remaining) bytes; the outbox must not be empty."""
         return self._entries[0][1]
+
+    def chunks(self, limit: int = IOV_MAX) -> list[bytes | memoryview]:
+        """The first ``limit`` entries' (remaining) bytes, oldest first: for one ``sendmsg`` of them all."""
+        if len(self._entries) <= limit:
+            return [entry[1] for entry in self._entries]
+        return [entry[1] for entry in itertools.islice(self._entries, limit)]
 
     def entries(self) -> list[Entry]:
         """A copy of the entries, oldest first (they stay queued)."""

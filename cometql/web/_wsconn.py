@@ -8,12 +8,15 @@ idle poller (``_idle.py``), which reads it when it has bytes. The protocol's
 rules are the sans-IO ``WsConnection`` (``_wsprotocol.py``), which exists only
 while a frame is half-received or a close was sent: an idle session has none.
 
-Writing never needs a task: the engine calls ``send`` with the publish's
-pre-encoded bytes, and a ping's pong and close frames take the same path, a
+Writing never needs a task: the engine writes a fan-out's frame to
+``frame_socket`` itself (the socket, while nothing is queued and the session is
+not closing: one C-level loop over every session, see ``engine.fan_out``) or
+calls ``send``; a ping's pong and close frames take the same path, a
 non-blocking ``send`` on the socket. Only what the kernel will not take yet is
 queued, in the session's ``Outbox`` (created then, dropped once drained), with
-a flusher task while it lasts; an outbox over its bound closes the session (a
-slow consumer is disconnected instead of growing memory).
+a flusher task while it lasts that writes every queued frame with one
+``sendmsg``; an outbox over its bound closes the session (a slow consumer is
+disconnected instead of growing memory).
 """
 
 from __future__ import annotations
@@ -65,8 +68,9 @@ def handshake_response(request: Request) -> bytes | None:
 class WsSession:
     """A WebSocket browser session: the hub's Subscriber, writing to its socket directly."""
 
-    __slots__ = ("conn_id", "dev_id", "user_id", "info", "closing", "_sock", "_outbox", "_spawn",
-                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps", "pinged_at", "heard")
+    __slots__ = ("conn_id", "dev_id", "user_id", "info", "_closing", "_sock", "_outbox", "_spawn",
+                 "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps", "pinged_at", "heard",
+                 "frame_socket")
 
     transport = "websocket"
 
@@ -76,7 +80,10 @@ class WsSession:
         self.dev_id = dev_id
         self.user_id = 0
         self.info = info
-        self.closing: str | None = None
+        self._closing: str | None = None
+        #: The socket while a frame may be written to it at once (engine.Direct); None until the 101
+        #: reply has left, while bytes are queued and once closing.
+        self.frame_socket: stdsocket.socket | None = None
         self._sock = sock
         self._outbox: Outbox | None = None  # only while the kernel has refused bytes
         self._spawn = spawn
@@ -93,6 +100,17 @@ class WsSession:
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    @property
+    def closing(self) -> str | None:
+        """Why the session is ending (set whenever the connection sent or received a close), else None."""
+        return self._closing
+
+    @closing.setter
+    def closing(self, reason: str | None) -> None:
+        self._closing = reason
+        if reason is not None:
+            self.frame_socket = None  # no frame may follow a close
 
     @property
     def flushing(self) -> bool:
@@ -113,8 +131,12 @@ class WsSession:
     # ---- Subscriber protocol
 
     def send(self, frame: bytes) -> None:
-        if self.closing is None:  # set whenever the connection sent or received a close
+        if self._closing is None:
             self._write(text_frame(frame))
+
+    def unsent(self, rest: memoryview) -> None:
+        """The part of a frame ``frame_socket`` did not take (the engine wrote the rest): queued."""
+        self._queue(rest)
 
     def close(self, reason: str, code: int = CLOSE_POLICY) -> None:
         if self.closing is not None:
@@ -145,50 +167,62 @@ class WsSession:
     def _write(self, data: bytes) -> None:
         if self._prefix:
             data, self._prefix = self._prefix + data, b""
-        outbox = self._outbox
-        if outbox is None:
+        if self._outbox is None:
             try:
                 sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
-                self.closing = self.closing or "connection lost"
+                self.closing = self._closing or "connection lost"
                 self._shutdown()
                 return
             if sent == len(data):
+                if self._closing is None:
+                    self.frame_socket = self._sock
                 return
-            outbox = self._outbox = Outbox(self.max_queued_bytes)
-            self._spawn(self._flush)
             data = memoryview(data)[sent:]  # type: ignore[assignment]
-        if not outbox.push(data) and self.closing is None:
+        self._queue(data)
+
+    def _queue(self, data: bytes | memoryview) -> None:
+        """Queue what the socket would not take (behind what waits already); a flusher sends it."""
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = Outbox(self.max_queued_bytes)
+            self.frame_socket = None  # frames wait behind these bytes now
+            self._spawn(self._flush)
+        if not outbox.push(data) and self._closing is None:
             # a slow consumer: its socket is shut, so what is queued can never leave
             self.closing = SLOW_CONSUMER
             self.dropped = outbox.discard()
             self._shutdown()
 
     async def _flush(self) -> None:
-        """Drain the outbox as the socket becomes writable; runs only while there is one."""
+        """Drain the outbox as the socket becomes writable, every queued frame in one ``sendmsg``;
+        runs only while there is an outbox."""
         outbox = self._outbox
-        assert outbox is not None  # started by _write together with the outbox
+        assert outbox is not None  # started by _queue together with the outbox
         sock = self._sock
         try:
             while outbox:
                 await trio.lowlevel.wait_writable(sock)
                 while outbox:
-                    chunk = outbox.head()
+                    chunks = outbox.chunks()
                     try:
-                        sent = sock.send(chunk)
+                        sent = sock.sendmsg(chunks) if len(chunks) > 1 else sock.send(chunks[0])
                     except (BlockingIOError, InterruptedError):
                         break
+                    whole = sent == sum(map(len, chunks))
                     outbox.consume(sent)
-                    if sent < len(chunk):
+                    if not whole:
                         break
         except (OSError, trio.ClosedResourceError):
             outbox.discard()
         finally:
             self._outbox = None
-            if self.closing is not None:
+            if self._closing is not None:
                 self._shutdown()
+            elif not self._prefix:
+                self.frame_socket = sock
 
     def _shutdown(self) -> None:
         """Wake the reader (recv returns b"") so the session ends and leaves the hub."""
@@ -249,6 +283,7 @@ class WsSession:
 
     def release(self) -> None:
         """Close the socket (the session has left the hub or is about to)."""
+        self.frame_socket = None
         sock = self._sock
         if sock.fileno() >= 0:
             if self._outbox is not None:  # only a flusher ever waits on this socket in trio
