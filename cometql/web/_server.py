@@ -4,7 +4,7 @@ A connection's first bytes are checked for a plain WebSocket upgrade on one of
 CppComet's paths (parsed directly: the common case, kept cheap); anything else
 is read with h11 and answered here (keep-alive, CORS on every reply). An
 upgraded session leaves its task for the idle poller (``_wsconn.py``,
-``_idle.py``); over TLS it keeps a task (``_tls.py``). An upgrade on
+``_idle.py``), over TLS too (``_tls.py``). An upgrade on
 ``/admin/live`` is the dashboard's stats feed (``_adminlive.py``), served in
 the connection's task and never a browser session. The front is the
 ``SessionHost`` of every transport: the limits, and bringing sessions into
@@ -18,7 +18,7 @@ import logging
 import math
 import mimetypes
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import h11
@@ -55,7 +55,7 @@ from ._params import ConnectParams, ws_tail
 from ._pinger import Pingable, Pinger
 from ._relay import open_relay_listener, relay_path
 from ._session import Session
-from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
+from ._tls import TlsStream, accept_tls_websocket
 from ._wsconn import WsSession, accept_websocket
 
 __all__ = ["WebFront"]
@@ -80,7 +80,6 @@ class WebFront:
         self.options = options
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
-        self.tls_sessions: set[TlsWsSession] = set()  # wss:// sessions, for the pinger
         self.pinger = Pinger(options.ping_interval, options.ping_timeout, self._pingable, self.now)
         self._nursery: trio.Nursery | None = None
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
@@ -106,8 +105,8 @@ class WebFront:
 
     # ---------------------------------------------------------------- sessions
 
-    def _pingable(self) -> list[Pingable]:
-        return [*self.idle.sessions(), *self.tls_sessions]
+    def _pingable(self) -> Sequence[Pingable]:
+        return self.idle.sessions()  # plain and TLS WebSocket sessions alike
 
     def heartbeat(self, session: Session, caps: frozenset[str]) -> dict[str, float] | None:
         """What serverInfo tells an ``hb`` WebSocket session about heartbeats (None: nothing)."""
@@ -241,20 +240,13 @@ class WebFront:
                 nursery.start_soon(self.handle, stream, tls, admission.ticket())
 
     async def handle(self, stream: trio.abc.Stream, tls: bool = True, ticket: Ticket | None = None) -> None:
-        if self.options.tls is not None and tls:
-            stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
-            if isinstance(stream, trio.SSLStream):
+            if self.options.tls is not None and tls:
+                stream = secure = TlsStream.wrap(stream, self.options.tls)  # type: ignore[arg-type]
                 with trio.fail_after(self.options.request_timeout):
-                    await stream.do_handshake()
+                    await secure.do_handshake()
             session = await self._handle(stream, ticket)
-            if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
-                self.tls_sessions.add(session)
-                try:
-                    await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
-                finally:
-                    self.tls_sessions.discard(session)
-            elif session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
+            if session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
                 self.idle.add(session)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, h11.RemoteProtocolError):
             pass
@@ -268,12 +260,12 @@ class WebFront:
                 await stream.aclose()
 
     async def _upgrade(self, stream: trio.abc.Stream, request: Request,
-                       info: ConnInfo) -> WsSession | TlsWsSession | None:
-        if isinstance(stream, trio.SSLStream):
+                       info: ConnInfo) -> WsSession | None:
+        if isinstance(stream, TlsStream):
             return await accept_tls_websocket(self, stream, request, info)
         return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
 
-    async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None) -> WsSession | TlsWsSession | None:
+    async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None) -> WsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket.
 
         The first request (its head and body) must arrive within ``request_timeout``: a silent or
@@ -331,9 +323,8 @@ class WebFront:
     def _info(self, stream: trio.abc.Stream, request: Request) -> ConnInfo:
         """What ``users_in_pipes`` shows of this request's browser; its address is the proxy's client when
         the peer is a trusted proxy (``[ws] trusted_proxies``), else the peer's."""
-        raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            peer = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
+            peer = str(stream.socket.getpeername()[0])  # type: ignore[attr-defined]
         except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
             peer = ""
         h = request.headers

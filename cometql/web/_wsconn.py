@@ -38,7 +38,7 @@ from ._session import next_conn_id
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
 __all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_websocket",
-           "handshake_response", "refusal_frame"]
+           "handshake_response", "open_websocket", "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
 
@@ -69,6 +69,10 @@ class WsSession:
                  "max_queued_bytes", "_prefix", "_ws", "dropped", "opened_at", "caps", "pinged_at", "heard")
 
     transport = "websocket"
+    #: What ``send``/``recv`` raise when the socket cannot go on now (a TLS socket adds its want-read/write).
+    _WOULD_BLOCK: tuple[type[OSError], ...] = (BlockingIOError, InterruptedError)
+    #: A read this long may have more behind it: read again (a TLS socket returns one record, ≤ 16 KB, a read).
+    _FULL_READ = 65536
 
     def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
                  spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:
@@ -149,7 +153,7 @@ class WsSession:
         if outbox is None:
             try:
                 sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except self._WOULD_BLOCK:
                 sent = 0
             except OSError:
                 self.closing = self.closing or "connection lost"
@@ -178,7 +182,7 @@ class WsSession:
                     chunk = outbox.head()
                     try:
                         sent = sock.send(chunk)
-                    except (BlockingIOError, InterruptedError):
+                    except self._WOULD_BLOCK:
                         break
                     outbox.consume(sent)
                     if sent < len(chunk):
@@ -211,7 +215,7 @@ class WsSession:
         while True:
             try:
                 data = self._sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
+            except self._WOULD_BLOCK:
                 return messages
             except OSError:
                 return None
@@ -244,7 +248,7 @@ class WsSession:
                 return None
             if ws.idle:
                 self._ws = None  # nothing half-received: no parser until bytes arrive
-            if len(data) < 65536:
+            if len(data) < self._FULL_READ:
                 return messages
 
     def release(self) -> None:
@@ -288,6 +292,12 @@ async def accept_websocket(host: SessionHost, stream: trio.SocketStream, request
     sock: stdsocket.socket = stream.socket._sock.dup()  # type: ignore[attr-defined]
     sock.setblocking(False)
     session = WsSession(next_conn_id(), 0, info, sock, host.spawn, host.options.max_queued_bytes)
+    return await open_websocket(host, session, reply, request, info)
+
+
+async def open_websocket(host: SessionHost, session: WsSession, reply: bytes, request: Request,
+                         info: ConnInfo) -> WsSession | None:
+    """Admit the upgraded session (its 101 ``reply`` not sent yet) and bring it online; None if refused."""
     session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
     try:
         params = admit_websocket(host, request, info, session)
