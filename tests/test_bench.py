@@ -195,3 +195,19 @@ def test_write_performance_md_appends_then_replaces_its_block(tmp_path: Path) ->
     second = docs.read_text()
     assert second.count(BLOCK_START) == 1 and "| 9,000 /s | ≥ 12,000 /s | **missed** |" in second
     assert second.startswith("# Performance\n\nHand-written text.\n")
+
+
+def test_tls_idle_and_connect_run_over_wss(dev: int) -> None:
+    """``--tls``: a started server gets a certificate made for the run; sessions open, subscribe and close."""
+    server = start_server(tls=True)
+    context = Context(server, dev_id=dev)
+    try:
+        (result,) = idle(context, [50], channels=5, warmup=5)
+        assert _value(result, "sessions online") == 50
+        assert _value(result, "sample reached by a publish") == 100
+        opened = connect(context, 50)
+        assert _value(opened, "sessions opened") == 50
+        assert context.online() == 0
+    finally:
+        context.close()
+        server.stop()

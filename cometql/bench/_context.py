@@ -65,7 +65,8 @@ class Context:
 
     def pool(self, sessions: int) -> ClientPool:
         needed = max(1, math.ceil(sessions / MAX_PER_WORKER))
-        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2))
+        return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2),
+                          tls=self.server.tls)
 
     def online(self) -> int:
         status = self.admin.status()  # a cluster node also counts the other nodes' sessions

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import os
+import ssl
 import time
 import traceback
 from array import array
@@ -49,6 +50,7 @@ class WorkerSpec:
     ws_port: int
     dev_id: int
     source: str | None
+    tls: bool = False
 
 
 def split(items: Sequence[str], parts: int) -> list[list[str]]:
@@ -100,6 +102,7 @@ class _Worker:
         errors: list[str] = []
         first = self.opened
         self.opened += len(channels)
+        tls = _client_tls() if spec.tls else None
         todo = iter(enumerate(channels, first))
 
         async def runner() -> None:
@@ -113,7 +116,8 @@ class _Worker:
                 client = WsClient(request, channel, ready, self.tally)
                 try:
                     await loop.sock_connect(sock, (spec.host, spec.ws_port))
-                    await loop.create_connection(lambda: client, sock=sock)  # noqa: B023 (used at once)
+                    await loop.create_connection(lambda: client, sock=sock, ssl=tls,  # noqa: B023 (used at once)
+                                                 server_hostname="localhost" if tls else None)
                     timer = loop.call_later(timeout, _expire, ready)  # cheaper than asyncio.wait_for
                     try:
                         await ready
@@ -196,6 +200,14 @@ class _Worker:
         return closed
 
 
+def _client_tls() -> ssl.SSLContext:
+    """wss:// without checking the certificate: the run's own self-signed one (the server's work is measured)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _expire(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_exception(TimeoutError("no serverInfo in time"))
@@ -226,7 +238,7 @@ def uvloop_available() -> bool:
 class ClientPool:
     """``procs`` worker processes, all sending to one server's browser port."""
 
-    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int) -> None:
+    def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, tls: bool = False) -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -234,7 +246,7 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source)),
+            proc = ctx.Process(target=_worker_main, args=(child, WorkerSpec(i, host, ws_port, dev_id, source, tls)),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()
             child.close()
