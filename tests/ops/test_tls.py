@@ -22,8 +22,8 @@ from ..faultproxy import FaultProxy
 from ..mysql._raw import RawClient
 from ..servers import PASSWORD, ServerProcess
 from ..web._wire import TIMEOUT, eventually, mysql_rows, new_uuid
-from ..web.test_longpoll import split_poll
 from ..web.conftest import wait_for_port
+from ..web.test_longpoll import split_poll
 from .conftest import Certs
 
 CLIENT_SSL = 0x800
