@@ -42,6 +42,8 @@ def server_context(config: TlsFiles) -> ssl.SSLContext | None:
             raise ConfigError(f"{name}: {path} is not a readable file")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # a TLS 1.2 client asking to renegotiate would make a session's non-blocking write want a read
+    context.options |= ssl.OP_NO_RENEGOTIATION
     try:
         context.load_cert_chain(config.tls_cert, config.tls_key)
     except ssl.SSLError as exc:

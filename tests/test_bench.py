@@ -302,3 +302,17 @@ def test_storm_every_session_comes_back_subscribed(dev: int) -> None:
     assert result.details["refusals_by_reason"] == {}
     assert result.details["events_before_listening"]["closed: close 1001 server shutting down"] == 1000
     assert not any("not checked" in note for note in result.notes)
+def test_tls_idle_and_connect_run_over_wss(dev: int) -> None:
+    """``--tls``: a started server gets a certificate made for the run; sessions open, subscribe and close."""
+    server = start_server(tls=True)
+    context = Context(server, dev_id=dev)
+    try:
+        (result,) = idle(context, [50], channels=5, warmup=5)
+        assert _value(result, "sessions online") == 50
+        assert _value(result, "sample reached by a publish") == 100
+        opened = connect(context, 50)
+        assert _value(opened, "sessions opened") == 50
+        assert context.online() == 0
+    finally:
+        context.close()
+        server.stop()

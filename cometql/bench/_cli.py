@@ -104,6 +104,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     srv.add_argument("--restart-signal", default="TERM", choices=("TERM", "INT", "KILL"),
                      help="storm: how the server is stopped (KILL for one that ignores SIGTERM, e.g. CppComet)")
     srv.add_argument("--dev", type=int, default=77, help="dev_id the benchmark logs in as (default 77)")
+    srv.add_argument("--tls", action="store_true", help="browser sessions over wss:// (a started server gets a "
+                     "self-signed certificate made with openssl; a running one must serve TLS on --ws-port)")
     load = p.add_argument_group("load")
     load.add_argument("-n", "--n", type=_int_list, metavar="N[,N…]",
                       help="sessions for idle/fanout/connect (idle and fanout take a list)")

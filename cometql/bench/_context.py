@@ -74,7 +74,7 @@ class Context:
         """Enough client processes for ``sessions`` (``kwargs`` go to ``ClientPool``: its worker class)."""
         needed = max(1, math.ceil(sessions / MAX_PER_WORKER))
         return ClientPool(self.server.host, self.server.ws_port, self.dev_id, max(needed, self.client_procs or 2),
-                          caps=self.caps, **kwargs)
+                          caps=self.caps, tls=self.server.tls, **kwargs)
 
     def _status(self) -> dict[str, str]:
         """``SHOW STATUS`` as a dict; empty on a peer that does not have it."""

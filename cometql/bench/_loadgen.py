@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import os
+import ssl
 import time
 import traceback
 from array import array
@@ -54,6 +55,7 @@ class WorkerSpec:
     #: Capabilities the sessions announce (``ack,offset,hb`` as the library does; "" as CppComet's);
     #: None: the worker class's own.
     caps: str | None = None
+    tls: bool = False
 
 
 def split(items: Sequence[T], parts: int) -> list[list[T]]:
@@ -113,6 +115,7 @@ class _Worker:
         errors: list[str] = []
         first = self.opened
         self.opened += len(channels)
+        tls = _client_tls() if spec.tls else None
         todo = iter(enumerate(channels, first))
 
         async def runner() -> None:
@@ -127,7 +130,8 @@ class _Worker:
                 client = self.client_class(request, channel, ready, self.tally)
                 try:
                     await loop.sock_connect(sock, (spec.host, spec.ws_port))
-                    await loop.create_connection(lambda: client, sock=sock)  # noqa: B023 (used at once)
+                    await loop.create_connection(lambda: client, sock=sock, ssl=tls,  # noqa: B023 (used at once)
+                                                 server_hostname="localhost" if tls else None)
                     timer = loop.call_later(timeout, _expire, ready)  # cheaper than asyncio.wait_for
                     try:
                         await ready
@@ -210,6 +214,14 @@ class _Worker:
         return closed
 
 
+def _client_tls() -> ssl.SSLContext:
+    """wss:// without checking the certificate: the run's own self-signed one (the server's work is measured)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _expire(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_exception(TimeoutError("no serverInfo in time"))
@@ -242,7 +254,7 @@ class ClientPool:
     the processes run (a subclass adds commands: ``do_<name>`` methods), importable by name."""
 
     def __init__(self, host: str, ws_port: int, dev_id: int, procs: int, worker: type[_Worker] = _Worker,
-                 caps: str | None = None) -> None:
+                 caps: str | None = None, tls: bool = False) -> None:
         ctx = mp.get_context("spawn")
         loopback = host.startswith("127.")
         self.conns: list[Connection] = []
@@ -250,7 +262,7 @@ class ClientPool:
         for i in range(procs):
             source = LOOPBACK_SOURCES[i % len(LOOPBACK_SOURCES)] if loopback else None
             parent, child = ctx.Pipe()
-            spec = WorkerSpec(i, host, ws_port, dev_id, source, caps)
+            spec = WorkerSpec(i, host, ws_port, dev_id, source, caps, tls)
             proc = ctx.Process(target=_worker_main, args=(child, spec, worker),
                                daemon=True, name=f"cometql-bench-client-{i}")
             proc.start()

@@ -83,11 +83,11 @@ def _server(args: argparse.Namespace, plan: Sequence[str]) -> Server | None:
     if all(name in OWN_SERVERS for name in plan):
         return None  # they start their own servers
     if args.mysql_port is None:
-        return start_server(password=args.password)
+        return start_server(password=args.password, tls=args.tls)
     needs_ws = any(name != "insert" for name in plan) or bool(args.subscribers)
     if needs_ws and args.ws_port is None:
         raise BenchError("--ws-port is needed with --mysql-port for the browser scenarios")
-    return Server(args.host, args.mysql_port, args.ws_port or 0, args.password, pid=args.pid)
+    return Server(args.host, args.mysql_port, args.ws_port or 0, args.password, pid=args.pid, tls=args.tls)
 
 
 def execute(args: argparse.Namespace, names: Sequence[str]) -> int:

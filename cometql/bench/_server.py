@@ -2,8 +2,10 @@
 
 A started server is ``python -m cometql.cli serve`` on free loopback ports with
 a temporary data directory; its pid is known, so RSS and CPU can be read from
-/proc. For a running server the pid is optional (``--pid``): without it the
-memory figures are left out.
+/proc. With ``tls`` it serves wss:// with a self-signed certificate made for
+the run (ECDSA P-256, what most sites serve; ``make_certificate``). For a
+running server the pid is optional (``--pid``): without it the memory figures
+are left out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..config import EXAMPLE_PASSWORD as DEFAULT_PASSWORD
 from ._mysql_client import MySQLClient
 from ._procfs import CpuMeter, cpu_seconds, listener_pid, nofile_limit, rss_kb
 
-__all__ = ["DEFAULT_PASSWORD", "Restart", "Server", "free_port", "start_server"]
+__all__ = ["DEFAULT_PASSWORD", "Restart", "Server", "free_port", "make_certificate", "start_server"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,6 +60,8 @@ class Server:
     #: the command and environment it was started with (``restart`` runs them again)
     cmd: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: wss:// (and https://) on the browser port
+    tls: bool = False
 
     def mysql(self, dev_id: int) -> MySQLClient:
         """A CometQL connection logged in as ``dev_id``."""
@@ -148,13 +152,28 @@ class Server:
         self.stop()
 
 
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for localhost and 127.0.0.1 (cert.pem, key.pem) made by openssl."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"cannot make a certificate for --tls with the openssl command: {exc}") from None
+    return cert, key
+
+
 def start_server(password: str = DEFAULT_PASSWORD, host: str = "127.0.0.1", timeout: float = 20.0,
-                 extra_args: tuple[str, ...] = ()) -> Server:
+                 extra_args: tuple[str, ...] = (), tls: bool = False) -> Server:
     """Start ``cometql serve`` on free ports with a fresh data directory; wait until it listens."""
     root = Path(tempfile.mkdtemp(prefix="cometql-bench-"))
     log_path = root / "server.log"
     server = Server(host, free_port(host), free_port(host), password, data_dir=root / "data",
-                    log_path=log_path, started_here=True)
+                    log_path=log_path, started_here=True, tls=tls)
+    if tls:
+        cert, key = make_certificate(root)
+        extra_args = (*extra_args, "--tls-cert", str(cert), "--tls-key", str(key))
     cmd = [sys.executable, "-m", "cometql.cli", "serve", "--host", host, "--mysql-port", str(server.mysql_port),
            "--ws-port", str(server.ws_port), "--password", password, "--data-dir", str(server.data_dir),
            "--log-level", "warning", *extra_args]

@@ -4,7 +4,7 @@ A connection's first bytes are checked for a plain WebSocket upgrade on one of
 CppComet's paths (parsed directly: the common case, kept cheap); anything else
 is read with h11 and answered here (keep-alive, CORS on every reply). An
 upgraded session leaves its task for the idle poller (``_wsconn.py``,
-``_idle.py``); over TLS it keeps a task (``_tls.py``). An upgrade on
+``_idle.py``), over TLS too (``_tls.py``). An upgrade on
 ``/admin/live`` is the dashboard's stats feed (``_adminlive.py``), served in
 the connection's task and never a browser session. The front is the
 ``SessionHost`` of every transport: the limits, and bringing sessions into
@@ -19,7 +19,7 @@ import math
 import mimetypes
 import socket as stdsocket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import h11
@@ -57,7 +57,7 @@ from ._params import ConnectParams, ws_tail
 from ._pinger import Pingable, Pinger
 from ._relay import open_relay_listener, relay_path
 from ._session import Session
-from ._tls import TlsWsSession, accept_tls_websocket, run_tls_websocket
+from ._tls import TlsStream, accept_tls_websocket
 from ._wsconn import WsSession, accept_websocket
 
 __all__ = ["WebFront"]
@@ -83,7 +83,6 @@ class WebFront:
         self.longpoll = LongPoll(self)
         self.idle = IdlePoller(self)
         self.handshakes = Handshaker(self)  # plain connections until their request arrives: no task each
-        self.tls_sessions: set[TlsWsSession] = set()  # wss:// sessions, for the pinger
         self.pinger = Pinger(options.ping_interval, options.ping_timeout, self._pingable, self.now)
         self._nursery: trio.Nursery | None = None
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
@@ -109,8 +108,8 @@ class WebFront:
 
     # ---------------------------------------------------------------- sessions
 
-    def _pingable(self) -> list[Pingable]:
-        return [*self.idle.sessions(), *self.tls_sessions]
+    def _pingable(self) -> Sequence[Pingable]:
+        return self.idle.sessions()  # plain and TLS WebSocket sessions alike
 
     def heartbeat(self, session: Session, caps: frozenset[str]) -> dict[str, float] | None:
         """What serverInfo tells an ``hb`` WebSocket session about heartbeats (None: nothing)."""
@@ -298,20 +297,13 @@ class WebFront:
     async def handle(self, stream: trio.abc.Stream, tls: bool = True, ticket: Ticket | None = None,
                      first: bytes = b"") -> None:
         """Serve one connection in its task; ``first``: its first bytes, read already (by the handshaker)."""
-        if self.options.tls is not None and tls:
-            stream = trio.SSLStream(stream, self.options.tls, server_side=True)
         try:
-            if isinstance(stream, trio.SSLStream):
+            if self.options.tls is not None and tls:
+                stream = secure = TlsStream.wrap(stream, self.options.tls)  # type: ignore[arg-type]
                 with trio.fail_after(self.options.request_timeout):
-                    await stream.do_handshake()
+                    await secure.do_handshake()
             session = await self._handle(stream, ticket, first)
-            if isinstance(session, TlsWsSession):  # wss://: the session runs here, writing through TLS
-                self.tls_sessions.add(session)
-                try:
-                    await run_tls_websocket(self, session, stream)  # type: ignore[arg-type]
-                finally:
-                    self.tls_sessions.discard(session)
-            elif session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
+            if session is not None:  # upgraded: the session lives on in the idle poller, on its own socket
                 self.idle.add(session)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, h11.RemoteProtocolError):
             pass
@@ -325,13 +317,13 @@ class WebFront:
                 await stream.aclose()
 
     async def _upgrade(self, stream: trio.abc.Stream, request: Request,
-                       info: ConnInfo) -> WsSession | TlsWsSession | None:
-        if isinstance(stream, trio.SSLStream):
+                       info: ConnInfo) -> WsSession | None:
+        if isinstance(stream, TlsStream):
             return await accept_tls_websocket(self, stream, request, info)
         return await accept_websocket(self, stream, request, info)  # type: ignore[arg-type]
 
     async def _handle(self, stream: trio.abc.Stream, ticket: Ticket | None = None,
-                      first: bytes = b"") -> WsSession | TlsWsSession | None:
+                      first: bytes = b"") -> WsSession | None:
         """Serve HTTP requests; return the session if the connection became a WebSocket.
 
         The first request (its head and body) must arrive within ``request_timeout``: a silent or
@@ -387,9 +379,8 @@ class WebFront:
                 return None
 
     def _info(self, stream: trio.abc.Stream, request: Request) -> ConnInfo:
-        raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            peer = str(raw.socket.getpeername()[0])  # type: ignore[union-attr]
+            peer = str(stream.socket.getpeername()[0])  # type: ignore[attr-defined]
         except (OSError, IndexError):  # IndexError: a Unix socket (the workers' relay) has no address
             peer = ""
         return self.conn_info(peer, request)

@@ -1,158 +1,186 @@
-"""WebSocket sessions over TLS (wss://): one task per session writes through the SSLStream.
+"""TLS on the browser port (wss://, https://): OpenSSL on the descriptor, and no task per idle wss:// session.
 
-The plain WebSocket path (``_wsconn.py``) writes frames straight to the socket
-with non-blocking sends and keeps no task per idle session. TLS makes that
-impossible: every byte must go through the ``trio.SSLStream``, which is
-async. So a TLS session is a ``BrowserSession`` (the bounded outbox the
-long-poll uses) with its ``WsConnection`` (the protocol's rules, shared with
-the plain path), a reader task that feeds the connection and runs commands,
-and a writer task, the only one that writes: the outbox holds wire bytes, so
-frames, pongs, the server's pings (``_pinger.py``) and the close frame leave in
-the order they were queued, and a ping costs no task. Correctness first: a wss:// session costs two tasks and the TLS
-state (tens of KB) where a ws:// session costs about one KB. Operators who need
-many idle browsers behind TLS can terminate TLS in front (nginx) instead.
+A connection to a TLS port is wrapped in a ``TlsStream``: a trio stream over a
+non-blocking ``ssl.SSLSocket``, so OpenSSL reads and writes the socket itself.
+The handshake and every HTTP request (long-poll, /admin, the upgrade) go
+through it like through any trio stream. An upgraded connection then leaves
+its task like a plain one (``_wsconn.py``): the stream hands its ``SSLSocket``
+to a ``TlsWsSession``, which the idle poller (``_idle.py``) reads when it has
+bytes. The session is a ``WsSession`` whose socket happens to encrypt: a frame
+is one non-blocking ``SSL_write`` (a fan-out encrypts per session, that is
+inherent), a read decrypts one record.
+
+Why an ``SSLSocket`` and not trio's ``SSLStream`` (an ``SSLObject`` over two
+memory BIOs): the memory BIOs keep the largest buffer that ever went through
+them (a 64 KB frame leaves 85 KB behind per session), and cost a copy each
+way; the socket BIO keeps nothing. What remains per idle session is OpenSSL's
+own state: with ``SSL_MODE_RELEASE_BUFFERS`` (Python sets it) the 16 KB record
+buffers are freed between records, and an SSL object still takes about 8 KB
+before its handshake and 14–15 KB after it (``bench/tls_floor.py``,
+docs/performance.md, "TLS (issue 16)").
+
+Two rules of non-blocking OpenSSL shape the session's writes: an ``SSL_write``
+that wants to write more must be retried with the same bytes (the outbox's
+head is retried whole, and nothing else is written before it), and without
+partial writes it returns either everything or "want write" (so the outbox
+never holds a cut frame).
 """
 
 from __future__ import annotations
 
-from typing import assert_never
+import contextlib
+import socket as stdsocket
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 
 from ..hub import ConnInfo
 from ._host import SessionHost
 from ._http import Request
-from ._params import ParamsError
-from ._pinger import PING_FRAME
-from ._session import BrowserSession
-from ._wsconn import MAX_MESSAGE, NOT_AN_UPGRADE, admit_websocket, handshake_response, refusal_frame
-from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
+from ._session import next_conn_id
+from ._wsconn import NOT_AN_UPGRADE, WsSession, admit_session, handshake_response
 
-__all__ = ["TlsWsSession", "accept_tls_websocket", "run_tls_websocket"]
+__all__ = ["TlsStream", "TlsWsSession", "accept_tls_websocket"]
 
+T = TypeVar("T")
 
-class TlsWsSession(BrowserSession):
-    """A BrowserSession whose outbox holds WebSocket wire bytes: frames, pongs and the close frame, in order."""
-
-    __slots__ = ("ws", "pinged_at", "heard", "scope")
-
-    def __init__(self, info: ConnInfo, max_queued_bytes: int) -> None:
-        super().__init__(0, info, transport="websocket", max_queued_bytes=max_queued_bytes)
-        self.ws = WsConnection(MAX_MESSAGE)
-        self.pinged_at = trio.current_time()  # the pinger's slots (_pinger.py)
-        self.heard = True
-        self.scope: trio.CancelScope | None = None  # the session's tasks, while they run
-
-    def ping(self, extra: bytes) -> None:
-        if self.closing is None:
-            self._queue(PING_FRAME + extra if extra else PING_FRAME)
-
-    def abort(self, reason: str) -> None:
-        """The peer is taken for dead: stop its tasks now (a writer may be stuck on a full socket)."""
-        self.close(reason, CLOSE_GOING_AWAY)
-        if self.scope is not None:
-            self.scope.cancel()
-
-    def send(self, frame: bytes) -> None:
-        if self.closing is None:
-            self._queue(self.ws.send_text(frame))
-
-    def close(self, reason: str, code: int = CLOSE_POLICY) -> None:
-        if self.closing is None:
-            self.closing = reason
-            data = self.ws.send_close(code, reason)
-            if data:
-                self.outbox.push(data)  # the close frame goes out even past the bound
-        self._wake.set()
-
-    def ended(self, event: CloseRequested | ProtocolError) -> None:
-        """The browser closed or broke a rule: the session is closing (the reply is in ``answer``)."""
-        if self.closing is None:
-            self.closing = event.reason if isinstance(event, ProtocolError) else "closed by the browser"
-
-    def answer(self) -> None:
-        """Queue what the connection owes the browser after a read: pongs, the close echo or error close."""
-        reply = self.ws.data_to_send()
-        if reply:
-            self._queue(reply)
+#: OpenSSL would continue once the socket is readable or writable: try again then.
+_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-async def accept_tls_websocket(host: SessionHost, stream: trio.SSLStream[trio.abc.Stream], request: Request,
-                               info: ConnInfo) -> TlsWsSession | None:
-    """Answer the upgrade and bring the session online; None if refused (already answered)."""
+class TlsStream(trio.abc.Stream):
+    """A trio stream over a non-blocking server-side ``ssl.SSLSocket``; ``detach`` hands the socket on.
+
+    One task may send while another receives (the admin socket's pusher and
+    reader do); two concurrent sends are refused (``BusyResourceError``), as
+    OpenSSL must see a write it wants to go on with again before any other.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.socket: ssl.SSLSocket = sock  # ``socket``: what the front reads the peer's address from
+        self._sending = False
+        self._detached = False
+
+    @classmethod
+    def wrap(cls, stream: trio.SocketStream, context: ssl.SSLContext) -> TlsStream:
+        """Take the accepted connection's descriptor from ``stream`` (left empty) into a TLS socket."""
+        sock = stdsocket.socket(fileno=stream.socket.detach())
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        tls.setblocking(False)
+        return cls(tls)
+
+    async def _retry(self, op: Callable[[], T]) -> T:
+        """Run ``op`` (one OpenSSL call) until it stops wanting the socket; socket errors break the stream."""
+        if self._detached:
+            raise trio.ClosedResourceError("the session took this connection's socket")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            try:
+                result = op()
+            except ssl.SSLWantReadError:
+                await trio.lowlevel.wait_readable(self.socket)
+            except ssl.SSLWantWriteError:
+                await trio.lowlevel.wait_writable(self.socket)
+            except (OSError, ValueError) as exc:  # ValueError: the socket was closed meanwhile
+                raise trio.BrokenResourceError(f"TLS connection failed: {exc}") from exc
+            else:
+                if not waited:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return result
+            waited = True
+
+    async def do_handshake(self) -> None:
+        await self._retry(self.socket.do_handshake)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        sock = self.socket
+        size = max_bytes or 65536
+        return await self._retry(lambda: sock.recv(size))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this TLS stream")
+        self._sending = True
+        try:
+            view = memoryview(data)
+            sock = self.socket
+            while view:
+                sent = await self._retry(lambda: sock.send(view))  # noqa: B023 (called at once)
+                view = view[sent:]
+            if not data:
+                await trio.lowlevel.checkpoint()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self.socket)
+
+    def detach(self) -> ssl.SSLSocket:
+        """The socket, for a session that lives on without this stream (closing the stream no longer closes it)."""
+        self._detached = True
+        return self.socket
+
+    async def aclose(self) -> None:
+        if not self._detached:
+            close_tls(self.socket)
+        await trio.lowlevel.checkpoint()
+
+
+def close_tls(sock: ssl.SSLSocket) -> None:
+    """Send close_notify if the socket takes it now (never wait for the peer's), then close."""
+    if sock.fileno() < 0:
+        return
+    with contextlib.suppress(OSError, ValueError):  # want-read (the peer's answer), a broken or half-done TLS
+        sock.unwrap()
+    trio.lowlevel.notify_closing(sock)
+    sock.close()
+
+
+class TlsWsSession(WsSession):
+    """A ``WsSession`` on an ``SSLSocket``: the same rules, with OpenSSL's way of saying "not now"."""
+
+    __slots__ = ()
+
+    _WOULD_BLOCK = (BlockingIOError, InterruptedError, *_WANT)
+    _FULL_READ = 16384  # a record's plaintext at most: a full one may have another behind it
+    _DIRECT = False  # every byte goes through OpenSSL: the engine never writes to this socket itself
+
+    @staticmethod
+    def _send_chunks(sock: stdsocket.socket, chunks: list[bytes | memoryview]) -> int:
+        """``SSLSocket`` has no ``sendmsg``: the chunks go out as one write (one TLS record each 16 KB),
+        joined up to 64 KB so a long queue is not copied whole for a partial write."""
+        if len(chunks) == 1:
+            return sock.send(chunks[0])
+        take, size = 0, 0
+        while take < len(chunks) and size < 65536:
+            size += len(chunks[take])
+            take += 1
+        return sock.send(b"".join(chunks[:take]))
+
+    def _shutdown(self) -> None:
+        """Shut the descriptor (``SSLSocket.shutdown`` would also drop the TLS state a last write needs)."""
+        try:
+            stdsocket.socket.shutdown(self._sock, stdsocket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        close_tls(self._sock)  # type: ignore[arg-type]
+
+
+async def accept_tls_websocket(host: SessionHost, stream: TlsStream, request: Request,
+                               info: ConnInfo) -> WsSession | None:
+    """Answer the upgrade and bring the session online with the stream's socket; None if refused (answered)."""
     reply = handshake_response(request)
     if reply is None:
         await stream.send_all(NOT_AN_UPGRADE)
         return None
-    session = TlsWsSession(info, host.options.max_queued_bytes)
-    try:
-        params = admit_websocket(host, request, info, session)
-    except ParamsError as exc:
-        ws = session.ws
-        refusal = ws.send_text(refusal_frame(exc, host.now())) + ws.send_close(CLOSE_POLICY, exc.text)
-        await stream.send_all(reply + refusal)
+    session = TlsWsSession(next_conn_id(), 0, info, stream.detach(), host.spawn, host.options.max_queued_bytes)
+    opened = admit_session(host, session, reply, request, info)
+    if opened is None:
         return None
-    await stream.send_all(reply)
-    session.dev_id = params.dev_id
-    info.uuid = params.uuid
-    await host.attach(session, params)
+    await host.attach(*opened)
     return session
-
-
-async def run_tls_websocket(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
-    """Serve the session until either side closes; it leaves the hub at the end."""
-    try:
-        async with trio.open_nursery() as nursery:
-            session.scope = nursery.cancel_scope
-            nursery.start_soon(_write, session, stream, nursery.cancel_scope)
-            await _read(host, session, stream)
-            session.close(session.closing or "closed by the browser")
-            with trio.move_on_after(1):  # let the writer send what is queued and the close frame
-                await trio.sleep_forever()
-            nursery.cancel_scope.cancel()
-    finally:
-        if session.closing is None:  # server shutting down: ask the browser to reconnect
-            with trio.move_on_after(1) as scope:
-                scope.shield = True
-                try:
-                    await stream.send_all(session.ws.send_close(CLOSE_GOING_AWAY, "server shutting down"))
-                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-                    pass
-        await host.detach(session)
-
-
-async def _write(session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream], done: trio.CancelScope) -> None:
-    """The session's one writer: sends whatever its outbox holds, until the close frame has gone."""
-    try:
-        while True:
-            await session.wait()
-            data = b"".join(frame for _, frame, _ in session.outbox.take())
-            if data:
-                await stream.send_all(data)
-            if session.closing is not None and not session.outbox:
-                break
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    done.cancel()
-
-
-async def _read(host: SessionHost, session: TlsWsSession, stream: trio.SSLStream[trio.abc.Stream]) -> None:
-    """Run the browser's commands in order until either side closes (commands before a close still run)."""
-    while session.closing is None:
-        try:
-            data = await stream.receive_some(65536)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if not data:
-            return
-        session.heard = True  # a pong or any frame (the pinger's rule)
-        for event in session.ws.receive_data(data):
-            match event:
-                case TextMessage(data=text):
-                    if session.closing is None:
-                        await host.run_command(session, text.decode())
-                case CloseRequested() | ProtocolError():
-                    session.ended(event)
-                case _:
-                    assert_never(event)
-        session.answer()

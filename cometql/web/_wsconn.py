@@ -40,7 +40,7 @@ from ._pinger import PING_FRAME
 from ._session import next_conn_id
 from ._wsprotocol import CLOSE_GOING_AWAY, CLOSE_POLICY, CloseRequested, ProtocolError, TextMessage, WsConnection
 
-__all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_websocket",
+__all__ = ["MAX_MESSAGE", "NOT_AN_UPGRADE", "WsSession", "accept_websocket", "admit_session", "admit_websocket",
            "handshake_response", "open_websocket", "refusal_frame"]
 
 log = logging.getLogger("cometql.web")
@@ -73,6 +73,13 @@ class WsSession:
                  "frame_socket")
 
     transport = "websocket"
+    #: What ``send``/``recv`` raise when the socket cannot go on now (a TLS socket adds its want-read/write).
+    _WOULD_BLOCK: tuple[type[OSError], ...] = (BlockingIOError, InterruptedError)
+    #: A read this long may have more behind it: read again (a TLS socket returns one record, ≤ 16 KB, a read).
+    _FULL_READ = 65536
+    #: Whether the engine may write frames to the socket itself (``frame_socket``): it calls the plain
+    #: ``socket.send``, which on a TLS socket would bypass the encryption.
+    _DIRECT = True
 
     def __init__(self, conn_id: int, dev_id: int, info: ConnInfo, sock: stdsocket.socket,
                  spawn: Callable[[Callable[[], Awaitable[None]]], None], max_queued_bytes: int) -> None:
@@ -170,14 +177,14 @@ class WsSession:
         if self._outbox is None:
             try:
                 sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except self._WOULD_BLOCK:
                 sent = 0
             except OSError:
                 self.closing = self._closing or "connection lost"
                 self._shutdown()
                 return
             if sent == len(data):
-                if self._closing is None:
+                if self._closing is None and self._DIRECT:
                     self.frame_socket = self._sock
                 return
             data = memoryview(data)[sent:]  # type: ignore[assignment]
@@ -208,8 +215,8 @@ class WsSession:
                 while outbox:
                     chunks = outbox.chunks()
                     try:
-                        sent = sock.sendmsg(chunks) if len(chunks) > 1 else sock.send(chunks[0])
-                    except (BlockingIOError, InterruptedError):
+                        sent = self._send_chunks(sock, chunks)
+                    except self._WOULD_BLOCK:
                         break
                     whole = sent == sum(map(len, chunks))
                     outbox.consume(sent)
@@ -221,8 +228,13 @@ class WsSession:
             self._outbox = None
             if self._closing is not None:
                 self._shutdown()
-            elif not self._prefix:
+            elif not self._prefix and self._DIRECT:
                 self.frame_socket = sock
+
+    @staticmethod
+    def _send_chunks(sock: stdsocket.socket, chunks: list[bytes | memoryview]) -> int:
+        """Send what is queued with one system call (``sendmsg`` gathers the chunks)."""
+        return sock.sendmsg(chunks) if len(chunks) > 1 else sock.send(chunks[0])
 
     def _shutdown(self) -> None:
         """Wake the reader (recv returns b"") so the session ends and leaves the hub."""
@@ -245,7 +257,7 @@ class WsSession:
         while True:
             try:
                 data = self._sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
+            except self._WOULD_BLOCK:
                 return messages
             except OSError:
                 return None
@@ -278,7 +290,7 @@ class WsSession:
                 return None
             if ws.idle:
                 self._ws = None  # nothing half-received: no parser until bytes arrive
-            if len(data) < 65536:
+            if len(data) < self._FULL_READ:
                 return messages
 
     def release(self) -> None:
@@ -325,7 +337,14 @@ def open_websocket(host: SessionHost, sock: stdsocket.socket, request: Request,
         sock.close()
         return None
     session = WsSession(next_conn_id(), 0, info, sock, host.spawn, host.options.max_queued_bytes)
-    session._prefix = reply
+    return admit_session(host, session, reply, request, info)
+
+
+def admit_session(host: SessionHost, session: WsSession, reply: bytes, request: Request,
+                  info: ConnInfo) -> tuple[WsSession, ConnectParams] | None:
+    """Admit an upgraded session, plain or TLS (its 101 ``reply`` not sent yet): the session and its
+    parameters, or None if it was refused (answered with the error frame, and released)."""
+    session._prefix = reply  # goes out with serverInfo (or the error frame), which always follows
     try:
         params = admit_websocket(host, request, info, session)
     except ParamsError as exc:

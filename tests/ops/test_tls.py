@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.client
 import json
 import shutil
 import ssl
@@ -21,6 +24,7 @@ from ..mysql._raw import RawClient
 from ..servers import PASSWORD, ServerProcess
 from ..web._wire import TIMEOUT, eventually, mysql_rows, new_uuid
 from ..web.conftest import wait_for_port
+from ..web.test_longpoll import split_poll
 from .conftest import Certs
 
 CLIENT_SSL = 0x800
@@ -240,3 +244,95 @@ async def test_a_blackholed_wss_session_is_closed_by_pings(tmp_path: Path, certs
 def _assert_users_time(srv: ServerProcess, dev: int, user_id: int, *, online: bool) -> None:
     [(_, seen)] = mysql_rows(srv, dev, f"SELECT * FROM users_time WHERE id = {user_id}")
     assert (seen == "0") is online, seen
+
+
+def _wss_url(server: ServerProcess, dev: int) -> str:
+    return (f"wss://127.0.0.1:{server.ws_port}/ws/sesion=&myid=0&devid={dev}&v=4.08"
+            f"&uuid={new_uuid()}&api=js")
+
+
+async def test_idle_wss_sessions_all_get_a_fan_out_larger_than_a_tls_record(tls_server: ServerProcess, certs: Certs,
+                                                                             dev: int) -> None:
+    """Idle wss:// sessions live in the idle poller: a publish reaches each, a 40 KB one in several records."""
+    big = "".join(chr(ord("a") + i % 26) for i in range(40000))
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for _ in range(5):
+            ws = await stack.enter_async_context(open_websocket_url(
+                _wss_url(tls_server, dev), ssl_context=_client_context(certs), connect_timeout=TIMEOUT,
+                disconnect_timeout=TIMEOUT))
+            sockets.append(ws)
+        with trio.fail_after(TIMEOUT):
+            for ws in sockets:
+                assert json.loads(await ws.get_message())["event"] == "serverInfo"
+                await ws.send_message("subscription\nweb_tls_fan")
+                await ws.send_message("pipe_count\nweb_tls_fan\nsync")
+                assert '"marker":"sync"' in await ws.get_message()
+            await trio.sleep(0.5)  # every session idle in the poller (no bytes in flight)
+            for message in ("small", big):
+                mysql_rows(tls_server, dev, "INSERT INTO pipes_messages (name, event, message) "
+                                            f"VALUES ('web_tls_fan', 'ev', '{message}')")
+                for ws in sockets:
+                    frame = json.loads(await ws.get_message())
+                    assert (frame["pipe"], frame["event"], frame["data"]) == ("web_tls_fan", "ev", message)
+
+
+async def test_a_wss_command_across_several_records_is_answered(tls_server: ServerProcess, certs: Certs,
+                                                                 dev: int) -> None:
+    """A 40 KB browser message (three TLS records) is one command; its answer comes back over TLS."""
+    async with open_websocket_url(_wss_url(tls_server, dev), ssl_context=_client_context(certs),
+                                  connect_timeout=TIMEOUT, disconnect_timeout=TIMEOUT) as ws:
+        with trio.fail_after(TIMEOUT):
+            assert json.loads(await ws.get_message())["event"] == "serverInfo"
+            await ws.send_message("pipe_count\nweb_tls_big\n" + "m" * 40000)
+            answer = await ws.get_message()
+    assert "m" * 40000 in answer
+
+
+def _https(server: ServerProcess, certs: Certs) -> http.client.HTTPSConnection:
+    return http.client.HTTPSConnection("127.0.0.1", server.ws_port, context=_client_context(certs), timeout=TIMEOUT)
+
+
+async def test_long_poll_over_https_on_one_kept_alive_connection(tls_server: ServerProcess, certs: Certs,
+                                                                 dev: int) -> None:
+    def run() -> list[str]:
+        conn = _https(tls_server, certs)
+        try:
+            body = f"sesion=&myid=0&devid={dev}&v=4.08&uuid={new_uuid()}&api=js"
+            conn.request("POST", "/lp/connect", body, {"Content-Type": "text/plain"})
+            sid = json.loads(conn.getresponse().read())["sid"]
+            conn.request("POST", f"/lp/send?sid={sid}", "pipe_count\nweb_tls_lp\nlp-sync")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (204, b"")
+            frames: list[str] = []
+            cursor = 0
+            while not any("lp-sync" in f for f in frames):
+                conn.request("GET", f"/lp/poll?sid={sid}&cursor={cursor}")
+                answer = conn.getresponse().read().decode()
+                cursor, more = split_poll(answer)
+                frames += more
+            return frames
+        finally:
+            conn.close()
+
+    frames = await trio.to_thread.run_sync(run)
+    assert json.loads(frames[0])["event"] == "serverInfo"
+
+
+async def test_admin_over_https_asks_for_the_password_and_answers_with_it(tls_server: ServerProcess,
+                                                                         certs: Certs) -> None:
+    def get(password: str | None) -> int:
+        conn = _https(tls_server, certs)
+        headers = {}
+        if password is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()
+        try:
+            conn.request("GET", "/admin", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        finally:
+            conn.close()
+
+    assert await trio.to_thread.run_sync(get, None) == 401
+    assert await trio.to_thread.run_sync(get, PASSWORD) == 200

@@ -6,13 +6,11 @@ import socket
 from dataclasses import dataclass, field
 
 import pytest
-import trio
 
 from cometql.config import load_config
 from cometql.errors import ConfigError
 from cometql.hub import NO_CAPS, ConnInfo
 from cometql.web._pinger import NO_ANSWER, PING_FRAME, heartbeat_frame, visit
-from cometql.web._tls import TlsWsSession
 from cometql.web._wsconn import WsSession
 from cometql.wsframes import PONG, TEXT, close_frame
 
@@ -130,14 +128,3 @@ async def test_abort_sends_a_close_and_shuts_a_plain_session() -> None:
     session.ping(b"")  # nothing after the close
     session.release()
     client.close()
-
-
-async def test_a_tls_session_queues_the_ping_and_abort_cancels_its_tasks() -> None:
-    session = TlsWsSession(ConnInfo(), max_queued_bytes=64 * 1024)
-    session.ping(b"")
-    assert b"".join(bytes(f) for _, f, _ in session.outbox.take()) == PING_FRAME
-    with trio.CancelScope() as scope:
-        session.scope = scope
-        session.abort(NO_ANSWER)
-        await trio.sleep_forever()  # cancelled by the abort
-    assert scope.cancelled_caught and session.closing == NO_ANSWER

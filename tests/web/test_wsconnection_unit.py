@@ -3,8 +3,7 @@
 ``WsConnection`` turns client bytes into events and queues its control replies
 (pongs, the close echo, a protocol error's close) as bytes; ``Outbox`` numbers
 entries and carries the slow-consumer bound. The session tests check that a
-ping is answered on the socket without a task and that TLS sessions queue the
-same replies for their writer.
+ping is answered on the socket without a task (TLS sessions: test_tls_session_unit.py).
 """
 
 from __future__ import annotations
@@ -15,14 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cometql.hub import ConnInfo
 from cometql.web._idle import IdlePoller
 from cometql.web._outbox import Outbox
-from cometql.web._tls import TlsWsSession
 from cometql.web._wsconn import WsSession
 from cometql.web._wsprotocol import CloseRequested, ProtocolError, TextMessage, WsConnection
 from cometql.wsframes import CLOSE, PING, PONG, TEXT, close_frame, encode, text_frame
@@ -236,28 +233,3 @@ async def test_a_plain_session_closes_once_with_its_code() -> None:
     assert data == text_frame(b"hello") + close_frame(1001, "connection older than maxUptime")
     session.release()
     client_side.close()
-
-
-async def test_a_tls_session_queues_pongs_and_the_close_echo_for_its_writer() -> None:
-    session = TlsWsSession(ConnInfo(), max_queued_bytes=64 * 1024)
-    session.send(b"frame")
-    for event in session.ws.receive_data(masked(PING, b"p") + masked(CLOSE, close_payload(1000))):
-        if not isinstance(event, TextMessage):
-            session.ended(event)
-    session.answer()
-    assert session.closing == "closed by the browser"
-    session.send(b"too late")
-    queued = b"".join(bytes(f) for _, f, _ in session.outbox.take())
-    assert queued == text_frame(b"frame") + encode(PONG, b"p") + close_frame(1000)
-    with trio.move_on_after(1):
-        await session.wait()  # closing: returns at once
-
-
-async def test_a_tls_slow_consumer_is_closed_with_a_policy_close_after_what_was_queued() -> None:
-    session = TlsWsSession(ConnInfo(), max_queued_bytes=100)
-    while session.closing is None:
-        session.send(b"x" * 30)
-    assert "slow consumer" in session.closing
-    entries = session.outbox.entries()
-    assert bytes(entries[-1][1]) == close_frame(1008, session.closing)
-    assert session.dropped == 0  # kept for the writer, nothing discarded
