@@ -97,12 +97,13 @@ async def test_websocket_session_and_publish_move_the_counters(server: ServerPro
     async with open_browser(server, dev) as browser:
         await browser.subscribe("metrics_live")
 
-        def online() -> None:
+        def online() -> bool:
             now = scrape(server)
             assert sample(now, "cometql_sessions", transport="websocket") == \
                 sample(before, "cometql_sessions", transport="websocket") + 1
             assert sample(now, "cometql_subscriptions") == sample(before, "cometql_subscriptions") + 1
             assert sample(now, "cometql_channels") == sample(before, "cometql_channels") + 1
+            return True
 
         await eventually(online)
         before = scrape(server)  # the subscription's own frames are deliveries too: count from here
@@ -124,11 +125,12 @@ async def test_websocket_session_and_publish_move_the_counters(server: ServerPro
     assert 0 < latency < 5
     assert sample(after, "cometql_insert_duration_seconds_sum") > sample(before, "cometql_insert_duration_seconds_sum")
 
-    def offline() -> None:
+    def offline() -> bool:
         now = scrape(server)
         assert sample(now, "cometql_sessions", transport="websocket") == \
             sample(before, "cometql_sessions", transport="websocket") - 1
         assert sample(now, "cometql_subscriptions") == sample(before, "cometql_subscriptions") - 1
+        return True
 
     await eventually(offline)
 
@@ -178,20 +180,22 @@ async def test_authorized_users_and_mysql_connections(server: ServerProcess, dev
         async with open_browser(server, dev, user_id=7, key="metrics_key"):
             async with open_browser(server, dev, user_id=7, key="metrics_key"):  # same user: one user, two sessions
 
-                def counted() -> None:
+                def counted() -> bool:
                     now = scrape(server)
                     assert sample(now, "cometql_authorized_users") == sample(before, "cometql_authorized_users") + 1
                     assert sample(now, "cometql_sessions", transport="websocket") == \
                         sample(before, "cometql_sessions", transport="websocket") + 2
+                    return True
 
                 await eventually(counted)
     finally:
         conn.close()
 
-    def gone() -> None:
+    def gone() -> bool:
         now = scrape(server)
         assert sample(now, "cometql_authorized_users") == sample(before, "cometql_authorized_users")
         assert sample(now, "cometql_mysql_connections") == sample(before, "cometql_mysql_connections")
+        return True
 
     await eventually(gone)
 
@@ -216,11 +220,12 @@ async def test_slow_consumer_disconnect_is_counted(server: ServerProcess, dev: i
             else:
                 raise AssertionError("the reader that never reads was not disconnected")
 
-        def counted() -> None:
+        def counted() -> bool:
             now = scrape(server)
             assert sample(now, "cometql_slow_consumer_disconnects_total", transport="websocket") == \
                 sample(before, "cometql_slow_consumer_disconnects_total", transport="websocket") + 1
             assert sample(now, "cometql_messages_dropped_total") > sample(before, "cometql_messages_dropped_total")
+            return True
 
         await eventually(counted)
     finally:

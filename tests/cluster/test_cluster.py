@@ -75,9 +75,10 @@ async def test_a_message_queued_via_one_node_is_delivered_when_the_user_connects
             await eventually(lambda node=node: _queued(node, dev, 8, expect=0))
 
 
-def _queued(node: ServerProcess, dev: int, user: int, *, expect: int) -> None:
+def _queued(node: ServerProcess, dev: int, user: int, *, expect: int) -> bool:
     rows = mysql_rows(node, dev, f"SELECT * FROM users_messages WHERE id = {user}")
     assert len(rows) == expect, rows
+    return True
 
 
 async def test_selects_answer_for_the_whole_cluster_on_any_node(nodes: list[ServerProcess], dev: int) -> None:
@@ -89,22 +90,24 @@ async def test_selects_answer_for_the_whole_cluster_on_any_node(nodes: list[Serv
         await on_b.subscribe("room")
         await on_c.subscribe("room", "other")
 
-        def counts_everywhere() -> None:
+        def counts_everywhere() -> bool:
             for node in nodes:
                 assert mysql_rows(node, dev, "SELECT name, users FROM pipes WHERE name = 'room'") == [("room", "3")]
                 assert mysql_rows(node, dev, "SELECT name, users FROM pipes WHERE name = 'other'") == [("other", "1")]
                 users = mysql_rows(node, dev, "SELECT user_id, user_uuid FROM users_in_pipes WHERE name = 'room'")
                 assert sorted(users)[-1] == ("5", "u-b") and len(users) == 3
                 assert mysql_rows(node, dev, "SELECT * FROM users_time WHERE id = 5") == [("5", "0")]
+            return True
 
         await eventually(counts_everywhere)
     for node in nodes:  # after the user left: a last-seen time, on every node
         await eventually(lambda node=node: _offline(node, dev, 5))
 
 
-def _offline(node: ServerProcess, dev: int, user: int) -> None:
+def _offline(node: ServerProcess, dev: int, user: int) -> bool:
     (row,) = mysql_rows(node, dev, f"SELECT * FROM users_time WHERE id = {user}")
     assert int(row[1]) > 0, row
+    return True
 
 
 async def test_online_offline_and_track_events_cross_nodes(nodes: list[ServerProcess], dev: int) -> None:
@@ -141,8 +144,9 @@ async def test_web_pipe_send_from_a_browser_reaches_browsers_on_other_nodes(node
         await sender.silence(0.3)  # the sender does not get its own message back from another node
 
 
-def _count(node: ServerProcess, dev: int, channel: str, n: int) -> None:
+def _count(node: ServerProcess, dev: int, channel: str, n: int) -> bool:
     assert mysql_rows(node, dev, f"SELECT users FROM pipes WHERE name = '{channel}'") == [(str(n),)]
+    return True
 
 
 async def test_deleting_a_users_auth_on_one_node_closes_the_users_sessions_on_another(
@@ -156,8 +160,9 @@ async def test_deleting_a_users_auth_on_one_node_closes_the_users_sessions_on_an
         assert await user.closed() is not None
 
 
-def _online(node: ServerProcess, dev: int, user: int) -> None:
+def _online(node: ServerProcess, dev: int, user: int) -> bool:
     assert mysql_rows(node, dev, f"SELECT * FROM users_time WHERE id = {user}") == [(str(user), "0")]
+    return True
 
 
 async def test_settings_history_and_user_data_are_shared(nodes: list[ServerProcess], dev: int) -> None:
@@ -168,17 +173,19 @@ async def test_settings_history_and_user_data_are_shared(nodes: list[ServerProce
     publish(c, dev, "logged", "two")
     insert(c, dev, "INSERT INTO users_data (id, data) VALUES (3, 'profile')")
 
-    def shared() -> None:
+    def shared() -> bool:
         for node in nodes:
             rows = mysql_rows(node, dev, "SELECT message FROM pipes_messages WHERE name = 'logged'")
             assert [r[0] for r in rows] == ["one", "two"], rows
             assert mysql_rows(node, dev, "SELECT * FROM users_data WHERE id = 3") == [("3", "profile")]
+        return True
 
     await eventually(shared)
 
 
-def _settings(node: ServerProcess, dev: int) -> None:
+def _settings(node: ServerProcess, dev: int) -> bool:
     assert mysql_rows(node, dev, "SELECT * FROM pipes_settings WHERE name = 'logged'") == [("logged", "5")]
+    return True
 
 
 async def test_a_new_node_learns_the_sessions_already_in_the_cluster(nodes: list[ServerProcess], dev: int,
@@ -224,9 +231,10 @@ async def test_show_global_status_counts_the_cluster(nodes: list[ServerProcess],
         await on_b.sync()
         await on_c.sync()
 
-        def counted() -> None:
+        def counted() -> bool:
             status = dict(mysql_rows(a, dev, "SHOW GLOBAL STATUS"))
             assert int(status["cluster_nodes"]) >= 3  # (an intruder of another test may still be heard)
             assert int(status["cluster_frontend_online"]) >= int(status["frontend_online"]) + 2
+            return True
 
         await eventually(counted)

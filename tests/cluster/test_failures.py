@@ -53,8 +53,9 @@ def pair(own_redis: RedisServer, tmp_path: Path) -> Iterator[Pair]:
             node.stop()
 
 
-def _at_least(items: list[int], count: int) -> None:
+def _at_least(items: list[int], count: int) -> bool:
     assert len(items) >= count, f"{len(items)} of {count}"
+    return True
 
 
 def metric(node: ServerProcess, name: str, labels: str = "") -> float:
@@ -98,10 +99,11 @@ async def test_kill_9_under_load_loses_no_queued_message_and_its_sessions_leave(
         stop.set()
     assert len(acknowledged) > 100, "the load did not run"
 
-    def gone() -> None:
+    def gone() -> bool:
         assert mysql_rows(a, DEV, "SELECT users FROM pipes WHERE name = 'busy'") in ([], [("0",)])
         (row,) = mysql_rows(a, DEV, "SELECT * FROM users_time WHERE id = 11")
         assert int(row[1]) > 0, row
+        return True
 
     await eventually(gone, timeout=NODE_TIMEOUT + 5)
     assert time.monotonic() - killed <= 10
@@ -151,9 +153,10 @@ def publish(node: ServerProcess, message: str) -> None:
     mysql_rows(node, DEV, f"INSERT INTO pipes_messages (name, event, message) VALUES ('news', 'e', '{message}')")
 
 
-def _up(node: ServerProcess) -> None:
+def _up(node: ServerProcess) -> bool:
     assert metric(node, "cometql_redis_up", '{connection="writer"}') == 1
     assert metric(node, "cometql_redis_up", '{connection="follower"}') == 1
+    return True
 
 
 def _workers(redis: RedisServer, count: int) -> list[str]:
@@ -162,8 +165,9 @@ def _workers(redis: RedisServer, count: int) -> list[str]:
     return workers
 
 
-def _rows(node: ServerProcess, sql: str, want: list[tuple[str, ...]]) -> None:
+def _rows(node: ServerProcess, sql: str, want: list[tuple[str, ...]]) -> bool:
     assert mysql_rows(node, DEV, sql) == want
+    return True
 
 
 async def test_workers_share_the_ports_and_act_as_one_server(own_redis: RedisServer, tmp_path: Path) -> None:
@@ -320,10 +324,11 @@ async def test_a_node_paused_past_its_timeout_and_resumed_rejoins_both_ways(pair
     mysql_rows(a, DEV, "INSERT INTO users_auth (id, hash) VALUES " + ", ".join(f"({u}, 'h{u}')" for u in every))
     sql = f"SELECT * FROM users_time WHERE id IN ({', '.join(map(str, every))})"
 
-    def all_online(node: ServerProcess) -> None:
+    def all_online(node: ServerProcess) -> bool:
         rows = mysql_rows(node, DEV, sql)
         online = sorted(int(u) for u, t in rows if t == "0")
         assert online == every, f"{len(online)} of {len(every)} online: {online}"
+        return True
 
     async with contextlib.AsyncExitStack() as stack:
         for node, us in users:

@@ -79,9 +79,10 @@ async def test_one_row_per_channel_and_minute_with_each_user_counted_once(two_no
         for browser in browsers:
             await browser.subscribe("chat")
 
-        def everyone_seen() -> None:  # each node knows the other's sessions before anything is published
+        def everyone_seen() -> bool:  # each node knows the other's sessions before anything is published
             for node in two_nodes:
                 assert mysql_rows(node, dev, "SELECT users FROM pipes WHERE name = 'chat'") == [("4",)]
+            return True
 
         await eventually(everyone_seen, timeout=LIVE_TIMEOUT)
         for n, node in enumerate((a, a, a, a, b, b)):
@@ -89,7 +90,7 @@ async def test_one_row_per_channel_and_minute_with_each_user_counted_once(two_no
         for browser in browsers:
             await browser.recv_many(6)
 
-        def sampled() -> None:
+        def sampled() -> bool:
             for node in two_nodes:
                 _, rows = query(node, dev, "SELECT channel, sessions, users FROM stats_history "
                                            "WHERE time = (SELECT MAX(time) FROM stats_history)")
@@ -97,6 +98,7 @@ async def test_one_row_per_channel_and_minute_with_each_user_counted_once(two_no
                 _, sums = query(node, dev, "SELECT SUM(published), SUM(delivered) FROM stats_history "
                                            "WHERE channel = 'chat'")
                 assert sums == [(6, 24)]  # every node's counts, each once
+            return True
 
         await eventually(sampled, timeout=LIVE_TIMEOUT)
     _, doubles = query(a, dev, "SELECT time, channel, COUNT(*) AS n FROM stats_history GROUP BY 1, 2 HAVING n > 1")

@@ -110,13 +110,14 @@ async def test_live_sessions_users_and_messages_are_sampled(stats_server: Server
         for browser in browsers:
             await browser.recv_many(3)
 
-        def sampled() -> None:
+        def sampled() -> bool:
             _, rows = query(stats_server, dev, "SELECT channel, sessions, users FROM stats_history "
                                                "WHERE time = (SELECT MAX(time) FROM stats_history)")
             assert sorted(rows) == [("", 4, 2), ("chat", 4, 2)]  # user 1's two tabs are one user
             _, sums = query(stats_server, dev, "SELECT SUM(published), SUM(delivered) FROM stats_history "
                                                "WHERE channel = 'chat'")
             assert sums == [(3, 12)]
+            return True
 
         await eventually(sampled, timeout=LIVE_TIMEOUT)
     # the same dashboard query over the last minutes, as Grafana would send it now

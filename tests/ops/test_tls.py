@@ -241,9 +241,10 @@ async def test_a_blackholed_wss_session_is_closed_by_pings(tmp_path: Path, certs
         srv.stop()
 
 
-def _assert_users_time(srv: ServerProcess, dev: int, user_id: int, *, online: bool) -> None:
+def _assert_users_time(srv: ServerProcess, dev: int, user_id: int, *, online: bool) -> bool:
     [(_, seen)] = mysql_rows(srv, dev, f"SELECT * FROM users_time WHERE id = {user_id}")
     assert (seen == "0") is online, seen
+    return True
 
 
 def _wss_url(server: ServerProcess, dev: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import inspect
 import os
 import re
 import struct
@@ -25,7 +26,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 import trio
@@ -43,6 +44,7 @@ TIMEOUT = 15.0
 HANDSHAKE_TIMEOUT = 5.0
 SERVER_NAME = f"CometQL {__version__}"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------- frames
@@ -172,14 +174,43 @@ def mysql_rows(server: ServerProcess, dev: int, sql: str) -> list[tuple[str, ...
         conn.close()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    """Retry ``check`` until it stops raising AssertionError (state changes are asynchronous)."""
-    with trio.fail_after(timeout):
+async def eventually(check: Callable[[], T], timeout: float = TIMEOUT, *, what: str | None = None) -> T:
+    """Call ``check`` until it returns a truthy value, and return that value (state changes are asynchronous).
+
+    "Not yet" is a falsy return (False, None, [], 0, "") or an AssertionError, so both a predicate
+    (``lambda: rows() == []``) and an assertion helper work -- but an assertion helper must end with
+    ``return True`` (or return the truthy value it checked). Why a falsy return cannot mean "done": a check
+    that returns nothing, or a predicate written ``cond or None``, used to pass at once and check nothing;
+    now it waits and fails loudly instead. ``timeout`` is a hang guard, not a speed requirement; when it
+    runs out this fails with an AssertionError naming ``what`` (by default the check's source) and the
+    last falsy value or assertion message.
+    """
+    last: object = "never called"
+    with trio.move_on_after(timeout):
         while True:
             try:
-                return check()
-            except AssertionError:
-                await trio.sleep(0.05)
+                value = check()
+            except AssertionError as exc:
+                last = exc
+            else:
+                if value:
+                    return value
+                last = f"returned {value!r}"
+            await trio.sleep(0.05)
+    cause = last if isinstance(last, AssertionError) else None
+    why = f"AssertionError: {last}" if cause else last
+    raise AssertionError(f"not within {timeout} s: {what or _describe(check)} ({why})") from cause
+
+
+def _describe(check: Callable[[], object]) -> str:
+    """The check's name, or a lambda's source line(s): what ``eventually`` was waiting for."""
+    name = getattr(check, "__qualname__", repr(check))
+    if not name.endswith("<lambda>"):
+        return name
+    try:
+        return " ".join(line.strip() for line in inspect.getsource(check).splitlines())
+    except (OSError, TypeError):
+        return name
 
 
 @asynccontextmanager

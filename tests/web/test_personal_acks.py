@@ -45,7 +45,7 @@ async def test_an_acknowledged_message_leaves_the_queue(ws_server: ServerProcess
         assert frame["data"] == "hello" and isinstance(frame["id"], str)
         assert _unacked(ws_server, dev, 5) == ["hello"]  # SELECT shows what is not acknowledged yet
         await b.send("ack", str(frame["id"]))
-        await eventually(lambda: _unacked(ws_server, dev, 5) == [] or None)
+        await eventually(lambda: _unacked(ws_server, dev, 5) == [])
 
 
 async def test_an_unacknowledged_message_comes_again_on_the_next_connection(ws_server: ServerProcess,
@@ -59,7 +59,7 @@ async def test_an_unacknowledged_message_comes_again_on_the_next_connection(ws_s
         again = await _message(b)
         assert (again["id"], again["data"], again["fromQueue"]) == (first["id"], "once more", True)
         await b.send("ack", str(again["id"]))
-        await eventually(lambda: _unacked(ws_server, dev, 6) == [] or None)
+        await eventually(lambda: _unacked(ws_server, dev, 6) == [])
     async with open_browser(ws_server, dev, user_id=6, key="h6", caps="ack") as b:
         await b.sync()
         await b.silence()

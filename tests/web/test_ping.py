@@ -69,14 +69,16 @@ def users_time(server: ServerProcess, dev: int, user_id: int) -> str:
     return rows[0][1]
 
 
-def assert_offline(server: ServerProcess, dev: int, user_id: int) -> None:
+def assert_offline(server: ServerProcess, dev: int, user_id: int) -> bool:
     """``users_time`` holds a last-seen time: the user's last session has left the hub."""
     seen = users_time(server, dev, user_id)
     assert seen not in ("0", "-1"), seen
+    return True
 
 
-def assert_online(server: ServerProcess, dev: int, user_id: int) -> None:
+def assert_online(server: ServerProcess, dev: int, user_id: int) -> bool:
     assert users_time(server, dev, user_id) == "0"
+    return True
 
 
 def auth(server: ServerProcess, dev: int, user_id: int) -> str:

@@ -235,9 +235,10 @@ async def test_slow_consumer_is_disconnected_and_memory_stays_bounded(tuned_serv
                 for _ in range(250):
                     await trio.to_thread.run_sync(cur.execute, insert)
 
-            def gone() -> None:
+            def gone() -> bool:
                 cur.execute("SELECT * FROM pipes WHERE name = 'web_slow'")
                 assert cur.fetchall() == (("web_slow", "0"),)
+                return True
 
             await eventually(gone, timeout=10)
             grown = _rss_kib(srv.proc.pid) - rss_before

@@ -76,7 +76,7 @@ async def test_offline_queue_is_delivered_in_full_then_emptied(ws_server: Server
         assert_frame(got[-1], r'{"data":"it\u0027s","event":"ev14","fromQueue":true,"message_send_time":{T},'
                               r'"pipe":"msg"}', since=t0)
         # written to the socket: delivered, and deleted (the deletion is stored just after the write)
-        await eventually(lambda: query("SELECT * FROM users_messages WHERE id = 7") == [] or None)
+        await eventually(lambda: query("SELECT * FROM users_messages WHERE id = 7") == [])
     async with open_browser(ws_server, dev, user_id=7, key="h7") as again:
         await again.silence()
 

@@ -120,11 +120,7 @@ async def test_users_in_pipes_row_carries_the_browser_headers(ws_server: ServerP
             ("web_seen", "7", b.uuid, "Mozilla/5.0 (TestBrowser)", "127.0.0.1", "https://app.example.test",
              "fr-CH, fr;q=0.9"),
         ]
-    await eventually(lambda: _assert_empty(query("SELECT * FROM users_in_pipes WHERE name = 'web_seen'")))
-
-
-def _assert_empty(rows: list[tuple[str, ...]]) -> None:
-    assert rows == []
+    await eventually(lambda: query("SELECT * FROM users_in_pipes WHERE name = 'web_seen'") == [])
 
 
 async def test_max_uptime_closes_old_connections_cleanly(tmp_path) -> None:
