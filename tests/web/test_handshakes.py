@@ -63,8 +63,8 @@ def _publish(server: ServerProcess, dev: int, channel: str, message: str) -> Non
 
 
 async def _subscribed(server: ServerProcess, dev: int, channel: str, n: int) -> None:
-    def check() -> None:
-        assert mysql_rows(server, dev, f"SELECT * FROM pipes WHERE name = '{channel}'") == [(channel, str(n))]
+    def check() -> bool:
+        return mysql_rows(server, dev, f"SELECT * FROM pipes WHERE name = '{channel}'") == [(channel, str(n))]
     await eventually(check, BURST_GUARD)
 
 
