@@ -29,6 +29,12 @@ stime of /proc/<pid>/stat, all threads) over exactly the slices' windows:
              2,000 INSERTs/s in all, 5 s per side and run, rotating over 10
              channels with one subscriber each (one delivery per INSERT); a
              window ends when every subscriber has every frame.
+  ack        server CPU per acknowledged personal message: the harness's
+             ``cometql bench ack`` scenario (1,000 ``caps=ack`` sessions, 32
+             backends, 20,000 messages; not in the default set, name it with
+             --only ack), run --ack-slices times per side and run, A and B
+             alternating; its window is the scenario's own (first INSERT until
+             the queue is empty again). Also reports its delivered-and-acked/s.
 
 Every measurement warms up first (unmeasured publishes, sessions, INSERTs).
 The report gives each run's figure per side, the medians, and the B/A ratio
@@ -67,8 +73,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "CometQLPassword"
 DEV = 77
 HOST = "127.0.0.1"
-METRICS = ("fanout", "handshake", "insert")
-UNITS = {"fanout": "µs/delivery", "handshake": "µs/session", "insert": "µs/INSERT"}
+METRICS = ("fanout", "handshake", "insert", "ack")
+DEFAULT_METRICS = ("fanout", "handshake", "insert")
+UNITS = {"fanout": "µs/delivery", "handshake": "µs/session", "insert": "µs/INSERT", "ack": "µs/message"}
 
 
 # ------------------------------------------------------------------------------------------ /proc
@@ -210,6 +217,10 @@ class Harness:
         self.MySQLClient = _mysql_client.MySQLClient
         self.com_query = _mysql_client.com_query
         self.sql_quote = _mysql_client.sql_quote
+        from cometql.bench import _ack, _context, _server
+        self.ack = _ack.ack
+        self.Context = _context.Context
+        self.BenchServer = _server.Server
 
 
 def insert_sql(h: Harness, channel: str, event: str, message: str, rows: int = 1) -> str:
@@ -460,8 +471,36 @@ def measure_insert(h: Harness, sides: list[Side], args: argparse.Namespace, tag:
     return {label: total.result() for label, total in totals.items()}
 
 
+def measure_ack(h: Harness, sides: list[Side], args: argparse.Namespace, tag: str) -> dict[str, dict]:
+    """The ``ack`` scenario of the harness against each side in turn; the figure is the scenario's own
+    server CPU per message (its window: first INSERT until every message is acknowledged)."""
+    totals = {side.label: Total() for side in sides}
+    rates: dict[str, list[float]] = {side.label: [] for side in sides}
+    for _ in range(args.ack_slices):
+        for side in sides:
+            srv = side.server
+            target = h.BenchServer(HOST, srv.mysql_port, srv.ws_port, PASSWORD, pid=srv.pid)
+            result = h.ack(h.Context(target, dev_id=DEV), users=args.ack_users, clients=args.ack_clients,
+                           inserts=args.ack_inserts)
+            total = totals[side.label]
+            ops = args.ack_clients * args.ack_inserts
+            cpu = result.figure("server CPU per message").value * ops / 1e6
+            total.user += cpu  # the scenario's meter gives user + sys together
+            total.ops += ops
+            total.slices.append(round(1e6 * cpu / ops, 2))
+            rates[side.label].append(round(result.figure("delivered and acknowledged/s").value))
+            if result.figure("messages received exactly once").value < 100:
+                total.notes.append("a slice did not deliver every message exactly once")
+    out = {}
+    for label, total in totals.items():
+        out[label] = total.result() | {"user_us": None, "sys_us": None}  # not split by the scenario
+        out[label]["rates_per_s"] = rates[label]
+        out[label]["note"] = "; ".join([*dict.fromkeys(total.notes), f"delivered and acknowledged/s {rates[label]}"])
+    return out
+
+
 MEASURE: dict[str, Callable[..., dict[str, dict]]] = {"fanout": measure_fanout, "handshake": measure_handshake,
-                                                      "insert": measure_insert}
+                                                      "insert": measure_insert, "ack": measure_ack}
 
 
 def one_run(h: Harness, dirs: dict[str, Path], order: list[str], args: argparse.Namespace,
@@ -504,8 +543,8 @@ def report(runs: list[dict[str, dict[str, dict]]], metrics: tuple[str, ...]) -> 
             values = [run[label][name]["us"] for run in runs]
             users = [run[label][name]["user_us"] for run in runs]
             medians[label] = statistics.median(values)
-            print(f"    {label}: {', '.join(_fmt(v) for v in values):<30} median {_fmt(medians[label]):>6}"
-                  f"   (user {_fmt(statistics.median(users))})")
+            user = "" if None in users else f"   (user {_fmt(statistics.median(users))})"
+            print(f"    {label}: {', '.join(_fmt(v) for v in values):<30} median {_fmt(medians[label]):>6}{user}")
         ratios = [run["B"][name]["us"] / run["A"][name]["us"] for run in runs]
         print(f"    B/A: medians {medians['B'] / medians['A']:.3f}; paired by run "
               f"{', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
@@ -523,7 +562,8 @@ def main() -> int:
     p.add_argument("b", type=Path, help="checkout B (after)")
     p.add_argument("-n", "--runs", type=int, default=3, help="runs (fresh servers A and B each), 3")
     p.add_argument("--slices", type=int, default=10, help="slices per measurement and side, alternating (10)")
-    p.add_argument("--only", nargs="+", choices=METRICS, default=list(METRICS), help="measurements to run")
+    p.add_argument("--only", nargs="+", choices=METRICS, default=list(DEFAULT_METRICS),
+                   help="measurements to run (default: fanout handshake insert)")
     p.add_argument("--harness", type=Path, help="checkout whose load clients are used (default: A)")
     p.add_argument("--client-procs", type=int, default=2, help="WebSocket client processes per side (2)")
     p.add_argument("--caps", default="", help="capabilities the sessions announce, e.g. ack,offset,hb (the "
@@ -541,6 +581,10 @@ def main() -> int:
     p.add_argument("--insert-seconds", type=float, default=5, help="per side and run (5)")
     p.add_argument("--insert-channels", type=int, default=10, help="channels, one subscriber each (10)")
     p.add_argument("--insert-warmup", type=int, default=200, help="unmeasured INSERTs per client and side (200)")
+    p.add_argument("--ack-users", type=int, default=1000, help="ack: users online, one session each (1000)")
+    p.add_argument("--ack-clients", type=int, default=32, help="ack: backend connections (32)")
+    p.add_argument("--ack-inserts", type=int, default=625, help="ack: messages per backend (625)")
+    p.add_argument("--ack-slices", type=int, default=1, help="ack: scenario runs per side and run (1)")
     p.add_argument("--json", type=Path, help="also write every run's figures to this file")
     args = p.parse_args()
     dirs = {"A": args.a.resolve(), "B": args.b.resolve()}
