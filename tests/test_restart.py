@@ -10,12 +10,18 @@ length, oldest first), trust_ history and the offline queue of users_messages.
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pymysql
 import pytest
+
+from cometql.bench._ws_client import handshake_request
+from cometql.wsframes import frame_header
 
 from .servers import PASSWORD, ServerProcess
 
@@ -154,3 +160,92 @@ def test_public_address_with_another_password_is_accepted(tmp_path: Path) -> Non
         conn.close()
     finally:
         assert srv.stop() == 0
+
+
+#: Sessions held through the shutdown below: every other one a logged-in user.
+SESSIONS = 1000
+FIRST_USER = 101
+CLOSE = 0x8
+
+
+class _Page:
+    """One browser session on a plain socket (blocking, every read bounded): the wire as the library sees it."""
+
+    def __init__(self, server: ServerProcess, number: int, user_id: int, key: str, caps: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.ws_port), timeout=15)
+        self.buf = bytearray()
+        self.sock.sendall(handshake_request("127.0.0.1", server.ws_port, DEV, f"shutdown{number:024d}",
+                                            str(user_id), key, caps=caps))
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.buf = bytearray(rest)
+        opcode, payload = self.frame()
+        self.info = orjson.loads(payload)
+        assert opcode == 0x1 and self.info["event"] == "serverInfo"
+
+    def _more(self) -> None:
+        data = self.sock.recv(65536)
+        assert data, "the server closed the connection without a close frame"
+        self.buf += data
+
+    def frame(self) -> tuple[int, bytes]:
+        while (header := frame_header(self.buf, 0)) is None or len(self.buf) < sum(header):
+            self._more()
+        head, length = header
+        opcode, payload = self.buf[0] & 0x0F, bytes(self.buf[head:head + length])
+        del self.buf[:head + length]
+        return opcode, payload
+
+    def goodbye(self) -> tuple[int, str]:
+        """The close frame's code and reason (frames before it are skipped)."""
+        while True:
+            opcode, payload = self.frame()
+            if opcode == CLOSE:
+                return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+
+def test_sigterm_with_many_sessions_stops_accepting_then_says_goodbye_and_records_last_seen(
+        own_server: ServerProcess, data_dir: Path) -> None:
+    """SIGTERM with 1,000 sessions (half logged in): the port refuses new connections before any session
+    is told goodbye, every session gets the 1001 close frame, every user's last-seen time is stored, and
+    a message queued for a user (delivered, not acknowledged) stays queued."""
+    users = [FIRST_USER + i for i in range(SESSIONS // 2)]
+    conn = own_server.connect(DEV)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO users_auth (id, hash) VALUES " + ", ".join(f"({u}, 'key{u}')" for u in users))
+            cur.execute(f"INSERT INTO users_messages (id, event, message) VALUES ({FIRST_USER}, 'ev', 'kept')")
+    finally:
+        conn.close()
+    pages = []
+    try:
+        for i in range(SESSIONS):
+            user = users[i // 2] if i % 2 == 0 else 0
+            pages.append(_Page(own_server, i, user, f"key{user}" if user else "", "ack" if user else ""))
+        assert sum(bool(p.info.get("authorized")) for p in pages) == len(users)
+        (online,) = run_all(own_server, [f"SELECT * FROM users_time WHERE id IN ({', '.join(map(str, users))})"])
+        assert {row[1] for row in online} == {"0"}  # all online
+        before = int(time.time())
+        assert own_server.proc is not None
+        own_server.proc.send_signal(signal.SIGTERM)
+        assert pages[0].goodbye() == (1001, "server shutting down")
+        with pytest.raises(ConnectionRefusedError):  # the listener was closed before any goodbye
+            socket.create_connection(("127.0.0.1", own_server.ws_port), timeout=15).close()
+        assert all(page.goodbye() == (1001, "server shutting down") for page in pages[1:])
+        out, _ = own_server.proc.communicate(timeout=60)  # a hang guard: a second signal would exit at once
+        assert own_server.proc.returncode == 0, out
+    finally:
+        for page in pages:
+            page.sock.close()
+    again = ServerProcess(data_dir).start()
+    try:
+        last_seen, queued = run_all(again, [
+            f"SELECT * FROM users_time WHERE id IN ({', '.join(map(str, users))})",
+            f"SELECT * FROM users_messages WHERE id = {FIRST_USER}"])
+    finally:
+        again.stop()
+    assert sorted(int(row[0]) for row in last_seen) == users
+    assert all(int(row[1]) >= before for row in last_seen)  # offline, seen at the shutdown
+    assert [row[-1] for row in queued] == ["kept"]

@@ -7,7 +7,7 @@ state, and the front's module can import them without an import cycle.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ..hub import Effect, Subscriber
@@ -37,6 +37,14 @@ class SessionHost(Protocol):
 
     async def detach(self, session: Session) -> None:
         """Take the session out of the hub and release what the front counted for it."""
+        ...
+
+    async def detach_all(self, sessions: Sequence[Session]) -> None:
+        """Server shutdown: take every session (closed already) out of the hub at once."""
+        ...
+
+    def stop_accepting(self) -> None:
+        """Server shutdown: close the port's listeners (new connections are refused from now on)."""
         ...
 
     def detach_nowait(self, session: Session) -> list[Effect] | None:

@@ -18,6 +18,7 @@ import select
 import trio
 
 from ..hub import Effect
+from ..wsframes import close_frame
 from ._host import SessionHost
 from ._wsconn import WsSession
 from ._wsprotocol import CLOSE_GOING_AWAY
@@ -25,6 +26,8 @@ from ._wsprotocol import CLOSE_GOING_AWAY
 __all__ = ["IdlePoller"]
 
 _EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
+#: The close reason every session is given on shutdown (with 1001: reconnect).
+SHUTTING_DOWN = "server shutting down"
 
 
 class IdlePoller:
@@ -126,10 +129,16 @@ class IdlePoller:
             await self.host.detach(session)
 
     async def _close_all(self) -> None:
-        """Server shutdown: tell every browser to reconnect (1001), take it offline. Concurrently: with
-        a shared store each leaving waits for Redis, and together they share its batches."""
-        async with trio.open_nursery() as nursery:
-            for fd, session in list(self._sessions.items()):
-                session.close("server shutting down", CLOSE_GOING_AWAY)
-                nursery.start_soon(self._end, fd, session)
+        """Server shutdown. The port stops accepting first: a browser reconnecting meanwhile is refused
+        at once and backs off, rather than queued in a listener nobody serves (then reset). Then every
+        browser is told to reconnect (1001, a non-blocking send) and its socket closed, in one pass
+        without a task each; then they all leave the hub together (``detach_all``: one ``apply``, so
+        the store writes every user's last-seen time in one transaction)."""
+        self.host.stop_accepting()
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        frame = close_frame(CLOSE_GOING_AWAY, SHUTTING_DOWN)
+        for session in sessions:
+            session.goodbye(SHUTTING_DOWN, frame)  # closing its socket takes it out of the epoll set
         self._epoll.close()
+        await self.host.detach_all(sessions)

@@ -85,6 +85,7 @@ class WebFront:
         self.handshakes = Handshaker(self)  # plain connections until their request arrives: no task each
         self.pinger = Pinger(options.ping_interval, options.ping_timeout, self._pingable, self.now)
         self._nursery: trio.Nursery | None = None
+        self._listeners: list[trio.SocketListener] = []  # closed first on shutdown (``stop_accepting``)
         self.ip_sessions = IpSessions(options.max_sessions_per_ip)
         self._session_ip: dict[int, str] = {}
         self._limiters: dict[int, RateLimiter] = {}
@@ -171,12 +172,24 @@ class WebFront:
         return None
 
     async def finish_detach(self, session: Session, effects: list[Effect]) -> None:
+        await self._finish_detach((session,), effects)
+
+    async def detach_all(self, sessions: Sequence[Session]) -> None:
+        """Server shutdown: every session leaves the hub (as one by one), and all in one ``apply``:
+        the store writes every user's last-seen time in one transaction, not a commit each."""
+        effects: list[Effect] = []
+        for session in sessions:
+            effects += self._leave(session)
+        await self._finish_detach(sessions, effects)
+
+    async def _finish_detach(self, sessions: Sequence[Session], effects: list[Effect]) -> None:
         with trio.CancelScope(shield=True):
             try:
                 await self.engine.apply(effects)
-            except StoreError as exc:  # the session is gone from the hub all the same; only its last-seen is lost
-                log.error("could not store that session %d left: %s", session.conn_id, exc)
-        self.observer.session_left(session.transport, session.closing, session.dropped)
+            except StoreError as exc:  # the sessions are gone from the hub all the same; only last-seen is lost
+                log.error("could not store that %d session(s) left: %s", len(sessions), exc)
+        for session in sessions:
+            self.observer.session_left(session.transport, session.closing, session.dropped)
 
     # ------------------------------------------------------------------ limits
 
@@ -257,11 +270,18 @@ class WebFront:
         finally:
             path.unlink(missing_ok=True)
 
+    def stop_accepting(self) -> None:
+        """Shutdown: close the listeners, so a browser reconnecting is refused and backs off (not queued
+        in a backlog nobody accepts from, to be reset at exit). Wakes the accept loops (ClosedResourceError)."""
+        for listener in self._listeners:
+            listener.socket.close()
+
     async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery, tls: bool = True) -> None:
         """Accept every pending connection per wake-up (trio's listener takes one per scheduler pass,
         which caps handshakes/s when browsers arrive in bursts). Without TLS a connection goes to the
         handshaker (``_handshake.py``: no task until it proves to need one); with TLS, or from the
-        workers' relay, it gets its task at once."""
+        workers' relay, it gets its task at once. The listener is closed as soon as this ends."""
+        self._listeners.append(listener)
         sock = listener.socket
         raw = sock._sock  # type: ignore[attr-defined]
         admission = self.admission
@@ -269,27 +289,32 @@ class WebFront:
         if quick and raw.family in (stdsocket.AF_INET, stdsocket.AF_INET6):
             # accepted sockets inherit it (Linux): no setsockopt per connection, as trio's streams do
             raw.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
-        while True:
-            await admission.wait_room()
-            await trio.lowlevel.wait_readable(sock)
-            while not admission.full():
-                try:
-                    conn, _ = raw.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # out of descriptors (logged once per burst), aborted connection
-                    if exc.errno in _ACCEPT_IGNORED:
+        try:
+            while True:
+                await admission.wait_room()
+                await trio.lowlevel.wait_readable(sock)
+                while not admission.full():
+                    try:
+                        conn, _ = raw.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError as exc:  # out of descriptors (logged once per burst), aborted connection
+                        if exc.errno in _ACCEPT_IGNORED:
+                            continue
+                        self.accept_failures.fail(exc)
+                        await trio.sleep(ACCEPT_RETRY)
+                        break
+                    self.accept_failures.ok()
+                    conn.setblocking(False)
+                    if quick:
+                        self.handshakes.take(conn, admission.ticket())
                         continue
-                    self.accept_failures.fail(exc)
-                    await trio.sleep(ACCEPT_RETRY)
-                    break
-                self.accept_failures.ok()
-                conn.setblocking(False)
-                if quick:
-                    self.handshakes.take(conn, admission.ticket())
-                    continue
-                stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                nursery.start_soon(self.handle, stream, tls, admission.ticket())
+                    stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+                    nursery.start_soon(self.handle, stream, tls, admission.ticket())
+        except trio.ClosedResourceError:  # ``stop_accepting``
+            pass
+        finally:
+            sock.close()
 
     def adopt(self, session: WsSession) -> None:
         self.idle.add(session)
