@@ -78,7 +78,8 @@ def test_every_caller_gets_its_own_tree(sql: str) -> None:
 @pytest.mark.parametrize("sql", [
     "SELECT * FROM users_auth WHERE id = 1",  # about CometQL's tables: not a passthrough
     "INSERT INTO pipes_messages (name, event, message) VALUES ('pipe_one', 'e', 'hi')",
-    "SELECT 1 IN (" + ", ".join(str(i) for i in range(300)) + ")",  # a lifted IN list, and longer than PASSTHROUGH_CACHE_TEXT
+    "SELECT 1 IN (" + ", ".join(str(i) for i in range(300)) + ")",  # a lifted list; over PASSTHROUGH_CACHE_TEXT
+    "SELECT '" + "x" * 300 + "'",  # over PASSTHROUGH_CACHE_TEXT
 ])
 def test_not_kept(sql: str) -> None:
     parse_piece(piece_of(sql), LIMITS)
