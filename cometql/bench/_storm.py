@@ -35,13 +35,12 @@ from typing import Any
 
 import orjson
 
-from ..wsframes import frame_header
 from ._context import Context, cpu_notes, percentile
 from ._loadgen import BenchError, _Worker, split
 from ._mysql_client import MySQLError
 from ._procfs import cpu_seconds, peak_rss_kb
 from ._results import Result, Target
-from ._ws_client import LINGER_RESET, client_frame, handshake_request
+from ._ws_client import LINGER_RESET, client_frame, complete_frames, handshake_request
 
 __all__ = ["LIBRARY_CAPS", "Policy", "StormWorker", "library_policy", "storm"]
 
@@ -183,19 +182,12 @@ class StormSession(asyncio.Protocol):
             self.opened_at = time.monotonic()
             del buf[:end + 4]
             self._send("subscription\n" + self.channel)  # the library's onOpen: subscriptions first
-        pos, size = 0, len(buf)
-        while size - pos >= 2:
-            header = frame_header(buf, pos)
-            if header is None:
-                break
-            head, length = header
-            end = pos + head + length
-            if end > size:
-                break
-            self._frame(buf[pos] & 0x0F, bytes(buf[pos + head:end]))
+        pos = 0
+        for opcode, payload, end in complete_frames(buf):
+            self._frame(opcode, payload)
+            pos = end
             if self.transport is None:
                 return
-            pos = end
         if pos:
             del buf[:pos]
 

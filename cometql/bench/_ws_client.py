@@ -16,10 +16,12 @@ import socket
 import struct
 import time
 from array import array
+from collections.abc import Iterator
 
 from ..wsframes import frame_header
 
-__all__ = ["LIBRARY_CAPS", "LINGER_RESET", "Tally", "WsClient", "client_frame", "handshake_request", "open_socket"]
+__all__ = ["LIBRARY_CAPS", "LINGER_RESET", "Tally", "WsClient", "client_frame", "complete_frames", "handshake_request",
+           "open_socket"]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 LINGER_RESET = struct.pack("ii", 1, 0)
@@ -29,6 +31,22 @@ _DATA = b'"data":"'
 #: What ``/cometql.js`` announces: the load clients connect as our library does, with the reliable-delivery
 #: defaults on (acknowledgements, offsets, heartbeats), so the figures hold for them.
 LIBRARY_CAPS = "ack,offset,hb"
+
+
+def complete_frames(buf: bytearray) -> Iterator[tuple[int, bytes, int]]:
+    """The whole server frames at the start of ``buf``: (opcode, payload, offset after it); the caller
+    drops ``buf[:offset]`` when done (a partial frame stays for the next read)."""
+    pos, size = 0, len(buf)
+    while size - pos >= 2:
+        header = frame_header(buf, pos)
+        if header is None:
+            return
+        head, length = header
+        end = pos + head + length
+        if end > size:
+            return
+        yield buf[pos] & 0x0F, bytes(buf[pos + head:end]), end
+        pos = end
 
 
 def handshake_request(host: str, port: int, dev_id: int, uuid: str, user_id: str = "0",
@@ -144,16 +162,8 @@ class WsClient(asyncio.Protocol):
             self._upgraded = True
             del buf[:end + 4]
         pos = 0
-        size = len(buf)
-        while size - pos >= 2:
-            header = frame_header(buf, pos)
-            if header is None:
-                break
-            head, length = header
-            end = pos + head + length
-            if end > size:
-                break
-            self._frame(buf[pos] & 0x0F, bytes(buf[pos + head:end]))
+        for opcode, payload, end in complete_frames(buf):
+            self._frame(opcode, payload)
             pos = end
         if pos:
             del buf[:pos]

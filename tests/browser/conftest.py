@@ -13,7 +13,6 @@ localStorage uuid).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +21,7 @@ os.environ.setdefault("SE_OFFLINE", "true")
 
 from selenium import webdriver  # noqa: E402
 
-from cometql.bench._soak import chromium  # noqa: E402
+from cometql.bench._soak import chromium, chromium_session  # noqa: E402
 
 from ..servers import ServerProcess  # noqa: E402
 from .helpers import PAGES, Browser  # noqa: E402
@@ -43,12 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _driver_fixture() -> Iterator[webdriver.Chrome]:
-    with tempfile.TemporaryDirectory(prefix="cometql-chromium-") as profile:
-        driver = make_driver(profile)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with chromium_session() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")
