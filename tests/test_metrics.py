@@ -173,6 +173,9 @@ def test_queued_user_messages_and_queue_depth(server: ServerProcess, db: pymysql
 
 async def test_authorized_users_and_mysql_connections(server: ServerProcess, dev: int) -> None:
     mysql_rows(server, dev, "INSERT INTO users_auth (id, hash) VALUES (7, 'metrics_key')")
+    # The server notices a closed connection (this one, and earlier tests') asynchronously: start from none.
+    await eventually(lambda: sample(scrape(server), "cometql_mysql_connections") == 0,
+                     what="every earlier MySQL connection to be counted out")
     before = scrape(server)
     conn = server.connect(dev)
     try:
