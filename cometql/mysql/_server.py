@@ -18,6 +18,7 @@ import logging
 import os
 import types
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import mysql_mimic.connection
@@ -41,6 +42,7 @@ from ..sql import Ok
 from . import _nul_guard
 from ._adapter import PacketTooLarge
 from ._conformance import MysqlConformance
+from ._fastquery import answer_fast_insert
 from ._options import MysqlOptions
 from ._session import CometSession, dev_id_for_login, make_global_variables
 from ._setoption import SetOptionFilter
@@ -225,9 +227,10 @@ class CometConnection(MysqlConformance):
             self.status_flags = flags
 
     async def command_phase(self) -> None:
-        """mysql-mimic's, with COM_SET_OPTION answered (PHP's multi_query sends it)."""
+        """mysql-mimic's, with COM_SET_OPTION answered (PHP's multi_query sends it) and one-row INSERTs
+        answered at the packet (``_fastquery``)."""
         real = self.stream
-        self.stream = SetOptionFilter(real, self)  # type: ignore[assignment]
+        self.stream = SetOptionFilter(real, self, partial(answer_fast_insert, self, real))  # type: ignore[assignment]
         try:
             await super().command_phase()
         finally:

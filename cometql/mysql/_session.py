@@ -283,14 +283,7 @@ class CometSession(Session):
         between. An error ends the query (``MysqlError``): the answers before it
         were emitted already, as MySQL does.
         """
-        self.node.mysql.statements += 1
-        size = len(sql)
-        if size >= self.options.max_query_size:
-            raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
-        if size <= 3 and sql.strip(" \t\r\n;"):
-            raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
-        if log.isEnabledFor(logging.DEBUG):  # secrets in it are masked by cometql.logs
-            log.debug("dev_id %s statement: %s", self.dev_id, sql)
+        size = self._admit(sql)
         fast = fast_insert(sql)
         if fast is not None:
             await emit(await self._answer(fast, sql, attrs, size, 0), False)
@@ -315,6 +308,24 @@ class CometSession(Session):
             result = None if stmt is None else await self._answer(stmt, sql, attrs, size, piece.cost)
             await emit(result, i + 1 < len(pieces))
             await trio.lowlevel.checkpoint()
+
+    def _admit(self, sql: str) -> int:
+        """Count a COM_QUERY text and check its length; its size."""
+        self.node.mysql.statements += 1
+        size = len(sql)
+        if size >= self.options.max_query_size:
+            raise MysqlError("Data is too long", codes.ERR_OVERFLOW)  # type: ignore[arg-type]
+        if size <= 3 and sql.strip(" \t\r\n;"):
+            raise MysqlError("Data is too short", codes.ERR_EMPTY)  # type: ignore[arg-type]
+        if log.isEnabledFor(logging.DEBUG):  # secrets in it are masked by cometql.logs
+            log.debug("dev_id %s statement: %s", self.dev_id, sql)
+        return size
+
+    async def run_insert(self, stmt: Insert, sql: str) -> Ok:
+        """A COM_QUERY text that is ``stmt`` (``fast_insert(sql)``) alone, as ``run_query`` runs it."""
+        result = await self._answer(stmt, sql, {}, self._admit(sql), 0)
+        assert isinstance(result, Ok)
+        return result
 
     async def _answer(self, stmt: Statement, sql: str, attrs: dict[str, str], size: int,
                       cost: int) -> AllowedResult | Ok:
