@@ -139,13 +139,14 @@ def _session_process(host: str, port: int, dev_id: int, users: range, total: int
     asyncio.run(_sessions(host, port, dev_id, users, total, conn))
 
 
-def _inserters(server: tuple[str, int, str, str], users: list[str], clients: int, count: int,
+def _inserters(server: tuple[str, int, str, str], users: list[str], clients: int, count: int, rows: int,
                start: mp.synchronize.Event, conn: Connection) -> None:
     """``clients`` backend connections (a thread each: they wait on the server, not on Python),
-    ``count`` INSERTs each, round-robin over the users from a different offset."""
+    ``count`` INSERTs of ``rows`` rows each, round-robin over the users from a different offset."""
     host, port, user, password = server
-    packets = [com_query(f"INSERT INTO users_messages (id, event, message) VALUES ({u}, 'ack', 'hello')")
-               for u in users]
+    packets = [com_query("INSERT INTO users_messages (id, event, message) VALUES "
+                         + ", ".join(f"({users[(k + r) % len(users)]}, 'ack', 'hello')" for r in range(rows)))
+               for k in range(0, len(users), rows)]
     conns = [MySQLClient(host, port, user, password) for _ in range(clients)]
     errors: list[str] = []
 
@@ -168,10 +169,15 @@ def _inserters(server: tuple[str, int, str, str], users: list[str], clients: int
     conn.send(("done", errors))
 
 
-def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) -> Result:
-    """``users`` online users with ``ack`` sessions; ``clients`` backends × ``inserts`` personal messages."""
+def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500, rows: int = 1) -> Result:
+    """``users`` online users with ``ack`` sessions; ``clients`` backends × ``inserts`` personal messages,
+    ``rows`` per INSERT (a backend notifying many users at once sends one multi-row INSERT)."""
+    if users % rows:
+        raise BenchError(f"--rows {rows} must divide the number of users ({users:,})")
+    inserts -= inserts % rows
     total = clients * inserts
-    result = Result("ack", f"ack N={users:,}", {"users": users, "clients": clients, "inserts": inserts})
+    label = f"ack N={users:,}" + (f", {rows} rows/INSERT" if rows > 1 else "")
+    result = Result("ack", label, {"users": users, "clients": clients, "inserts": inserts, "rows": rows})
     srv = ctx.server
     base = ctx.online()
     ids = range(1, users + 1)
@@ -185,7 +191,7 @@ def ack(ctx: Context, users: int = 1000, clients: int = 8, inserts: int = 2500) 
     login = (srv.host, srv.mysql_port, str(ctx.dev_id), srv.password)
     mine, theirs = mpc.Pipe()
     inserters = mpc.Process(target=_inserters, daemon=True, name="cometql-bench-ack-inserts",
-                            args=(login, [str(u) for u in ids], clients, inserts, start, theirs))
+                            args=(login, [str(u) for u in ids], clients, inserts // rows, rows, start, theirs))
     procs = [sessions, inserters]
     try:
         with ctx.reporter.phase(f"ack: {users:,} sessions", total=1):

@@ -118,6 +118,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
     load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
+    load.add_argument("--rows", type=int, default=1, help="ack: rows (users) per INSERT (1)")
     load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "
                       "at least 2, more when the open-files limit needs it)")

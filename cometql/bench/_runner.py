@@ -60,7 +60,7 @@ def _plan(args: argparse.Namespace, names: Sequence[str]) -> list[tuple[str, Ste
                                    subscribers=args.subscribers or 0, channels=args.channels or 100),
         "heavy": lambda c: heavy(c, duration=args.duration or 10),
         "ack": lambda c: ack(c, users=(ns or [1000])[0], clients=args.clients or 32,
-                             inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32)))),
+                             inserts=max(1, min(args.inserts, 20_000 // (args.clients or 32))), rows=args.rows),
         "room": lambda c: room(c, sessions=(ns or [50])[0], rates=args.rate or [10], duration=args.duration or 30),
         "soak": lambda c: soak(c.reporter, pages=(ns or [50])[0], seconds=args.duration or 60, dev_id=args.dev),
         "storm": lambda c: storm(c, (ns or [19_000])[0], channels=args.channels or 100,

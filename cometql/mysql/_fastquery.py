@@ -1,4 +1,4 @@
-"""The hot command answered at the packet: a COM_QUERY holding one plain one-row INSERT.
+"""The hot command answered at the packet: a COM_QUERY holding one plain INSERT of literal rows.
 
 mysql-mimic's way to an INSERT's OK goes through the command loop's dispatch,
 ``handle_query`` (``parse_com_query``'s reader objects), ``run_query`` with its
@@ -67,7 +67,7 @@ def _text(data: bytes, capabilities: Capabilities, charset: CharacterSet) -> str
 
 
 async def answer_fast_insert(connection: _Connection, stream: Any, data: bytes) -> bool:
-    """Answer ``data`` (a COM_QUERY packet) on ``stream`` if it is a plain one-row INSERT; False: not done.
+    """Answer ``data`` (a COM_QUERY packet) on ``stream`` if it is a plain INSERT of literals; False: not done.
 
     Errors are answered as mysql-mimic's command loop answers them (an ERR packet, the connection
     stays); the caller resets the packet sequence afterwards in both cases.
@@ -75,7 +75,7 @@ async def answer_fast_insert(connection: _Connection, stream: Any, data: bytes) 
     if not ENABLED:
         return False
     sql = _text(data, connection.capabilities, connection.client_charset)
-    stmt = None if sql is None else fast_insert(sql)
+    stmt = None if sql is None else fast_insert(sql, connection.session.options.limits.rows)
     if stmt is None:
         return False
     assert sql is not None

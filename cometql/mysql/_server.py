@@ -227,7 +227,7 @@ class CometConnection(MysqlConformance):
             self.status_flags = flags
 
     async def command_phase(self) -> None:
-        """mysql-mimic's, with COM_SET_OPTION answered (PHP's multi_query sends it) and one-row INSERTs
+        """mysql-mimic's, with COM_SET_OPTION answered (PHP's multi_query sends it) and plain INSERTs
         answered at the packet (``_fastquery``)."""
         real = self.stream
         self.stream = SetOptionFilter(real, self, partial(answer_fast_insert, self, real))  # type: ignore[assignment]

@@ -284,7 +284,7 @@ class CometSession(Session):
         were emitted already, as MySQL does.
         """
         size = self._admit(sql)
-        fast = fast_insert(sql)
+        fast = fast_insert(sql, self.options.limits.rows)
         if fast is not None:
             await emit(await self._answer(fast, sql, attrs, size, 0), False)
             return
@@ -322,7 +322,7 @@ class CometSession(Session):
         return size
 
     async def run_insert(self, stmt: Insert, sql: str) -> Ok:
-        """A COM_QUERY text that is ``stmt`` (``fast_insert(sql)``) alone, as ``run_query`` runs it."""
+        """A COM_QUERY text that is ``stmt`` (``fast_insert(sql, limits.rows)``) alone, as ``run_query`` runs it."""
         result = await self._answer(stmt, sql, {}, self._admit(sql), 0)
         assert isinstance(result, Ok)
         return result

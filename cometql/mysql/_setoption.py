@@ -7,7 +7,7 @@ mysql-mimic's command loop cannot be extended, so ``SetOptionFilter`` sits
 between it and the packet stream: it answers COM_SET_OPTION itself (as MySQL
 does: EOF, or OK with CLIENT_DEPRECATE_EOF) and hands every other command on.
 It is also where a COM_QUERY may be answered before mysql-mimic sees it
-(``fast``: the one-row INSERT, see ``_fastquery``).
+(``fast``: a plain INSERT of literal rows, see ``_fastquery``).
 """
 
 from __future__ import annotations

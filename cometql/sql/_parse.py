@@ -1,6 +1,6 @@
 """SQL text -> CometQL statements.
 
-The plain one-row INSERT goes through the regex fast path; anything else is
+A plain INSERT of literal rows goes through the regex fast path; anything else is
 first split and measured by the scanner (``_scan.py``, which also lifts long
 literal lists out), then each statement is parsed by sqlglot (MySQL dialect)
 and mapped here. Statements that are not about CometQL's tables (SET, USE,
@@ -61,7 +61,7 @@ def parse(sql: str, limits: Limits = DEFAULT_LIMITS) -> list[Statement]:
     The server does the same in slices (``split``, then ``parse_piece`` per
     statement, with pauses between); this is for tools and tests.
     """
-    fast = fast_insert(sql)
+    fast = fast_insert(sql, limits.rows)
     if fast is not None:
         return [fast]
     pieces: list[Piece] = []

@@ -40,7 +40,9 @@ STATEMENTS = [
     ("INSERT INTO users_messages (id, `index`, event, message) VALUES (7, 'key-1', 'e', 'two')", True),
     ("INSERT INTO users_messages (id, event, message) VALUES (7, 'e', 'queue full')", True),
     ("INSERT INTO users_messages (id, event, message) VALUES (-3, 'e', 'm')", True),
-    ("INSERT INTO pipes_messages (name, event, message) VALUES ('abc','e','1'), ('def','e','2')", False),
+    ("INSERT INTO pipes_messages (name, event, message) VALUES ('abc','e','1'), ('def','e','2')", True),
+    ("INSERT INTO users_messages (id, event, message) VALUES (7,'e','3'), (8,'e','4'), (7,'e','5')", True),
+    ("INSERT INTO pipes_messages (name, event, message) VALUES ('abc','e','1'), ('def','e')", False),
     ("INSERT INTO pipes_messages (name, event, message) VALUES ('chat','e','x'); SELECT 1", False),
     ("SELECT 1", False),
 ]

@@ -103,7 +103,9 @@ def test_fast_path_never_disagrees_on_mangled_statements(
 
 
 DECLINED = {
-    "multi-row": "INSERT INTO pipes_messages (name, event, message) VALUES ('a', 'b', 'c'), ('d', 'e', 'f')",
+    "ragged-multi-row": "INSERT INTO pipes_messages (name, event, message) VALUES ('a', 'b', 'c'), ('d', 'e')",
+    "row-after-tail": "INSERT INTO pipes_messages (name, event, message) VALUES ('a', 'b', 'c'); ('d', 'e', 'f')",
+    "trailing-comma": "INSERT INTO pipes_messages (name, event, message) VALUES ('a', 'b', 'c'),",
     "function": "INSERT INTO pipes_messages (name, event, message) VALUES ('a', 'b', CONCAT('c', 'd'))",
     "now": "INSERT INTO users_messages (id, event, message) VALUES (1, 'e', NOW())",
     "column-value": "INSERT INTO users_messages (id, event, message) VALUES (id, 'e', 'm')",
@@ -132,6 +134,43 @@ DECLINED = {
 @pytest.mark.parametrize("sql", list(DECLINED.values()), ids=list(DECLINED))
 def test_fast_path_declines(sql: str) -> None:
     assert fast_insert(sql) is None
+
+
+def test_rows_over_the_bound_are_left_to_the_scanner() -> None:
+    """Past ``max_rows`` the fast path declines, so the scanner answers the bound's error (19)."""
+    sql = "INSERT INTO users_messages (id, event, message) VALUES (1, 'e', 'a'), (2, 'e', 'b'), (3, 'e', 'c')"
+    assert fast_insert(sql, max_rows=2) is None
+    accepted = fast_insert(sql, max_rows=3)
+    assert accepted is not None and len(accepted.rows) == 3
+
+
+@st.composite
+def multi_row_insert(draw: st.DrawFn) -> tuple[str, list[tuple[object, ...]]]:
+    """A plain INSERT of 2-6 rows, each spelled the way ``insert_statement`` spells one."""
+    table = draw(st.sampled_from(["pipes_messages", "users_messages"]))
+    first = "name" if table == "pipes_messages" else "id"
+    rows: list[tuple[object, ...]] = []
+    spelled: list[str] = []
+    for _ in range(draw(st.integers(2, 6))):
+        key: object = draw(TRICKY) if first == "name" else draw(st.integers(-(10**17), 10**17))
+        event, message = draw(TRICKY), draw(TRICKY)
+        key_lit = draw(literal(key)) if isinstance(key, str) else str(key)
+        s = [draw(SPACE) for _ in range(4)]
+        spelled.append(f"({s[0]}{key_lit},{s[1]}{draw(literal(event))}{s[2]},{draw(literal(message))}{s[3]})")
+        rows.append((key, event, message))
+    between = draw(st.sampled_from([",", ", ", " ,\n"]))
+    sql = f"INSERT INTO {table} ({first}, event, message) VALUES " + between.join(spelled)
+    return sql, rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(multi_row_insert())
+def test_multi_row_fast_path_agrees_with_sqlglot(case: tuple[str, list[tuple[object, ...]]]) -> None:
+    sql, rows = case
+    fast = fast_insert(sql)
+    assert isinstance(fast, Insert), sql
+    assert fast.rows == tuple(rows)
+    assert fast == sqlglot_insert(sql)
 
 
 @pytest.mark.parametrize("sql", [
