@@ -18,7 +18,7 @@ import re
 
 from ._statements import Insert
 from ._tables import TABLES
-from ._values import Value, unescape
+from ._values import DOUBLE_QUOTED, SINGLE_QUOTED, Value, unescape
 
 __all__ = ["fast_insert"]
 
@@ -27,10 +27,7 @@ _HEAD = re.compile(
     r"\(\s*`?([a-z_]+)`?\s*((?:,\s*`?[a-z_]+`?\s*){0,5})\)\s*(?i:values)\s*\(\s*"
 )
 _COLUMN = re.compile(r"[a-z_]+")
-_VALUE = re.compile(
-    r"""'((?:[^'\\]|\\.|'')*)'|"((?:[^"\\]|\\.|"")*)"|(-?\d{1,18})(?![\w.])""",
-    re.S,
-)
+_VALUE = re.compile(rf"{SINGLE_QUOTED}|{DOUBLE_QUOTED}|(-?\d{{1,18}})(?![\w.])", re.S)
 _SEP = re.compile(r"\s*(,|\))\s*")
 _NEXT_ROW = re.compile(r",\s*\(\s*")
 _TAIL = re.compile(r";?\s*\Z")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SQLError
 from . import codes
-from ._values import Value, unescape
+from ._values import DOUBLE_QUOTED, SINGLE_QUOTED, Value, unescape
 
 __all__ = ["EXTRACT_MIN", "Limits", "Piece", "split"]
 
@@ -87,9 +87,9 @@ _PLACEHOLDER_CHARS = {":", "?"}
 #: One literal of a lifted list, then the separator after it. The same literal forms as the fast path,
 #: plus floats, signs and NULL/TRUE/FALSE; anything else (functions, hex, _charset'x') is left to sqlglot.
 _ITEM = re.compile(
-    r"""\s*(?:
-      '((?:[^'\\]|\\.|'')*+)'
-    | "((?:[^"\\]|\\.|"")*+)"
+    rf"""\s*(?:
+      {SINGLE_QUOTED}
+    | {DOUBLE_QUOTED}
     | ([-+]?\d+)(?![\w.])
     | ([-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)(?![\w.])
     | (NULL|TRUE|FALSE)(?!\w)

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Value", "as_int", "as_text", "unescape"]
+__all__ = ["DOUBLE_QUOTED", "SINGLE_QUOTED", "Value", "as_int", "as_text", "unescape"]
 
 Value = str | int | float | None
+
+#: A quoted string literal, its body captured (escapes still in it). Unrolled and possessive: a run of
+#: plain characters is one step of the regex engine, so a 1 MB literal neither backtracks nor grows the
+#: engine's stack (``(?:[^'\\]|\\.)*`` took ~7 MB of stack and 2.3 ms for a 48 KB message, and that
+#: memory stayed with the process). ``''`` is an escaped quote, as MySQL's lexer reads it.
+SINGLE_QUOTED = r"'([^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+)'"
+DOUBLE_QUOTED = r'"([^"\\]*+(?:(?:\\.|"")[^"\\]*+)*+)"'
 
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 _ESCAPES = {"0": "\x00", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
