@@ -36,7 +36,8 @@ scenarios (default: all of them, the standard set):
            while 2 clients run the heaviest accepted statements      (--duration)
   ack      personal messages to N online users who acknowledge them
            (caps=ack): delivered and acknowledged per second          (-n, default 1000; --clients 32,
-                                                                       20,000 messages in all)
+                                                                       --rows, 20,000 messages in all
+                                                                       or --inserts per backend)
   room     N sessions in one web_ channel, each sending R messages/s
            with web_pipe2: browser-to-browser p50/p99, server CPU per
            relayed delivery, every message once in one order          (-n 50, --rate 10 [,R…: a sweep that
@@ -117,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "soak (60)")
     load.add_argument("--rounds", type=int, default=3, help="fanout: publishes per N, median reported (3)")
     load.add_argument("--clients", type=int, help="insert, scale: concurrent CometQL clients (8); ack: (32)")
-    load.add_argument("--inserts", type=int, default=10000, help="insert: INSERTs per client (10000)")
+    load.add_argument("--inserts", type=int, default=None,
+                      help="insert: INSERTs per client (10000); ack: messages per backend (20,000 in all)")
     load.add_argument("--rows", type=int, default=1, help="ack: rows (users) per INSERT (1)")
     load.add_argument("--workers", type=_int_list, metavar="W[,W…]", help="scale: worker counts (1,2,4)")
     load.add_argument("--client-procs", type=int, help="WebSocket client processes per scenario (default: "
