@@ -6,9 +6,8 @@ accepts only the plain ``INSERT INTO <table> (cols) VALUES (literals)[, (...)]``
 form on the two message tables, every row of a multi-row INSERT as long as the
 column list, at most ``max_rows`` rows (and at most ``MOST_ROWS``: a longer
 INSERT is parsed in slices by the scanner, so it cannot hold the event loop for
-long), and returns None for anything else,
-which then goes to the scanner and sqlglot (and their errors); property tests
-check both paths agree.
+long). It returns None for anything else, which then goes to the scanner and
+sqlglot (and their errors); property tests check both paths agree.
 """
 
 from __future__ import annotations
