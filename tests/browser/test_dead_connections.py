@@ -2,7 +2,9 @@
 
 The page is loaded through a ``FaultProxy`` in front of a server with short
 timings (pings every 1 s, 1 s to answer; polls held 2 s, long-poll sessions
-kept 30 s), so its WebSocket and long-poll requests all cross the proxy:
+kept 30 s), so its WebSocket and long-poll requests all cross the proxy. Each
+test runs on one SQLite server and on a two-node cluster on Redis (the page on
+one node, the backend's INSERTs and SELECTs on the other):
 
 - WebSocket: the network is black-holed. The server notices by its pings (the
   user goes offline), the page by the missing heartbeats (it reconnects as soon
@@ -25,6 +27,8 @@ from selenium import webdriver
 
 from cometql.bench._faultproxy import FaultProxy
 
+from ..cluster.conftest import start_node
+from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from .helpers import PAGES, TRANSPORT_PARAMS, Browser, Query, make_query, wait_online, wait_until
 
@@ -36,28 +40,42 @@ SESSION_TTL = 30.0
 NOTICE_WITHIN = 20.0
 
 
-@pytest.fixture(scope="module")
-def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("cometql-dead"), extra_args=("--base-dir", str(PAGES)), env={
-        "COMETQL_PING_INTERVAL": str(PING_INTERVAL),
-        "COMETQL_PING_TIMEOUT": str(PING_TIMEOUT),
-        "COMETQL_LONGPOLL_TIMEOUT": str(LONGPOLL_TIMEOUT),
-        "COMETQL_SESSION_TTL": str(SESSION_TTL),
-    }).start()
-    yield srv
-    if srv.alive:
-        srv.stop()
+FAST = {
+    "COMETQL_PING_INTERVAL": str(PING_INTERVAL),
+    "COMETQL_PING_TIMEOUT": str(PING_TIMEOUT),
+    "COMETQL_LONGPOLL_TIMEOUT": str(LONGPOLL_TIMEOUT),
+    "COMETQL_SESSION_TTL": str(SESSION_TTL),
+}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "cluster"])
+def fast_servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[ServerProcess, ServerProcess]]:
+    """(the node the page connects to, the node the backend sends to): one SQLite server for both, or
+    two nodes on Redis, so that every personal message crosses the cluster's bus and its queue."""
+    if request.param == "sqlite":
+        started = [ServerProcess(tmp_path_factory.mktemp("cometql-dead"), extra_args=("--base-dir", str(PAGES)),
+                                 env=FAST).start()]
+    else:
+        redis: RedisServer = request.getfixturevalue("redis")
+        started = [start_node(redis, tmp_path_factory.mktemp(f"cometql-dead-node{i}"), "--base-dir", str(PAGES),
+                              env=FAST) for i in range(2)]
+    yield started[0], started[-1]
+    for srv in started:
+        if srv.alive:
+            srv.stop()
 
 
 @pytest.fixture
-def proxy(fast_server: ServerProcess) -> Iterator[FaultProxy]:
-    with FaultProxy((fast_server.host, fast_server.ws_port)) as p:
+def proxy(fast_servers: tuple[ServerProcess, ServerProcess]) -> Iterator[FaultProxy]:
+    page_node = fast_servers[0]
+    with FaultProxy((page_node.host, page_node.ws_port)) as p:
         yield p
 
 
 @pytest.fixture
-def fast_query(fast_server: ServerProcess, dev: int) -> Iterator[Query]:
-    conn = fast_server.connect(dev)
+def fast_query(fast_servers: tuple[ServerProcess, ServerProcess], dev: int) -> Iterator[Query]:
+    conn = fast_servers[1].connect(dev)
     try:
         yield make_query(conn)
     finally:
