@@ -1,19 +1,23 @@
 """A large backlog of personal messages reaches our library whole, in order, exactly once.
 
-20,000 queued messages × 1 KB for one user (this module's server allows that
-many). The library announces ``ack``: the server sends a window of messages,
-the next page as acknowledgements come back, and deletes only what was
-acknowledged; a second page load gets nothing again. Before paged queues the
-whole queue was written at once, the session was closed as a slow consumer and
-the queue was already gone (5,000 queued: 66 arrived).
+20,000 queued messages × 1 KB for one user (this module's servers allow that
+many), on one SQLite server and on a two-node cluster on Redis. The library
+announces ``ack``: the server sends a window of messages, the next page as
+acknowledgements come back, and deletes only what was acknowledged; a second
+page load gets nothing again. Before paged queues the whole queue was written
+at once, the session was closed as a slow consumer and the queue was already
+gone (5,000 queued: 66 arrived).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pymysql
 import pytest
 
+from ..cluster.conftest import start_node
+from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from .helpers import PAGES, Browser, Query, wait_until
 
@@ -21,15 +25,41 @@ COUNT = 20_000
 ROWS_PER_INSERT = 250
 
 
+LIMITS = {"COMETQL_QUEUE_MAX_MESSAGES": str(COUNT), "COMETQL_QUEUE_MAX_BYTES": str(64 * 1024 * 1024)}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "cluster"])
+def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[ServerProcess, ServerProcess]]:
+    """(the page's node, the backend's node), with room for the backlog in a user's queue: one SQLite
+    server for both, or two nodes on Redis (the backlog is queued through one, handed out by the other)."""
+    if request.param == "sqlite":
+        started = [ServerProcess(tmp_path_factory.mktemp("cometql-backlog"), extra_args=("--base-dir", str(PAGES)),
+                                 env=LIMITS).start()]
+    else:
+        redis: RedisServer = request.getfixturevalue("redis")
+        started = [start_node(redis, tmp_path_factory.mktemp(f"cometql-backlog-node{i}"), "--base-dir", str(PAGES),
+                              env=LIMITS) for i in range(2)]
+    yield started[0], started[-1]
+    for srv in started:
+        if srv.alive:
+            srv.stop()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """This module's server: the browser tests' one, with room for the backlog in a user's queue."""
-    srv = ServerProcess(tmp_path_factory.mktemp("cometql-backlog"), extra_args=("--base-dir", str(PAGES)),
-                        env={"COMETQL_QUEUE_MAX_MESSAGES": str(COUNT),
-                             "COMETQL_QUEUE_MAX_BYTES": str(64 * 1024 * 1024)}).start()
-    yield srv
-    if srv.alive:
-        srv.stop()
+def server(nodes: tuple[ServerProcess, ServerProcess]) -> ServerProcess:
+    """This module's browser server (the page's node)."""
+    return nodes[0]
+
+
+@pytest.fixture
+def db(nodes: tuple[ServerProcess, ServerProcess], dev: int) -> Iterator[pymysql.cursors.Cursor]:
+    """The backend's statements (``query``) go to the other node of a cluster."""
+    conn = nodes[1].connect(dev)
+    try:
+        yield conn.cursor()
+    finally:
+        conn.close()
 
 
 def _start(browser: Browser, dev: int, user: int) -> None:
