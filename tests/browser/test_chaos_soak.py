@@ -2,8 +2,8 @@
 messages mixed, and in the end every page has every message exactly once, in order (issue 13's soak).
 
 The soak itself (pages, faults, the check) is ``cometql.bench._soak``, which ``cometql bench soak``
-runs at 50 pages; this is CI's size. The faults are random but seeded (the seed is in the failure
-message).
+runs at 50 pages; this is CI's size, on one SQLite server and on a two-node cluster on Redis. The
+faults are random but seeded (the seed is in the failure message).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from selenium import webdriver
 from cometql.bench._faultproxy import FaultProxy
 from cometql.bench._soak import PAGES, SERVER_ARGS, prepare, run_soak
 
+from ..cluster.conftest import start_node
+from ..redis_server import RedisServer
 from ..servers import ServerProcess
 from .helpers import make_query
 
@@ -28,19 +30,28 @@ SOAK_SECONDS = float(os.environ.get("COMETQL_SOAK_SECONDS", "30"))
 CATCH_UP = 90.0
 
 
-@pytest.fixture
-def soak_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path, extra_args=("--base-dir", str(PAGES), *SERVER_ARGS)).start()
-    yield srv
-    srv.stop()
+@pytest.fixture(params=["sqlite", "cluster"])
+def soak_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """(the pages' node, the publishing backend's node): one SQLite server, or two nodes on Redis (every
+    message crosses the bus; Redis assigns the channel's offsets)."""
+    args = ("--base-dir", str(PAGES), *SERVER_ARGS)
+    if request.param == "sqlite":
+        started = [ServerProcess(tmp_path, extra_args=args).start()]
+    else:
+        redis: RedisServer = request.getfixturevalue("redis")
+        started = [start_node(redis, tmp_path / f"node{i}", *args) for i in range(2)]
+    yield started[0], started[-1]
+    for srv in started:
+        srv.stop()
 
 
 def test_ten_pages_through_random_faults_get_every_message_once_in_order(
-        driver: webdriver.Chrome, soak_server: ServerProcess) -> None:
+        driver: webdriver.Chrome, soak_servers: tuple[ServerProcess, ServerProcess]) -> None:
     dev = 7
-    query = make_query(soak_server.connect(dev))
+    pages_node, backend_node = soak_servers
+    query = make_query(backend_node.connect(dev))
     prepare(query, PAGES_N)
-    with FaultProxy((soak_server.host, soak_server.ws_port)) as proxy:
+    with FaultProxy((pages_node.host, pages_node.ws_port)) as proxy:
         outcome = run_soak(driver, f"http://127.0.0.1:{proxy.port}", proxy, query, dev, PAGES_N, SOAK_SECONDS,
                            catch_up=CATCH_UP)
     assert outcome.ok, outcome.report()
