@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +24,9 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cometql.bench._soak import PAGES
+
+from ..cluster.conftest import start_node
+from ..servers import ServerProcess
 
 __all__ = ["PAGES", "TIMEOUT", "TRANSPORT_PARAMS", "Browser", "Query", "make_query", "wait_online",
            "wait_subscribed", "wait_until"]
@@ -173,3 +178,25 @@ class Browser:
                 "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
             self._network_changed = False
         self.driver.get("about:blank")
+
+
+#: The ``params`` of a fixture made with ``page_and_backend``.
+STORES = ["sqlite", "cluster"]
+
+
+@contextmanager
+def page_and_backend(request: Any, make_dir: Callable[[str], Path], *args: str,
+                     env: dict[str, str] | None = None) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """(the node the page connects to, the node the backend sends to), by the fixture's param: one
+    SQLite server for both, or two nodes on Redis, so that every message crosses the cluster's bus."""
+    if request.param == "sqlite":
+        started = [ServerProcess(make_dir("server"), extra_args=args, env=env or {}).start()]
+    else:
+        redis = request.getfixturevalue("redis")
+        started = [start_node(redis, make_dir(f"node{i}"), *args, env=env) for i in range(2)]
+    try:
+        yield started[0], started[-1]
+    finally:
+        for srv in started:
+            if srv.alive:
+                srv.stop()

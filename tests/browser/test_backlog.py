@@ -16,10 +16,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from ..cluster.conftest import start_node
-from ..redis_server import RedisServer
 from ..servers import ServerProcess
-from .helpers import PAGES, Browser, Query, wait_until
+from .helpers import PAGES, STORES, Browser, Query, page_and_backend, wait_until
 
 COUNT = 20_000
 ROWS_PER_INSERT = 250
@@ -28,22 +26,12 @@ ROWS_PER_INSERT = 250
 LIMITS = {"COMETQL_QUEUE_MAX_MESSAGES": str(COUNT), "COMETQL_QUEUE_MAX_BYTES": str(64 * 1024 * 1024)}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "cluster"])
+@pytest.fixture(scope="module", params=STORES)
 def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[ServerProcess, ServerProcess]]:
-    """(the page's node, the backend's node), with room for the backlog in a user's queue: one SQLite
-    server for both, or two nodes on Redis (the backlog is queued through one, handed out by the other)."""
-    if request.param == "sqlite":
-        started = [ServerProcess(tmp_path_factory.mktemp("cometql-backlog"), extra_args=("--base-dir", str(PAGES)),
-                                 env=LIMITS).start()]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis")
-        started = [start_node(redis, tmp_path_factory.mktemp(f"cometql-backlog-node{i}"), "--base-dir", str(PAGES),
-                              env=LIMITS) for i in range(2)]
-    yield started[0], started[-1]
-    for srv in started:
-        if srv.alive:
-            srv.stop()
+    """(the page's node, the backend's node), with room for the backlog in a user's queue."""
+    with page_and_backend(request, tmp_path_factory.mktemp, "--base-dir", str(PAGES), env=LIMITS) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,8 @@ from selenium import webdriver
 from cometql.bench._faultproxy import FaultProxy
 from cometql.bench._soak import PAGES, SERVER_ARGS, prepare, run_soak
 
-from ..cluster.conftest import start_node
-from ..redis_server import RedisServer
 from ..servers import ServerProcess
-from .helpers import make_query
+from .helpers import STORES, make_query, page_and_backend
 
 #: CI's size; the long version is `cometql bench soak` (docs/delivery.md)
 PAGES_N = int(os.environ.get("COMETQL_SOAK_PAGES", "10"))
@@ -30,19 +28,16 @@ SOAK_SECONDS = float(os.environ.get("COMETQL_SOAK_SECONDS", "30"))
 CATCH_UP = 90.0
 
 
-@pytest.fixture(params=["sqlite", "cluster"])
+@pytest.fixture(params=STORES)
 def soak_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """(the pages' node, the publishing backend's node): one SQLite server, or two nodes on Redis (every
-    message crosses the bus; Redis assigns the channel's offsets)."""
-    args = ("--base-dir", str(PAGES), *SERVER_ARGS)
-    if request.param == "sqlite":
-        started = [ServerProcess(tmp_path, extra_args=args).start()]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis")
-        started = [start_node(redis, tmp_path / f"node{i}", *args) for i in range(2)]
-    yield started[0], started[-1]
-    for srv in started:
-        srv.stop()
+    """(the pages' node, the publishing backend's node); on a cluster Redis assigns the channel's offsets."""
+
+    def make_dir(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    with page_and_backend(request, make_dir, "--base-dir", str(PAGES), *SERVER_ARGS) as pair:
+        yield pair
 
 
 def test_ten_pages_through_random_faults_get_every_message_once_in_order(

@@ -27,10 +27,18 @@ from selenium import webdriver
 
 from cometql.bench._faultproxy import FaultProxy
 
-from ..cluster.conftest import start_node
-from ..redis_server import RedisServer
 from ..servers import ServerProcess
-from .helpers import PAGES, TRANSPORT_PARAMS, Browser, Query, make_query, wait_online, wait_until
+from .helpers import (
+    PAGES,
+    STORES,
+    TRANSPORT_PARAMS,
+    Browser,
+    Query,
+    make_query,
+    page_and_backend,
+    wait_online,
+    wait_until,
+)
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 1.0
@@ -48,22 +56,11 @@ FAST = {
 }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "cluster"])
+@pytest.fixture(scope="module", params=STORES)
 def fast_servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[ServerProcess, ServerProcess]]:
-    """(the node the page connects to, the node the backend sends to): one SQLite server for both, or
-    two nodes on Redis, so that every personal message crosses the cluster's bus and its queue."""
-    if request.param == "sqlite":
-        started = [ServerProcess(tmp_path_factory.mktemp("cometql-dead"), extra_args=("--base-dir", str(PAGES)),
-                                 env=FAST).start()]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis")
-        started = [start_node(redis, tmp_path_factory.mktemp(f"cometql-dead-node{i}"), "--base-dir", str(PAGES),
-                              env=FAST) for i in range(2)]
-    yield started[0], started[-1]
-    for srv in started:
-        if srv.alive:
-            srv.stop()
+    with page_and_backend(request, tmp_path_factory.mktemp, "--base-dir", str(PAGES), env=FAST) as pair:
+        yield pair
 
 
 @pytest.fixture
