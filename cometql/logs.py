@@ -35,7 +35,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _PAIR = re.compile(r"(?i)\b(user_key|password|passwd|hash|token|secret|key)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;]+)")
 _SECRET_TABLES = re.compile(r"(?i)\b(users_auth|revoked_tokens)\b")
-#: Unrolled and possessive, as ``sql._values.SINGLE_QUOTED``: a long literal costs no regex stack.
+#: Unrolled and possessive, as ``sql._values.SINGLE_QUOTED`` (not imported: ``logs`` is a layer below ``sql``):
+#: a long literal costs no regex stack.
 _SQL_STRING = re.compile(r"'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'" + r'|"[^"\\]*+(?:(?:\\.|"")[^"\\]*+)*+"')
 #: What may stand right before / after a string literal in a statement; anything else (``'***'abc``) means
 #: the literals were paired wrongly, e.g. because the statement was itself quoted by the one who logged it.
